@@ -1,0 +1,89 @@
+"""Where and how computation runs: device, threads, determinism, and batched forward passes."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["make_deterministic", "resolve_device", "resolve_threads", "predict_logits"]
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The torch thread count to use: the given one, else every core this process may use."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def make_deterministic(seed: int, threads: int | None = None) -> int:
+    """Seed every generator, fix the thread count and ask torch for deterministic kernels.
+
+    The thread count changes floating-point reduction order, hence results, so it is fixed here and
+    returned for the run's records.
+
+    Returns
+    -------
+    int
+        The thread count in force.
+    """
+    threads = resolve_threads(threads)
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    # Needed by deterministic cuBLAS; harmless on CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+    return threads
+
+
+def resolve_device(device: str = "cpu") -> torch.device:
+    """Turn ``cpu``/``cuda``/``auto`` into a device, with a clear error when CUDA is asked for but absent."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    return torch.device(device)
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, loader, device: torch.device, *, channels_last: bool = True):
+    """Run ``model`` over a loader of ``(x, y, index, n_bad)`` batches.
+
+    Returns
+    -------
+    logits : ndarray of shape (n_good,)
+    labels : ndarray of shape (n_good,)
+    indices : ndarray of shape (n_good,)
+        Positions in the dataset of the images that decoded.
+    n_bad : int
+        Images skipped because they could not be read.
+    """
+    model.eval()
+    logits, labels, indices, n_bad = [], [], [], 0
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for x, y, idx, bad in loader:
+        n_bad += bad
+        if len(idx) == 0:
+            continue
+        logits.append(model(x.to(device, memory_format=fmt)).float().cpu())
+        labels.append(y)
+        indices.append(idx)
+    if not logits:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), n_bad
+    return (
+        torch.cat(logits).numpy(),
+        torch.cat(labels).numpy(),
+        torch.cat(indices).numpy(),
+        n_bad,
+    )

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from deepfake_detect.config import ConfigError, TrainConfig, config_from_dict, load_config
+
+
+def test_precedence_file_then_flags_then_set(tmp_path):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"epochs": 7, "lr": 0.5, "batch_size": 8}))
+    cfg = load_config(cfg_file, {"epochs": 3, "lr": None}, ["batch_size=4", "hflip=false"])
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.hflip) == (3, 0.5, 4, False)
+
+
+def test_toml_file(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_text('model = "compact-npr"\nclass_names = ["REAL", "FAKE"]\n')
+    cfg = load_config(path)
+    assert cfg.model == "compact-npr" and cfg.class_names == ("REAL", "FAKE")
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["epochz=3"], "unknown config key"),
+        (["epochs=three"], "epochs expects int"),
+        (["hflip=maybe"], "hflip expects true or false"),
+        (["optimizer=lbfgs"], "optimizer must be one of"),
+        (["lr"], "expects name=value"),
+        (["epochs=0"], "epochs must be at least 1"),
+    ],
+)
+def test_bad_values_are_rejected_with_a_clear_message(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(sets=sets)
+
+
+def test_optional_fields_accept_none_and_values():
+    cfg = load_config(sets=["image_size=96", "train_limit=none"])
+    assert cfg.image_size == 96 and cfg.train_limit is None
+
+
+def test_round_trip_through_dict():
+    cfg = TrainConfig(epochs=2, class_names=("r", "f"))
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        TrainConfig().epochs = 3  # type: ignore[misc]

@@ -1,0 +1,131 @@
+"""evaluate and the CLI contract, through the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepfake_detect.checkpoint import read_metadata
+from deepfake_detect.config import TrainConfig
+from deepfake_detect.evaluate import evaluate
+from deepfake_detect.train import train
+
+CLI = [sys.executable, "-m", "deepfake_detect"]
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_dataset, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    proc = cli(
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--model",
+        "notebook-cnn",
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--runs-dir",
+        str(runs),
+        "--image-size",
+        "32",
+        "--set",
+        "base_size=40",
+        "--set",
+        "threads=1",
+        "-q",
+    )
+    run = Path(proc.stdout.strip().splitlines()[-1])
+    assert run.is_absolute() and len(list(run.glob("*.safetensors"))) == 1
+    return run
+
+
+def test_evaluate_json_is_one_object_with_the_contract_keys(trained_run):
+    proc = cli("evaluate", str(trained_run), "--split", "test", "--json")
+    result = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert result["split"] == "test" and result["n"] == 12
+    assert set(result["threshold"]) >= {"rule", "logit", "p_fake"} and result["threshold"]["rule"] == "f1"
+    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"):
+        assert 0.0 <= result[key] <= 1.0
+    (tn, fp), (fn, tp) = result["confusion_matrix"]
+    assert tn + fp == 6 and fn + tp == 6
+    assert result["ci95"]["accuracy"][0] <= result["accuracy"] <= result["ci95"]["accuracy"][1]
+    assert {"real", "fake", "macro avg", "weighted avg"} <= set(result["classification_report"])
+    assert (trained_run / "eval_test.json").is_file() and (trained_run / "eval_test.md").is_file()
+
+
+def test_threshold_rules_are_chosen_on_validation(trained_run):
+    stored = evaluate(trained_run, split="test", progress=False)
+    strict = evaluate(trained_run, split="test", target_fpr=0.0, progress=False)
+    costly = evaluate(trained_run, split="test", cost_fp=1, cost_fn=50, progress=False)
+    assert strict["threshold"]["rule"] == "target_fpr" and costly["threshold"]["rule"] == "min_cost"
+    # A zero-FPR rule can only raise the threshold; expensive misses can only lower it.
+    assert strict["threshold"]["logit"] >= costly["threshold"]["logit"]
+    assert stored["n"] == strict["n"]
+
+
+def test_save_threshold_writes_into_the_model(trained_run, tiny_dataset, tmp_path):
+    run = train(
+        TrainConfig(
+            data=str(tiny_dataset), runs_dir=str(tmp_path), epochs=1, image_size=32, base_size=40, threads=1
+        ),
+        progress=False,
+    ).run_dir
+    before = read_metadata(run / "model.safetensors")
+    result = evaluate(run, target_fpr=0.0, save_threshold=True, progress=False)
+    after = read_metadata(run / "model.safetensors")
+    assert after["threshold_logit"] == pytest.approx(result["threshold"]["logit"])
+    assert after["threshold_rule"] == "target_fpr" and after["tensor_sha256"] == before["tensor_sha256"]
+
+
+def test_runs_list_show_compare(trained_run):
+    runs_dir = str(trained_run.parent)
+    assert trained_run.name in cli("runs", "list", "--runs-dir", runs_dir).stdout
+    shown = json.loads(cli("runs", "show", trained_run.name, "--runs-dir", runs_dir).stdout)
+    assert shown["config"]["model"] == "notebook-cnn"
+    table = cli("runs", "compare", trained_run.name, str(trained_run), "--runs-dir", runs_dir).stdout
+    assert table.count(" notebook-cnn ") == 2  # the model column, once a run
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["data", "check"],
+        ["train"],
+        ["evaluate"],
+        ["runs", "list"],
+        ["runs", "show"],
+        ["runs", "compare"],
+        ["models"],
+    ],
+)
+def test_every_help_shows_an_example(command):
+    assert "Example" in cli(*command, "--help").stdout or command == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "/no/such/folder"], "no such folder"),
+        (["train", "--data", ".", "--model", "resnet-9000"], "resnet-9000"),
+        (["train", "--set", "epochz=2"], "unknown config key"),
+        (["evaluate", "/no/such/run"], "no run folder"),
+    ],
+)
+def test_user_errors_are_one_line_not_a_traceback(args, message):
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,62 @@
+"""ONNX export parity for every registered model, with a dynamic batch axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from deepfake_detect.export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
+from deepfake_detect.models import create_model, list_models
+
+SIZE = 64
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _parity(model, path, batch_sizes=(3, 1, 5)):
+    session = onnx_session(path)
+    for batch in batch_sizes:  # differs from the export batch (2): checks the dynamic axis
+        x = torch.randn(batch, 3, SIZE, SIZE)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        out = onnx_logits(session, x.numpy())
+        assert out.shape == (batch,) and out.dtype == np.float32
+        assert np.abs(out - ref).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_onnx_parity(name, tmp_path):
+    model = create_model(name).train()  # export must switch to eval itself
+    path = export_onnx(model, tmp_path / "sub" / f"{name}.onnx", SIZE)
+    assert model.training  # and restore the caller's mode
+    _parity(model.eval(), path)
+
+
+def test_onnx_graph_contract(tmp_path):
+    path = export_onnx(create_model("notebook-cnn"), tmp_path / "m.onnx", SIZE, opset=17)
+    graph = onnx.load(str(path))
+    assert [i.name for i in graph.graph.input] == [INPUT_NAME]
+    assert [o.name for o in graph.graph.output] == [OUTPUT_NAME]
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, SIZE, SIZE]
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) == 17
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # weights inside, no side file
+
+
+def test_onnx_session_threads(tmp_path):
+    session = onnx_session(export_onnx(create_model("notebook-cnn"), tmp_path / "m.onnx", SIZE))
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+
+
+def test_dynamo_exporter(tmp_path):
+    model = create_model("notebook-cnn").eval()
+    with pytest.raises(ValueError, match="18"):
+        export_onnx(model, tmp_path / "old.onnx", SIZE, opset=17, dynamo=True)
+    path = export_onnx(model, tmp_path / "m.onnx", SIZE, opset=18, dynamo=True)
+    _parity(model, path, batch_sizes=(3, 4))

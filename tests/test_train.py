@@ -1,0 +1,150 @@
+"""Training end to end on tiny data made in code: run folder, determinism, bad images, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from conftest import make_face_dataset
+from deepfake_detect.checkpoint import read_metadata, tensor_hash
+from deepfake_detect.config import TrainConfig
+from deepfake_detect.dataset import BadImageError
+from deepfake_detect.train import train
+
+
+def tiny_config(data: Path, runs: Path, **changes) -> TrainConfig:
+    base = dict(
+        data=str(data),
+        runs_dir=str(runs),
+        model="notebook-cnn",
+        epochs=2,
+        batch_size=8,
+        image_size=32,
+        base_size=40,
+        threads=1,
+        lr=1e-3,
+    )
+    return TrainConfig(**{**base, **changes})
+
+
+def test_run_folder_holds_everything(tiny_dataset, tmp_path):
+    result = train(tiny_config(tiny_dataset, tmp_path), progress=False)
+    run = result.run_dir
+    for name in ("config.json", "environment.json", "history.csv", "metrics.json", "model.safetensors"):
+        assert (run / name).is_file(), name
+    meta = read_metadata(run / "model.safetensors")
+    for key in (
+        "model",
+        "input_size",
+        "preprocess",
+        "class_names",
+        "threshold_logit",
+        "temperature",
+        "config",
+        "data_fingerprint",
+        "code_version",
+        "tensor_sha256",
+    ):
+        assert key in meta, key
+    assert meta["preprocess"]["size"] == 32 and meta["temperature"] > 0
+    with open(run / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"val_accuracy", "val_precision", "val_recall", "val_f1", "val_roc_auc", "val_loss"} <= set(
+        rows[0]
+    )
+    env = json.loads((run / "environment.json").read_text())
+    assert env["torch_threads"] == 1 and env["cpu"] and env["packages"]["torch"].startswith("2.13.0")
+    index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
+    assert index[-1]["id"] == run.name and index[-1]["data_fingerprint"] == meta["data_fingerprint"]
+
+
+def test_two_runs_are_bit_identical(tiny_dataset, tmp_path):
+    """Same config on the same machine: same tensor hash, same metrics; worker count does not matter."""
+    runs = [
+        train(tiny_config(tiny_dataset, tmp_path / "a", num_workers=0), progress=False),
+        train(tiny_config(tiny_dataset, tmp_path / "b", num_workers=0), progress=False),
+        train(tiny_config(tiny_dataset, tmp_path / "c", num_workers=2), progress=False),
+    ]
+    hashes = {tensor_hash(load_file(r.run_dir / "model.safetensors")) for r in runs}
+    assert len(hashes) == 1
+    assert runs[0].metrics["val"] == runs[1].metrics["val"] == runs[2].metrics["val"]
+    assert runs[0].metrics["threshold_logit"] == runs[1].metrics["threshold_logit"]
+    different = train(tiny_config(tiny_dataset, tmp_path / "d", seed=7), progress=False)
+    assert tensor_hash(load_file(different.run_dir / "model.safetensors")) not in hashes
+
+
+def _with_bad_files(tmp_path: Path) -> Path:
+    data = make_face_dataset(tmp_path / "bad", per_class=(6, 4, 4))
+    (data / "train" / "fake" / "zero.png").write_bytes(b"")
+    (data / "train" / "real" / "text.jpg").write_text("not an image")
+    good = (data / "train" / "real" / "train_real_000.png").read_bytes()
+    (data / "train" / "real" / "truncated.png").write_bytes(good[: len(good) // 2])
+    return data
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    data = _with_bad_files(tmp_path)
+    result = train(tiny_config(data, tmp_path / "runs", epochs=1), progress=False)
+    assert result.metrics["bad_images"] == 3
+
+
+def test_strict_fails_on_unreadable_image(tmp_path):
+    data = _with_bad_files(tmp_path)
+    with pytest.raises(BadImageError, match="cannot read image"):
+        train(tiny_config(data, tmp_path / "runs", epochs=1, strict=True), progress=False)
+
+
+def test_cache_gives_the_same_weights(tiny_dataset, tmp_path):
+    plain = train(tiny_config(tiny_dataset, tmp_path / "a", epochs=1), progress=False)
+    cached = train(
+        tiny_config(tiny_dataset, tmp_path / "b", epochs=1, cache=True, cache_dir=str(tmp_path / "c")),
+        progress=False,
+    )
+    assert list((tmp_path / "c").glob("decoded-*"))
+    assert plain.metrics["tensor_sha256"] == cached.metrics["tensor_sha256"]
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    data = make_face_dataset(tmp_path / "d", per_class=(40, 8, 8))
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepfake_detect",
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        "200",
+        "--image-size",
+        "32",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "base_size=40",
+        "--set",
+        "threads=1",
+        "--set",
+        "patience=200",
+        "-q",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/history.csv")):
+        time.sleep(0.2)
+    assert list((tmp_path / "runs").glob("*/history.csv")), "training never finished an epoch"
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    run = Path(out.strip().splitlines()[-1])
+    assert (run / "model.safetensors").is_file()
+    assert json.loads((run / "metrics.json").read_text())["interrupted"] is True
