@@ -158,15 +158,13 @@ def evaluate(
         float | None, typer.Option(help="Keep the false-positive rate at or under this.")
     ] = None,
     prior: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help=(
-                "Expected share of fakes where the model is used. p_fake is calibrated on validation, "
-                "which is 50% "
-                "fake; if fakes are rarer (say 1%), the same logit means a much lower probability."
-            )
+            help="Expected share of fakes where the model is used (default: validation's, 50% for 140k). "
+            "p_fake is calibrated on validation; if fakes are rarer, say 1%, the same logit means a much "
+            "lower probability: p 0.9 at 50% becomes 0.083 at 1%."
         ),
-    ] = 0.5,
+    ] = None,
     save_threshold: Annotated[bool, typer.Option(help="Store the chosen threshold in the model.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     runs_dir: RunsDir = Path("runs"),

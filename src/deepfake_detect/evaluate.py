@@ -50,7 +50,7 @@ def choose_threshold(
     cost_fp: float | None = None,
     cost_fn: float | None = None,
     target_fpr: float | None = None,
-    prior: float = 0.5,
+    prior: float | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Pick the threshold rule: cost when costs are given, FPR when a target is given, else the stored one.
@@ -121,7 +121,7 @@ def evaluate(
     cost_fp: float | None = None,
     cost_fn: float | None = None,
     target_fpr: float | None = None,
-    prior: float = 0.5,
+    prior: float | None = None,
     save_threshold: bool = False,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -142,8 +142,9 @@ def evaluate(
         Use the minimum-expected-cost threshold on validation for these error costs.
     target_fpr : float, optional
         Use the validation threshold that keeps the false-positive rate at or under this.
-    prior : float
-        Expected share of fakes, used for ``p_fake`` and the cost rule.
+    prior : float, optional
+        Expected share of fakes where the model is used, for ``p_fake`` and the cost rule; ``None`` keeps the
+        validation split's share. Calibration metrics are always judged at the validation share.
     save_threshold : bool
         Write the chosen rule's threshold into the run's checkpoint.
     n_resamples, seed : int
@@ -161,7 +162,8 @@ def evaluate(
         det, root, cost_fp=cost_fp, cost_fn=cost_fn, target_fpr=target_fpr, prior=prior, progress=progress
     )
     samples, preds = _scores(det, root, split, progress)
-    p_cal = det.p_fake(preds.logits, prior=prior)
+    p_cal = det.p_fake(preds.logits)  # at the calibration base rate, the rate calibration is judged at
+    p_prior = det.p_fake(preds.logits, prior=prior)
     result = {
         "split": split,
         "n": int(len(preds.logits)),
@@ -176,7 +178,12 @@ def evaluate(
             seed,
         ),
         "expected_cost": metrics.expected_cost(
-            preds.labels, preds.logits, threshold["logit"], cost_fp=cost_fp or 1.0, cost_fn=cost_fn or 1.0
+            preds.labels,
+            preds.logits,
+            threshold["logit"],
+            cost_fp=cost_fp or 1.0,
+            cost_fn=cost_fn or 1.0,
+            prior=prior,
         ),
         "n_unreadable": preds.n_unreadable,
         "prior": prior,
@@ -185,7 +192,7 @@ def evaluate(
     }
     write_json(run_dir / f"eval_{split}.json", result)
     (run_dir / f"eval_{split}.md").write_text(format_markdown(result, run_dir.name))
-    _write_scores(run_dir / f"scores_{split}.csv", root, samples, preds, p_cal, threshold["logit"])
+    _write_scores(run_dir / f"scores_{split}.csv", root, samples, preds, p_prior, threshold["logit"])
     if save_threshold:
         _save_threshold(run_dir / MODEL_FILE, threshold)
     return result

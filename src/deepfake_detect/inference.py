@@ -69,9 +69,14 @@ class Detector:
     def temperature(self) -> float:
         return float(self.metadata["temperature"])
 
-    def p_fake(self, logits: np.ndarray, prior: float = 0.5) -> np.ndarray:
-        """Calibrated probability of "fake" for raw logits, given the expected share of fakes ``prior``."""
+    def p_fake(self, logits: np.ndarray, prior: float | None = None) -> np.ndarray:
+        """Calibrated probability of "fake" for raw logits.
+
+        ``prior`` is the share of fakes expected where the detector is used; ``None`` keeps the share of the
+        validation split the calibration was fitted on (50% for the 140k data set).
+        """
         base_rate = float(self.metadata.get("base_rate", 0.5))
+        prior = base_rate if prior is None else prior
         return calibrate.calibrated_p_fake(
             np.asarray(logits), self.temperature, prior=prior, base_rate=base_rate
         )

@@ -8,17 +8,20 @@ Conventions used throughout:
 * the confusion matrix is ``[[tn, fp], [fn, tp]]``;
 * ``*_score`` is higher-is-better, ``*_error`` / ``*_loss`` / ``*_cost`` lower-is-better.
 
-Everything here is a pure function. scikit-learn is used wherever it has the metric;
-the threshold searches, calibration error and stratified bootstrap are written here
-because scikit-learn lacks them.
+Everything here is a pure function. scikit-learn supplies the classification report and
+Brier score; the threshold searches, calibration error and stratified bootstrap are written
+here because scikit-learn lacks them. :func:`binary_metrics` counts with numpy (and ranks for
+ROC AUC) because it runs thousands of times inside bootstraps, where scikit-learn's per-call
+validation dominates; the tests check it against scikit-learn.
 
 Threshold placement
 -------------------
 Every threshold search returns a logit placed *midway* between the lowest score
 that is flagged and the next lower distinct score (or 1.0 logit beyond the
 extreme score when there is no neighbour). The verdicts on the data the search
-saw are thus exactly those of the optimum, and tiny numeric noise on a re-run
-(another BLAS, float32 vs float64) cannot flip the boundary image.
+saw are exactly those of the optimum, and numeric noise on a re-run (another BLAS,
+float32 vs float64) smaller than half the gap to the neighbouring score cannot flip
+the boundary image.
 """
 
 from __future__ import annotations

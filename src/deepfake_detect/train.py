@@ -195,7 +195,8 @@ def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str,
         "temperature": float(temperature),
         "threshold_logit": float(threshold),
         "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
-        "base_rate": float(labels.mean()),
+        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
+        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
         "val": metrics.binary_metrics(labels, logits, threshold),
         "val_calibration": {
             "ece_before": metrics.expected_calibration_error(labels, p_raw),
