@@ -148,3 +148,42 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     run = Path(out.strip().splitlines()[-1])
     assert (run / "model.safetensors").is_file()
     assert json.loads((run / "metrics.json").read_text())["interrupted"] is True
+
+
+def test_quality_options_train_and_are_recorded(tiny_dataset, tmp_path):
+    """EMA, mirror test-time averaging, degradations and a cosine schedule with warm-up run together."""
+    cfg = tiny_config(
+        tiny_dataset,
+        tmp_path,
+        ema_decay=0.9,
+        tta_flip=True,
+        aug_jpeg_p=0.5,
+        aug_blur_p=0.5,
+        aug_rescale_p=0.5,
+        aug_color_p=0.5,
+        schedule="cosine",
+        warmup_epochs=0.5,
+        optimizer="adamw",
+    )
+    first = train(cfg, progress=False)
+    meta = read_metadata(first.run_dir / "model.safetensors")
+    assert meta["tta_flip"] is True and meta["config"]["ema_decay"] == 0.9
+    again = train(cfg.replace(runs_dir=str(tmp_path / "again")), progress=False)
+    assert again.metrics["tensor_sha256"] == first.metrics["tensor_sha256"]
+
+
+def test_init_starts_from_existing_weights(tiny_dataset, tmp_path):
+    base = train(tiny_config(tiny_dataset, tmp_path / "base", epochs=1), progress=False)
+    tuned = train(
+        tiny_config(tiny_dataset, tmp_path / "tuned", epochs=1, init=str(base.run_dir)), progress=False
+    )
+    fresh = train(tiny_config(tiny_dataset, tmp_path / "fresh", epochs=1, seed=42), progress=False)
+    assert tuned.metrics["tensor_sha256"] not in (
+        base.metrics["tensor_sha256"],
+        fresh.metrics["tensor_sha256"],
+    )
+    with pytest.raises(ValueError, match="compact-npr"):
+        train(
+            tiny_config(tiny_dataset, tmp_path / "x", model="compact-npr", init=str(base.run_dir)),
+            progress=False,
+        )

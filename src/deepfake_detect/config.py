@@ -58,6 +58,14 @@ class TrainConfig:
         Let Pillow decode JPEGs at a reduced scale when the target is smaller than the source.
     hflip : bool
         Random horizontal flips during training.
+    aug_jpeg_p, aug_blur_p, aug_rescale_p, aug_color_p : float
+        Probabilities of seeded JPEG re-compression (quality 30-95), Gaussian blur (sigma 0.2-1.5 px),
+        down- and up-scaling (x0.5-0.9) and colour jitter during training; 0 turns a step off.
+    ema_decay : float
+        Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
+        save the average; 0 turns it off.
+    tta_flip : bool
+        Average the logits of each image and its mirror image at validation and inference.
     seed : int
         Seeds Python, NumPy, torch, the data order and every augmentation.
     threads : int or None
@@ -107,6 +115,12 @@ class TrainConfig:
     base_size: int = 256
     draft: bool = True
     hflip: bool = True
+    aug_jpeg_p: float = 0.0
+    aug_blur_p: float = 0.0
+    aug_rescale_p: float = 0.0
+    aug_color_p: float = 0.0
+    ema_decay: float = 0.0
+    tta_flip: bool = False
     seed: int = 42
     threads: int | None = None
     num_workers: int = 0
@@ -134,6 +148,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "base_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("aug_jpeg_p", "aug_blur_p", "aug_rescale_p", "aug_color_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if len(self.class_names) != 2 or self.class_names[0] == self.class_names[1]:

@@ -108,9 +108,13 @@ class FaceDataset(Dataset):
         Read decoded pixels from here instead of the JPEG files.
     strict : bool
         Raise :class:`BadImageError` on an unreadable image instead of yielding None.
+    degrade : Degradations, optional
+        Extra seeded training augmentations (JPEG, blur, rescale, colour).
     """
 
-    def __init__(self, samples, preprocess, *, train=False, seed=0, hflip=True, cache=None, strict=False):
+    def __init__(
+        self, samples, preprocess, *, train=False, seed=0, hflip=True, cache=None, strict=False, degrade=None
+    ):
         self.samples = list(samples)
         self.preprocess = preprocess
         self.train = train
@@ -118,6 +122,7 @@ class FaceDataset(Dataset):
         self.hflip = hflip
         self.cache = cache
         self.strict = strict
+        self.degrade = degrade
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -147,7 +152,7 @@ class FaceDataset(Dataset):
             return None
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            view = self.preprocess.augment(stored, rng, hflip=self.hflip)
+            view = self.preprocess.augment(stored, rng, hflip=self.hflip, degrade=self.degrade)
         else:
             view = self.preprocess.finish(stored)
         x = normalize(view, self.preprocess.mean, self.preprocess.std)[0]

@@ -57,8 +57,8 @@ def resolve_device(device: str = "cpu") -> torch.device:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, loader, device: torch.device, *, channels_last: bool = True):
-    """Run ``model`` over a loader of ``(x, y, index, n_bad)`` batches.
+def predict_logits(model, loader, device, *, channels_last: bool = True, tta_flip: bool = False):
+    """Run ``model`` over a loader of ``(x, y, index, n_bad)`` batches (optionally mirror-averaged).
 
     Returns
     -------
@@ -76,7 +76,11 @@ def predict_logits(model: torch.nn.Module, loader, device: torch.device, *, chan
         n_bad += bad
         if len(idx) == 0:
             continue
-        logits.append(model(x.to(device, memory_format=fmt)).float().cpu())
+        x = x.to(device, memory_format=fmt)
+        out = model(x)
+        if tta_flip:  # mirror-image test-time augmentation: average the two views' logits
+            out = 0.5 * (out + model(x.flip(3)))
+        logits.append(out.float().cpu())
         labels.append(y)
         indices.append(idx)
     if not logits:

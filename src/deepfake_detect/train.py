@@ -6,6 +6,7 @@ split is never opened here.
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
@@ -21,14 +22,14 @@ from tqdm import tqdm
 
 from . import calibrate, metrics
 from .checkpoint import load_checkpoint, resolve_weights, save_checkpoint
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .data import fingerprint_dataset as _fingerprint
 from .data import list_split, resolve_data_root
 from .dataset import DecodedCache, FaceDataset, make_loader
 from .models import create_model, get_model_cfg
 from .runs import MODEL_FILE, append_index, code_version, environment_info, new_run_dir, write_json
 from .runtime import make_deterministic, predict_logits, resolve_device
-from .transforms import Preprocess
+from .transforms import Degradations, Preprocess
 
 __all__ = ["train", "TrainResult", "preprocess_for"]
 
@@ -87,7 +88,12 @@ def _datasets(cfg: TrainConfig, preprocess: Preprocess, root: Path, fingerprint:
             caches[split] = DecodedCache(samples, preprocess, cfg.cache_dir, key=f"{fingerprint}/{split}")
             caches[split].build(progress=progress)
     common = dict(seed=cfg.seed, hflip=cfg.hflip, strict=cfg.strict)
-    train_ds = FaceDataset(splits["train"], preprocess, train=True, cache=caches.get("train"), **common)
+    degrade = Degradations(
+        jpeg_p=cfg.aug_jpeg_p, blur_p=cfg.aug_blur_p, rescale_p=cfg.aug_rescale_p, color_p=cfg.aug_color_p
+    )
+    train_ds = FaceDataset(
+        splits["train"], preprocess, train=True, cache=caches.get("train"), degrade=degrade, **common
+    )
     val_ds = FaceDataset(splits["valid"], preprocess, train=False, cache=caches.get("valid"), **common)
     return train_ds, val_ds
 
@@ -118,6 +124,23 @@ def _step_schedule(cfg: TrainConfig, optimizer, steps_per_epoch: int):
     return None
 
 
+class WeightAverage:
+    """Exponential moving average of a model's weights (buffers are copied), updated after each step."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for averaged, current in zip(self.module.parameters(), model.parameters(), strict=True):
+            averaged.lerp_(current, 1.0 - self.decay)
+        for averaged, current in zip(self.module.buffers(), model.buffers(), strict=True):
+            averaged.copy_(current)
+
+
 class EarlyStopping:
     """Track the best epoch of a validation metric and say when patience runs out."""
 
@@ -142,7 +165,9 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
-def train_one_epoch(model, loader, optimizer, schedule, device, *, channels_last=True, progress=True):
+def train_one_epoch(
+    model, loader, optimizer, schedule, device, *, channels_last=True, progress=True, ema=None
+):
     """One pass over the training loader; returns loss, accuracy, AUC, img/s and bad-image count."""
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -160,6 +185,8 @@ def train_one_epoch(model, loader, optimizer, schedule, device, *, channels_last
         optimizer.step()
         if schedule is not None:
             schedule.step()
+        if ema is not None:
+            ema.update(model)
         seen += len(idx)
         losses.append(loss.item() * len(idx))
         logits_all.append(logits.detach().float().cpu())
@@ -177,9 +204,11 @@ def train_one_epoch(model, loader, optimizer, schedule, device, *, channels_last
     }
 
 
-def validate(model, loader, device, *, channels_last=True) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+def validate(model, loader, device, *, channels_last=True, tta_flip=False):
     """Validation metrics at logit 0 plus the raw logits and labels."""
-    logits, labels, _, _ = predict_logits(model, loader, device, channels_last=channels_last)
+    logits, labels, _, _ = predict_logits(
+        model, loader, device, channels_last=channels_last, tta_flip=tta_flip
+    )
     stats = metrics.binary_metrics(labels, logits, 0.0)
     stats["loss"] = metrics.log_loss_from_logits(labels, logits)
     return stats, logits, labels
@@ -220,7 +249,7 @@ def _initial_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
     if cfg.init is not None:
         state, meta = load_checkpoint(resolve_weights(cfg.init, cfg.runs_dir))
         if meta["model"] != cfg.model:
-            raise ValueError(f"--init weights are a {meta['model']!r} model but --model is {cfg.model!r}")
+            raise ConfigError(f"--init weights are a {meta['model']!r} model but --model is {cfg.model!r}")
         model.load_state_dict(state)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     return model.to(device, memory_format=memory_format)
@@ -236,6 +265,7 @@ def _finish_run(cfg, run_dir, model, preprocess, fingerprint, summary, *, interr
         "class_names": list(cfg.class_names),
         "threshold_logit": summary["threshold_logit"],
         "threshold_rule": "f1",
+        "tta_flip": cfg.tta_flip,
         "temperature": summary["temperature"],
         "base_rate": summary["base_rate"],
         "config": cfg.to_dict(),
@@ -312,6 +342,9 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         else None
     )
     stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    judged = ema.module if ema is not None else model  # the weights that are validated and saved
+    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
 
     run_dir = new_run_dir(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
     write_json(
@@ -336,15 +369,16 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
                 device,
                 channels_last=cfg.channels_last,
                 progress=progress,
+                ema=ema,
             )
-            val_stats, _, _ = validate(model, val_loader, device, channels_last=cfg.channels_last)
+            val_stats, _, _ = validate(judged, val_loader, device, **views)
             row.update({"epoch": epoch + 1, "lr": lr, "epoch_seconds": time.perf_counter() - epoch_start})
             row.update({f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"})
             history.append(row)
             _write_history(run_dir / "history.csv", history)
             log.info(_epoch_line(row, cfg.epochs))
             if stopper.update(val_stats[cfg.monitor], epoch + 1):
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
             if plateau is not None:
                 plateau.step(val_stats[cfg.monitor])
             if stopper.should_stop:
@@ -355,8 +389,8 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         log.warning("interrupted: saving the best weights so far and exiting")
 
     if best_state is not None:
-        model.load_state_dict(best_state)
-    _, val_logits, val_labels = validate(model, val_loader, device, channels_last=cfg.channels_last)
+        judged.load_state_dict(best_state)
+    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
     summary = calibrate_on_validation(val_logits, val_labels)
     summary.update(
         {
@@ -369,7 +403,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
             "threads": threads,
         }
     )
-    summary = _finish_run(cfg, run_dir, model, preprocess, fingerprint, summary, interrupted=interrupted)
+    summary = _finish_run(cfg, run_dir, judged, preprocess, fingerprint, summary, interrupted=interrupted)
     return TrainResult(run_dir=run_dir, metrics=summary, interrupted=interrupted)
 
 

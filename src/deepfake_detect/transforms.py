@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-__all__ = ["Preprocess", "load_image", "normalize", "MAX_IMAGE_PIXELS"]
+__all__ = ["Preprocess", "Degradations", "load_image", "normalize", "MAX_IMAGE_PIXELS"]
 
 # Decompression bombs: refuse images above 90 megapixels (a 12,000 x 7,500 photo still passes). Checked here
 # rather than by changing Pillow's global, so importing this package leaves Pillow as it was.
@@ -95,14 +95,22 @@ class Preprocess:
         """Evaluation view of a stored image: centre crop (``crop`` mode) or as is."""
         return _crop(stored, self.size, *_centre(stored.shape[0], self.size))
 
-    def augment(self, stored: np.ndarray, rng: np.random.Generator, *, hflip: bool = True) -> np.ndarray:
-        """Training view of a stored image: a random crop (``crop`` mode) and an optional random flip."""
+    def augment(
+        self,
+        stored: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        hflip: bool = True,
+        degrade: Degradations | None = None,
+    ) -> np.ndarray:
+        """Training view of a stored image: a random crop (``crop`` mode), an optional random flip, then
+        the optional seeded ``degrade`` steps (which draw from ``rng`` only when enabled)."""
         limit = stored.shape[0] - self.size
         top, left = (int(rng.integers(0, limit + 1)), int(rng.integers(0, limit + 1))) if limit else (0, 0)
         out = _crop(stored, self.size, top, left)
         if hflip and rng.random() < 0.5:
             out = out[:, ::-1]
-        return out
+        return degrade.apply(out, rng) if degrade is not None and degrade.enabled else out
 
     def load(self, source: str | Path | bytes | Image.Image) -> np.ndarray:
         """Decode a file (or take an image) and return its stored uint8 array."""
@@ -110,6 +118,60 @@ class Preprocess:
             source if isinstance(source, Image.Image) else load_image(source, self.stored_size, self.draft)
         )
         return self.prepare(_to_rgb(ImageOps.exif_transpose(image)))
+
+
+@dataclass(frozen=True)
+class Degradations:
+    """Seeded training augmentations that mimic what photos go through online.
+
+    Each step happens with its probability; a probability of 0 draws nothing from the random generator, so
+    turning these on never changes the draws of a config that leaves them off.
+
+    Parameters
+    ----------
+    jpeg_p : float
+        Probability of re-compressing as JPEG at a quality drawn from ``jpeg_quality``.
+    blur_p : float
+        Probability of a Gaussian blur with sigma drawn from ``blur_sigma`` (pixels).
+    rescale_p : float
+        Probability of downscaling by a factor drawn from ``rescale`` and scaling back up.
+    color_p : float
+        Probability of brightness, contrast and saturation jitter of up to ``color_strength``.
+    """
+
+    jpeg_p: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.2, 1.5)
+    rescale_p: float = 0.0
+    rescale: tuple[float, float] = (0.5, 0.9)
+    color_p: float = 0.0
+    color_strength: float = 0.2
+
+    @property
+    def enabled(self) -> bool:
+        return any(p > 0 for p in (self.jpeg_p, self.blur_p, self.rescale_p, self.color_p))
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Apply the enabled steps to a uint8 ``(H, W, 3)`` array."""
+        pil = Image.fromarray(np.ascontiguousarray(image))
+        if self.rescale_p and rng.random() < self.rescale_p:
+            factor = rng.uniform(*self.rescale)
+            small = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
+            bilinear = Image.Resampling.BILINEAR
+            pil = pil.resize(small, bilinear).resize(image.shape[1::-1], bilinear)
+        if self.blur_p and rng.random() < self.blur_p:
+            pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(*self.blur_sigma))))
+        if self.color_p and rng.random() < self.color_p:
+            for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+                pil = enhancer(pil).enhance(1.0 + rng.uniform(-self.color_strength, self.color_strength))
+        if self.jpeg_p and rng.random() < self.jpeg_p:
+            buffer = io.BytesIO()
+            low, high = self.jpeg_quality
+            pil.save(buffer, "JPEG", quality=int(rng.integers(low, high + 1)))
+            pil = Image.open(buffer)
+            pil.load()
+        return np.asarray(pil, dtype=np.uint8)
 
 
 def _centre(side: int, size: int) -> tuple[int, int]:
