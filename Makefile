@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)

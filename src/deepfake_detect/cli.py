@@ -41,6 +41,23 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
+@data_app.command("download", epilog=_example("deepfake-detect data download --dest ~/data"))
+def data_download(
+    dest: Annotated[
+        Path | None,
+        typer.Option(help="Folder to download into; default: kagglehub's cache (~/.cache/kagglehub)."),
+    ] = None,
+) -> None:
+    """Download Kaggle's "140k Real and Fake Faces" (about 4 GB; needs `pip install kagglehub`) and check it.
+
+    Prints the data folder to pass as --data. Kaggle credentials: ~/.kaggle/kaggle.json or KAGGLE_USERNAME and
+    KAGGLE_KEY.
+    """
+    from .download import download_dataset
+
+    _out(str(download_dataset(dest)))
+
+
 @data_app.command("check", epilog=_example("deepfake-detect data check ~/data/real_vs_fake"))
 def data_check(
     directory: Annotated[
@@ -96,6 +113,13 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any config field: name=value (repeatable).")
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Continue a killed or interrupted run (folder or id) from its checkpoint."),
+    ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Data-parallel processes (gloo on CPU, NCCL on GPUs); --batch-size is global.")
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model and write a run folder; its absolute path is the last line on stdout.
@@ -120,8 +144,20 @@ def train(
         cache_dir=cache_dir,
         strict=strict,
     )
-    cfg = load_config(config, flags, set_)
-    result = run_training(cfg, progress=not quiet)
+    if resume is not None:  # the run's own config; flags may only change what does not alter results
+        from .resume import resume_config
+
+        resume, cfg = resume_config(resume, runs_dir=runs_dir or "runs", file=config, flags=flags, sets=set_)
+    else:
+        cfg = load_config(config, flags, set_)
+    if nproc > 1:
+        from .distributed import launch
+
+        result = launch(cfg, nproc, progress=not quiet, resume=resume)
+    else:
+        result = run_training(cfg, progress=not quiet, resume=resume)
+    if result.rank:  # under torchrun every rank runs this command; rank 0 reports
+        return
     val = result.metrics["val"]
     _out(
         json.dumps(
@@ -229,16 +265,28 @@ def runs_show(
     _out(json.dumps(run_summary(resolve_run(run, runs_dir)), indent=2))
 
 
-@runs_app.command("compare", epilog=_example("deepfake-detect runs compare RUN_A RUN_B"))
+@runs_app.command(
+    "compare",
+    epilog=_example(
+        "deepfake-detect runs compare RUN_A RUN_B", "deepfake-detect runs compare RUN_A RUN_B --plot roc.png"
+    ),
+)
 def runs_compare(
     runs: Annotated[list[str], typer.Argument(help="Two or more run folders or ids.")],
     split: Annotated[str, typer.Option(help="Evaluation split to compare when present.")] = "test",
+    plot: Annotated[
+        Path | None, typer.Option(help="Also save the runs' ROC curves on --split, overlaid, to this PNG.")
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """A table of the runs' models, validation metrics and evaluation metrics, side by side."""
     from .runs import resolve_run, run_summary
     from .tables import print_table
 
+    if plot is not None:  # first: it evaluates runs that have no scores yet, which the table then shows
+        from .report import compare_roc
+
+        sys.stderr.write(f"ROC curves: {compare_roc(runs, plot, split=split, runs_dir=runs_dir)}\n")
     summaries = [run_summary(resolve_run(r, runs_dir)) for r in runs]
     names = ["model", "epochs", "val AUC", "val acc", f"{split} AUC", f"{split} acc", f"{split} F1"]
     rows = []
@@ -281,11 +329,287 @@ def models_list() -> None:
     print_table(["model", "input", "mode", "params", "MMACs", "description"], rows, title="models")
 
 
+@app.command(
+    epilog=_example(
+        "deepfake-detect scan holiday.jpg photos/ --report scan.html",
+        "find /photos -name '*.jpg' | deepfake-detect scan - --json --output scan.jsonl --resume",
+        "deepfake-detect scan ../shared/data/faces140k/test --no-detect --csv --model RUN",
+    )
+)
+def scan(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images, videos, folders (recursive, sorted), globs, or - for paths on stdin."),
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="default, a run folder or id, a .safetensors or an .onnx file.")
+    ] = "default",
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="Find faces (Haar cascade). --no-detect: each image is already a face crop, like the 140k data.",
+        ),
+    ] = True,
+    fallback_whole_image: Annotated[
+        bool, typer.Option(help="Score the whole image when no face is found (default: no verdict).")
+    ] = False,
+    threshold: Annotated[
+        float | None, typer.Option(help="Decision threshold as a p_fake in (0, 1); default: the model's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object a file.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row a face.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Write results to this file instead of stdout.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Append to --output and skip the paths already in it.")
+    ] = False,
+    paths_from: Annotated[
+        Path | None, typer.Option(help="Text file of paths (one a line) or CSV (its path column).")
+    ] = None,
+    explain: Annotated[
+        Path | None, typer.Option(help="Folder for a Grad-CAM overlay PNG a face (needs torch weights).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    fps: Annotated[float, typer.Option(help="Video frames sampled a second.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Faces a forward pass.")] = 32,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding processes (0: none); default: the cores, at most 4.")
+    ] = None,
+    prior: Annotated[
+        float | None,
+        typer.Option(help="Expected share of fakes, for p_fake (default: validation's, 50% for 140k)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime when it works, else torch), onnx or torch.")
+    ] = "auto",
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Find the faces in photos and videos and judge each one: a real photo or a GAN-generated face.
+
+    The model judges whole GAN-made faces (StyleGAN-like), **not face swaps** or edits of real photos.
+    Each face is cropped like the training faces and scored on its own; **a photo's verdict is that of
+    its face with the highest p_fake**. No face found: no verdict and a note (not an error). A video
+    (.mp4 .webm .mov ...) is sampled at --fps; its score is the mean p_fake of its top-3 faces.
+
+    Exit codes: 0 every file was read (whatever the verdicts), 1 some files could not be read, 2 usage error.
+    """
+    from .explain import ExplainError
+    from .scan import ScanError
+    from .scan_report import scan_paths
+
+    try:
+        if as_json and as_csv:
+            raise ScanError("choose one of --json and --csv")
+        summary = scan_paths(
+            paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
+            threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
+            resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
+            batch_size=batch_size, workers=workers, prior=prior, backend=backend, runs_dir=runs_dir,
+            progress=not quiet,
+        )  # fmt: skip
+    except (ScanError, ExplainError) as err:
+        sys.stderr.write(f"error: {err}\n")
+        raise typer.Exit(2) from None
+    if not quiet:
+        sys.stderr.write(summary.format_text() + "\n")
+    raise typer.Exit(1 if summary.n_failed else 0)
+
+
+@app.command(
+    "export",
+    epilog=_example(
+        "deepfake-detect export runs/20261125-101500-notebook-cnn-s42 --format onnx",
+        "deepfake-detect export RUN --output model.onnx --quantize",
+    ),
+)
+def export_command(
+    run: Annotated[str, typer.Argument(help="Run folder, run id, default or a .safetensors file.")],
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    output: Annotated[Path | None, typer.Option(help="Destination; default model.onnx in the run.")] = None,
+    quantize: Annotated[
+        bool, typer.Option(help="Also write an int8 model (static QDQ, calibrated on real images).")
+    ] = False,
+    data: Annotated[Path | None, typer.Option(help="Data set for parity/calibration images.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Export a model to ONNX with its metadata (model.onnx.json) and check it against torch.
+
+    Prints the largest |ONNX - torch| logit difference on real images (the run's validation split);
+    fails (exit 1) above 1e-4. `scan --model model.onnx` then runs without torch weights.
+    """
+    from .export import ExportError, export_run
+
+    try:
+        result = export_run(
+            run, format=format, output=output, quantize=quantize, data=data, runs_dir=runs_dir
+        )
+    except ExportError as err:
+        sys.stderr.write(f"error: {err}\n")
+        raise typer.Exit(1 if "differ" in str(err) else 2) from None
+    _out(f"wrote {result['onnx']} and {result['metadata']}")
+    _out(f"max |onnx - torch| logit difference: {result['max_abs_diff']:.2e} on {result['parity_images']}")
+    if "int8" in result:
+        q = result["int8"]
+        _out(
+            f"wrote {q['onnx']}: max |int8 - float| logit {q['max_abs_diff_vs_float']:.3f}, "
+            f"verdict agreement {q['verdict_agreement']:.1%} (calibrated on {q['calibration_images']})"
+        )
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect robustness runs/s4-128-e8 --data ../shared/data/faces140k",
+        "deepfake-detect robustness RUN --limit-per-class 20 --json",
+    )
+)
+def robustness(
+    run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
+    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one the run used.")] = None,
+    split: Annotated[str, typer.Option(help="Split to perturb and score.")] = "test",
+    limit_per_class: Annotated[
+        int | None, typer.Option(help="At most this many images a class, of the split and of validation.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    workers: Annotated[
+        int | None, typer.Option(help="Threads decoding and perturbing; default: every core.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads; 1 is faster on cores busy with other jobs.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the per-image noise.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Score a split under JPEG, downscaling, blur, noise, crops, brightness and contrast; write
+    robustness.json and plots/robustness.png in the run folder.
+
+    Each perturbation is applied to the decoded photo before the model's preprocessing. Accuracy uses the
+    stored threshold; recall uses the threshold giving 1% FPR on the clean validation reals.
+    """
+    from .robustness import format_markdown
+    from .robustness import robustness as run_robustness
+
+    result = run_robustness(
+        run,
+        data,
+        split=split,
+        limit_per_class=limit_per_class,
+        batch_size=batch_size,
+        workers=workers,
+        threads=threads,
+        seed=seed,
+        runs_dir=runs_dir,
+        progress=not quiet and not as_json,
+    )
+    _out(json.dumps(result) if as_json else format_markdown(result, str(run)))
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect report runs/20261125-101500-notebook-cnn-s42",
+        "deepfake-detect report RUN --split valid --cost-fp 1 --cost-fn 5",
+    )
+)
+def report(
+    run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
+    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one evaluated.")] = None,
+    split: Annotated[str, typer.Option(help="Evaluated split to report on.")] = "test",
+    cost_fp: Annotated[
+        float | None, typer.Option(help="Cost of calling a real photo fake, for the cost curve (default 1).")
+    ] = None,
+    cost_fn: Annotated[float | None, typer.Option(help="Cost of missing a fake (default 1).")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Write a self-contained report.html (and plots/*.png) in the run folder; prints its path.
+
+    Sample faces, learning curves, ROC and PR curves, confusion matrix, score histograms, reliability diagram
+    before and after temperature scaling, metrics with 95% CIs, cost curve, config and environment. Runs
+    `evaluate` first when the split has not been evaluated.
+    """
+    from .report import report as write_report
+
+    path = write_report(
+        run, data, split=split, cost_fp=cost_fp, cost_fn=cost_fn, runs_dir=runs_dir, progress=not quiet
+    )
+    _out(str(path))
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect errors runs/20261125-101500-notebook-cnn-s42 --top-k 16",
+        "deepfake-detect errors RUN --split valid --json",
+    )
+)
+def errors(
+    run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
+    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one evaluated.")] = None,
+    split: Annotated[str, typer.Option(help="Evaluated split to analyse.")] = "test",
+    top_k: Annotated[int, typer.Option(help="False positives and false negatives shown, each.")] = 16,
+    n_bins: Annotated[int, typer.Option(help="Quantile bins for continuous attributes.")] = 4,
+    workers: Annotated[int | None, typer.Option(help="Threads reading images; default: up to 4.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Galleries of the most confident errors and the error rate by brightness, contrast, saturation,
+    sharpness, JPEG quality and size, in the run's errors/ folder; prints the bucket table.
+
+    A bucket is flagged "worse" only when its 95% Wilson interval lies above the overall error rate.
+    """
+    from .errors import error_analysis
+
+    result = error_analysis(
+        run,
+        data,
+        split=split,
+        top_k=top_k,
+        n_bins=n_bins,
+        workers=workers,
+        runs_dir=runs_dir,
+        progress=not quiet and not as_json,
+    )
+    _out(json.dumps(result.to_dict()) if as_json else result.format_text())
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect baselines --data ../shared/data/faces140k",
+        "deepfake-detect baselines --data DIR --limit-per-class 200 --json",
+    )
+)
+def baselines(
+    data: Annotated[Path, typer.Option(help="Data set folder (train/valid/test, real/fake).")],
+    limit_per_class: Annotated[
+        int | None, typer.Option(help="At most this many images a class in each split.")
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="chance, majority, fourier_logreg or colour_logreg (repeatable); default: all."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Threads computing features; default: every core.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of chance scores, regressions and bootstrap.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+) -> None:
+    """Reference baselines on test: chance, majority class, logistic regression on the Fourier spectrum and
+    on colour statistics; fitted on train, thresholds chosen on valid (F1 rule)."""
+    from .baselines import baselines as run_baselines
+    from .baselines import format_table
+
+    result = run_baselines(data, limit_per_class=limit_per_class, methods=method, workers=workers, seed=seed)
+    _out(json.dumps(result) if as_json else format_table(result))
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
     from .dataset import BadImageError
+    from .distributed import DistributedError
     from .models import UnknownModelError
     from .runs import RunError
 
@@ -294,6 +618,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         DataError,
         BadImageError,
+        DistributedError,
         UnknownModelError,
         RunError,
         FileNotFoundError,

@@ -30,7 +30,11 @@ class TrainConfig:
     Parameters
     ----------
     data : str
-        Data set folder holding ``train/``, ``valid/`` and ``test/`` (or the Kaggle nesting above them).
+        Data set folder holding ``train/``, ``valid/`` and ``test/`` (or the Kaggle nesting above them), or
+        ``train.csv``/``valid.csv``/``test.csv`` manifests.
+    manifest : bool
+        Read the splits from the ``<split>.csv`` manifests even where split folders exist (they are read
+        anyway when the folders are absent).
     model : str
         Registered model name; see ``deepfake-detect models``.
     pretrained : bool
@@ -81,6 +85,11 @@ class TrainConfig:
         Plateau schedule: multiply the learning rate by ``lr_factor`` after ``lr_patience`` flat epochs.
     train_limit, val_limit : int or None
         Use at most this many images a class (a deterministic, spread-out subset); for quick runs.
+    max_steps_per_epoch : int or None
+        End each epoch after this many batches (the schedule is sized to match); ``None`` runs every batch.
+    checkpoint_every_steps : int
+        Besides the checkpoint at the end of every epoch, save one every this many batches (0: only at
+        epoch ends), so ``--resume`` loses little work.
     cache : bool
         Keep decoded uint8 images in a memory-mapped file so later epochs skip JPEG decoding.
     cache_dir : str
@@ -100,6 +109,7 @@ class TrainConfig:
     """
 
     data: str = "../shared/data/faces140k"
+    manifest: bool = False
     model: str = "notebook-cnn"
     pretrained: bool = True
     init: str | None = None
@@ -130,6 +140,8 @@ class TrainConfig:
     lr_factor: float = 0.5
     train_limit: int | None = None
     val_limit: int | None = None
+    max_steps_per_epoch: int | None = None
+    checkpoint_every_steps: int = 0
     cache: bool = False
     cache_dir: str = "~/.cache/deepfake-detect"
     strict: bool = False
@@ -148,6 +160,14 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "base_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError(
+                f"max_steps_per_epoch must be at least 1 or None, got {self.max_steps_per_epoch}"
+            )
+        if self.checkpoint_every_steps < 0:
+            raise ConfigError(
+                f"checkpoint_every_steps must be 0 (off) or more, got {self.checkpoint_every_steps}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("aug_jpeg_p", "aug_blur_p", "aug_rescale_p", "aug_color_p"):

@@ -2,13 +2,16 @@
 
 The expected layout is ``ROOT/{train,valid,test}/{real,fake}/**/*.jpg``. The Kaggle
 "140k Real and Fake Faces" download nests that under ``real_vs_fake/real-vs-fake/``;
-:func:`resolve_data_root` accepts either. Everything here only reads the data set, so it
-works on read-only copies.
+:func:`resolve_data_root` accepts either. A split may instead be listed by a CSV manifest,
+``ROOT/<split>.csv`` with the Kaggle columns (``path`` relative to the image folder and
+``label_str`` naming the class); :func:`list_split` reads it when the split folder is absent or
+when asked to. Everything here only reads the data set, so it works on read-only copies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import os
@@ -31,6 +34,7 @@ __all__ = [
     "DataReport",
     "resolve_data_root",
     "list_split",
+    "read_manifest",
     "hash_files",
     "data_fingerprint",
     "fingerprint_dataset",
@@ -88,12 +92,14 @@ def resolve_data_root(path: str | os.PathLike[str]) -> Path:
     -------
     Path
         The folder containing at least one split folder (missing splits are reported by
-        :func:`list_split` and :func:`check_dataset`).
+        :func:`list_split` and :func:`check_dataset`); failing that, `path` itself when it
+        holds a ``<split>.csv`` manifest.
 
     Raises
     ------
     DataError
-        If `path` is not a folder, or no split folder is found in it or its Kaggle nesting.
+        If `path` is not a folder, or neither a split folder (in it or its Kaggle nesting)
+        nor a split manifest is found.
     """
     base = Path(path).expanduser()
     if not base.is_dir():
@@ -102,13 +108,16 @@ def resolve_data_root(path: str | os.PathLike[str]) -> Path:
         candidate = base.joinpath(*nesting)
         if any((candidate / split).is_dir() for split in SPLITS):
             return candidate
+    if any((base / f"{split}.csv").is_file() for split in SPLITS):
+        return base
     raise DataError(_expected_layout(base))
 
 
 def _expected_layout(base: Path, class_names: Sequence[str] = DEFAULT_CLASS_NAMES) -> str:
     splits = ", ".join(f"{s}/" for s in SPLITS)
     classes = " and ".join(f"{n}/" for n in class_names)
-    return f"expected folders {splits} (each with {classes}) under {base}"
+    manifests = ", ".join(f"{s}.csv" for s in SPLITS)
+    return f"expected folders {splits} (each with {classes}) under {base}, or manifests {manifests} there"
 
 
 def _is_hidden(name: str) -> bool:
@@ -172,6 +181,7 @@ def list_split(
     *,
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     limit_per_class: int | None = None,
+    manifest: bool | None = None,
 ) -> list[Sample]:
     """List the labelled images of one split.
 
@@ -186,29 +196,135 @@ def list_split(
     limit_per_class : int, optional
         Keep at most this many images per class: the first ones when ordered by the SHA-1 of
         their relative path, so the subset is deterministic yet spread over the folder.
+    manifest : bool, optional
+        ``True`` reads the split from ``<split>.csv`` (see :func:`read_manifest`) even where the
+        split folder exists; ``False`` reads folders only; ``None`` (default) reads the folder
+        and falls back to the manifest when the folder is absent.
 
     Returns
     -------
     list of Sample
-        Image files found recursively (by extension, hidden files skipped), class 0 first,
-        each class sorted by relative POSIX path so the order is the same on every machine.
+        Image files found recursively (by extension, hidden files skipped) or listed by the
+        manifest, class 0 first, each class sorted by relative POSIX path so the order is the
+        same on every machine. A manifest listing the files of a folder layout gives the same
+        list as that layout.
 
     Raises
     ------
     DataError
-        If the split or a class folder is missing, a class has no images, or the arguments
-        are invalid.
+        If the split or a class folder is missing, a class has no images, the manifest is
+        malformed, or the arguments are invalid.
     """
     names = _check_class_names(class_names)
     if limit_per_class is not None and (isinstance(limit_per_class, bool) or limit_per_class < 1):
         raise DataError(f"limit_per_class must be a positive integer, got {limit_per_class!r}")
     base = resolve_data_root(root)
+    use_manifest = manifest or (manifest is None and not (base / split).is_dir())
+    if use_manifest:
+        csv_path = _find_manifest(Path(root).expanduser(), base, split)
+        if csv_path is not None or manifest:
+            return _manifest_samples(csv_path, base, split, names, limit_per_class)
     if not (base / split).is_dir():
         raise DataError(f"missing split folder {split}/: {_expected_layout(base, names)}")
     samples: list[Sample] = []
     for label, name in enumerate(names):
         rels = _class_files(base, split, name, limit_per_class)
         samples.extend(Sample(base / rel, label) for rel in rels)
+    return samples
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _manifest_dirs(given: Path, base: Path) -> list[Path]:
+    """Folders that may hold ``<split>.csv``: the given one, the data root and the Kaggle top folder."""
+    dirs = [given, base]
+    for nesting in _NESTINGS:
+        if nesting and base.parts[-len(nesting) :] == nesting:
+            dirs.append(base.parents[len(nesting) - 1])  # Kaggle puts the CSVs above real_vs_fake/
+    return list(dict.fromkeys(dirs))
+
+
+def _find_manifest(given: Path, base: Path, split: str) -> Path | None:
+    for folder in _manifest_dirs(given, base):
+        if (folder / f"{split}.csv").is_file():
+            return folder / f"{split}.csv"
+    return None
+
+
+def read_manifest(
+    path: str | os.PathLike[str], *, class_names: Sequence[str] = DEFAULT_CLASS_NAMES
+) -> list[tuple[str, int]]:
+    """Read a split manifest: ``(relative path, label)`` for each row.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A CSV with the columns of the Kaggle 140k download: an unnamed index, ``original_path``,
+        ``id``, ``label``, ``label_str`` and ``path`` (e.g. ``train/real/31355.jpg``). Only
+        ``path`` and ``label_str`` are used.
+    class_names : sequence of str, default ("real", "fake")
+        ``label_str`` values; the position is the label. The numeric ``label`` column is ignored
+        on purpose: the Kaggle CSVs code real as 1 and fake as 0, the reverse of this package.
+
+    Returns
+    -------
+    list of (str, int)
+        Rows in file order, paths as POSIX strings.
+
+    Raises
+    ------
+    DataError
+        If the file lacks a needed column or a row names an unknown class.
+    """
+    names = _check_class_names(class_names)
+    labels = {name: i for i, name in enumerate(names)}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("path", "label_str") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(
+                f"manifest {path} lacks column(s) {', '.join(missing)}; expected the Kaggle 140k columns "
+                "(,original_path,id,label,label_str,path)"
+            )
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            name = row["label_str"].strip()
+            if name not in labels:
+                raise DataError(f"{path}:{line}: label_str {name!r} is not one of {', '.join(names)}")
+            rows.append((row["path"].strip().replace("\\", "/"), labels[name]))
+    return rows
+
+
+def _manifest_base(csv_path: Path, first_rel: str) -> Path:
+    """The folder the manifest's relative paths start from: its own, or the Kaggle nesting below it."""
+    for nesting in _NESTINGS:
+        candidate = csv_path.parent.joinpath(*nesting)
+        if (candidate / first_rel).is_file():
+            return candidate
+    raise DataError(
+        f"{csv_path} lists {first_rel}, which is neither under {csv_path.parent} nor under its "
+        "real_vs_fake/real-vs-fake/ folder"
+    )
+
+
+def _manifest_samples(
+    csv_path: Path | None, base: Path, split: str, names: tuple[str, ...], limit: int | None
+) -> list[Sample]:
+    if csv_path is None:
+        raise DataError(f"no {split}.csv manifest in {base} or the folders above its Kaggle nesting")
+    rows = read_manifest(csv_path, class_names=names)
+    if not rows:
+        raise DataError(f"manifest {csv_path} lists no images")
+    image_dir = _manifest_base(csv_path, rows[0][0])
+    samples: list[Sample] = []
+    for label, name in enumerate(names):
+        rels = [rel for rel, lab in rows if lab == label]
+        if not rels:
+            raise DataError(f"manifest {csv_path} lists no {name} images")
+        if limit is not None:
+            rels = sorted(rels, key=_sha1_key)[:limit]  # the same subset rule as for folders
+        samples.extend(Sample(image_dir / rel, label) for rel in sorted(rels))
     return samples
 
 
@@ -338,6 +454,7 @@ def fingerprint_dataset(
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     workers: int | None = None,
     progress: bool = True,
+    manifest: bool | None = None,
 ) -> str:
     """Hash every image of the given splits and return :func:`data_fingerprint` of them.
 
@@ -353,6 +470,8 @@ def fingerprint_dataset(
         Hashing threads.
     progress : bool, default True
         Show a progress bar on stderr.
+    manifest : bool, optional
+        Where the splits are listed, as for :func:`list_split`.
 
     Returns
     -------
@@ -365,7 +484,11 @@ def fingerprint_dataset(
         As :func:`list_split` does.
     """
     base = resolve_data_root(root)
-    paths = [s.path for split in splits for s in list_split(base, split, class_names=class_names)]
+    paths = [
+        s.path
+        for split in splits
+        for s in list_split(base, split, class_names=class_names, manifest=manifest)
+    ]
     return data_fingerprint(base, hash_files(paths, workers=workers, progress=progress))
 
 

@@ -24,7 +24,15 @@ from tqdm import tqdm
 from .data import Sample
 from .transforms import Preprocess, normalize
 
-__all__ = ["FaceDataset", "DecodedCache", "EpochShuffle", "make_loader", "collate_skip_bad", "BadImageError"]
+__all__ = [
+    "FaceDataset",
+    "DecodedCache",
+    "EpochShuffle",
+    "make_loader",
+    "collate_skip_bad",
+    "BadImageError",
+    "check_free_space",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +71,7 @@ class DecodedCache:
         if self.ready:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        needed = int(np.prod(self.shape))
-        free = shutil.disk_usage(self.path.parent).free
-        if free < needed * 1.05:
-            raise OSError(
-                f"the decoded cache needs {needed / 2**30:.1f} GiB but {self.path.parent} has "
-                f"{free / 2**30:.1f} GiB free; free space, pass --cache-dir elsewhere, "
-                "or train without --cache"
-            )
+        check_free_space(int(np.prod(self.shape)), shutil.disk_usage(self.path.parent).free, self.path.parent)
         array = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=self.shape)
         bad: list[int] = []
         for i, sample in enumerate(tqdm(self.samples, desc="cache", disable=not progress, unit="img")):
@@ -89,6 +90,39 @@ class DecodedCache:
             self._array = np.load(self.path, mmap_mode="r")
             self._bad = set(json.loads(self.bad_path.read_text()))
         return None if index in self._bad else np.asarray(self._array[index])
+
+
+def check_free_space(needed: int, free: int, folder: str | Path, *, margin: float = 1.05) -> None:
+    """Refuse to start writing ``needed`` bytes into ``folder`` when only ``free`` bytes are left.
+
+    Parameters
+    ----------
+    needed, free : int
+        Bytes the file will take and bytes free on the folder's file system.
+    folder : path
+        Named in the message.
+    margin : float
+        Head-room factor: the file system also needs space for metadata and other writers.
+
+    Raises
+    ------
+    OSError
+        With the sizes in GiB and what to do about it.
+
+    Examples
+    --------
+    >>> check_free_space(10 * 2**30, 100 * 2**30, "/tmp")
+    >>> check_free_space(10 * 2**30, 2**30, "/tmp")
+    Traceback (most recent call last):
+    ...
+    OSError: the decoded cache needs 10.0 GiB but /tmp has 1.0 GiB free; ...
+    """
+    if free < needed * margin:
+        raise OSError(
+            f"the decoded cache needs {needed / 2**30:.1f} GiB but {folder} has "
+            f"{free / 2**30:.1f} GiB free; free space, pass --cache-dir elsewhere, "
+            "or train without --cache"
+        )
 
 
 class FaceDataset(Dataset):
@@ -172,22 +206,60 @@ def collate_skip_bad(items):
 
 
 class EpochShuffle(Sampler[int]):
-    """A permutation that depends only on ``(seed, epoch)``, so a resumed run sees the same order."""
+    """A permutation that depends only on ``(seed, epoch)``, optionally sharded across ranks.
 
-    def __init__(self, n: int, seed: int):
+    With ``world_size`` ranks the epoch's permutation is padded by repeating its first indices until its
+    length divides by ``world_size`` (as ``DistributedSampler`` does with ``drop_last=False``), and rank
+    ``r`` takes every ``world_size``-th index from position ``r``. Every rank then has the same number of
+    samples, hence of steps, and rank ``r``'s batch ``j`` is a subset of the single-process global batch
+    ``j`` when the per-rank batch is the global batch divided by ``world_size``.
+
+    Parameters
+    ----------
+    n : int
+        Dataset length.
+    seed : int
+    rank, world_size : int
+        This process's shard; ``0`` and ``1`` give the plain permutation.
+
+    Examples
+    --------
+    >>> shards = [list(EpochShuffle(5, seed=0, rank=r, world_size=2)) for r in (0, 1)]
+    >>> shards  # 5 indices padded to 6 by repeating the first one
+    [[4, 1, 2], [0, 3, 4]]
+    """
+
+    def __init__(self, n: int, seed: int, *, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.n = n
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's permutation; ``skip`` drops this rank's first samples (to resume mid-epoch)."""
         self.epoch = epoch
+        self.skip = skip
+
+    def shard(self) -> list[int]:
+        """This rank's whole share of the epoch's permutation, ignoring ``skip``."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.world_size == 1:
+            return order
+        padded = order + order[: (-len(order)) % self.world_size] if order else order
+        return padded[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        return self.n
+        per_rank = -(-self.n // self.world_size)  # ceil: the padded share
+        return max(per_rank - self.skip, 0)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        # Skipping draws nothing: the order is a pure function of (seed, epoch, rank, world_size).
+        return iter(self.shard()[self.skip :])
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -197,8 +269,30 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: FaceDataset, *, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0):
+def make_loader(
+    dataset: FaceDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+):
     """A DataLoader with a seeded generator, seeded workers and bad-image skipping.
+
+    Parameters
+    ----------
+    dataset : FaceDataset
+    batch_size : int
+        Images a batch (per rank when ``world_size`` > 1).
+    shuffle : bool
+        Draw each epoch's order from ``(seed, epoch)``; otherwise keep the dataset order.
+    seed : int
+    num_workers : int
+        Decoding worker processes.
+    rank, world_size : int
+        With ``shuffle``, give this rank its shard of the order (see :class:`EpochShuffle`).
 
     Returns
     -------
@@ -206,7 +300,7 @@ def make_loader(dataset: FaceDataset, *, batch_size: int, shuffle: bool, seed: i
     sampler : EpochShuffle or None
         Call ``sampler.set_epoch(e)`` (and ``dataset.set_epoch(e)``) before each epoch when shuffling.
     """
-    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
+    sampler = EpochShuffle(len(dataset), seed, rank=rank, world_size=world_size) if shuffle else None
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

@@ -261,3 +261,48 @@ def format_markdown(result: dict[str, Any], title: str) -> str:
         f"scaling; Brier {cal['brier_raw']:.4f} raw, {cal['brier_calibrated']:.4f} after.",
     ]
     return "\n".join(rows) + "\n"
+
+
+def _image_samples(folder: Path, label: int) -> list:
+    from .data import IMAGE_EXTENSIONS, Sample
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(f"no images in {folder}")
+    return [Sample(path=p, label=label) for p in files]
+
+
+def probe_generalisation(
+    run: str | Path, fakes: str | Path, reals: str | Path, *, runs_dir: str | Path = "runs"
+) -> dict[str, Any]:
+    """Score fakes from a generator the model never saw against held-out reals.
+
+    Parameters
+    ----------
+    run : str or Path
+        Run folder, run id or checkpoint.
+    fakes : path
+        Folder of generated faces (e.g. ``stylegan3-probe/fake``).
+    reals : path
+        Folder of real faces of the same framing (e.g. ``faces140k/test/real``).
+
+    Returns
+    -------
+    dict
+        ``roc_auc`` (fakes vs reals), ``recall`` of the fakes at the model's stored threshold, the reals'
+        ``false_positive_rate`` at it, and the counts.
+    """
+    det = load_detector(
+        resolve_run(run, runs_dir) / MODEL_FILE if Path(run).is_dir() else run, runs_dir=runs_dir
+    )
+    samples = _image_samples(Path(reals), 0) + _image_samples(Path(fakes), 1)
+    preds = det.predict_samples(samples)
+    verdict = preds.logits >= det.threshold_logit
+    fake, real = preds.labels == 1, preds.labels == 0
+    return {
+        "n_fake": int(fake.sum()),
+        "n_real": int(real.sum()),
+        "roc_auc": metrics.binary_metrics(preds.labels, preds.logits, det.threshold_logit)["roc_auc"],
+        "recall": float(verdict[fake].mean()),
+        "false_positive_rate": float(verdict[real].mean()),
+    }

@@ -74,7 +74,9 @@ def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
     root = Path(runs_dir).expanduser()
     if (root / str(run) / MODEL_FILE).is_file():
         return (root / str(run)).resolve()
-    matches = sorted(p for p in root.glob(f"{run}*") if (p / MODEL_FILE).is_file()) if root.is_dir() else []
+    # A unique prefix of a run id works; a path that led nowhere is not a prefix (glob refuses absolute ones).
+    is_id = "/" not in str(run) and not path.is_absolute()
+    matches = sorted(p for p in root.glob(f"{run}*") if (p / MODEL_FILE).is_file()) if root.is_dir() and is_id else []
     if len(matches) == 1:
         return matches[0].resolve()
     if len(matches) > 1:

@@ -1,15 +1,19 @@
 """Training: ``train(cfg)`` reads top to bottom, from data to a calibrated checkpoint in a run folder.
 
 Model selection, the decision threshold and the temperature are all fixed on the validation split; the test
-split is never opened here.
+split is never opened here. Checkpoints in ``runs/<id>/checkpoints/`` let ``train(cfg, resume=run)`` continue a
+killed run bit-identically (see :mod:`deepfake_detect.resume`), and the same function runs each rank of a
+data-parallel run (see :mod:`deepfake_detect.distributed`).
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import itertools
 import logging
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import calibrate, metrics
@@ -25,10 +31,12 @@ from .checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import fingerprint_dataset as _fingerprint
 from .data import list_split, resolve_data_root
-from .dataset import DecodedCache, FaceDataset, make_loader
+from .dataset import BadImageError, DecodedCache, FaceDataset, make_loader
+from .distributed import DistContext, session
 from .models import create_model, get_model_cfg
+from .resume import CHECKPOINT_DIR, Checkpointer, EpochProgress, TrainState, find_run_to_resume
 from .runs import MODEL_FILE, append_index, code_version, environment_info, new_run_dir, write_json
-from .runtime import make_deterministic, predict_logits, resolve_device
+from .runtime import make_deterministic, predict_logits
 from .transforms import Degradations, Preprocess
 
 __all__ = ["train", "TrainResult", "preprocess_for"]
@@ -55,11 +63,15 @@ HISTORY_FIELDS = [
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the run folder and its final validation metrics."""
+    """What :func:`train` returns: the run folder and its final validation metrics.
+
+    On the ranks of a distributed run other than 0, ``metrics`` is empty (rank 0 holds them).
+    """
 
     run_dir: Path
     metrics: dict[str, Any]
     interrupted: bool = False
+    rank: int = 0
 
 
 def preprocess_for(cfg: TrainConfig) -> Preprocess:
@@ -75,18 +87,25 @@ def preprocess_for(cfg: TrainConfig) -> Preprocess:
     )
 
 
-def _datasets(cfg: TrainConfig, preprocess: Preprocess, root: Path, fingerprint: str, progress: bool):
+def _datasets(
+    cfg: TrainConfig, preprocess: Preprocess, root: Path, fingerprint: str, progress: bool, ctx: DistContext
+):
     """Train (augmented) and validation datasets, decoded through the cache when asked."""
-    names = tuple(cfg.class_names)
+    names, manifest = tuple(cfg.class_names), cfg.manifest or None
     splits = {
-        "train": list_split(root, "train", class_names=names, limit_per_class=cfg.train_limit),
-        "valid": list_split(root, "valid", class_names=names, limit_per_class=cfg.val_limit),
+        "train": list_split(
+            root, "train", class_names=names, limit_per_class=cfg.train_limit, manifest=manifest
+        ),
+        "valid": list_split(
+            root, "valid", class_names=names, limit_per_class=cfg.val_limit, manifest=manifest
+        ),
     }
     caches = {}
-    for split, samples in splits.items():
-        if cfg.cache:
-            caches[split] = DecodedCache(samples, preprocess, cfg.cache_dir, key=f"{fingerprint}/{split}")
-            caches[split].build(progress=progress)
+    with ctx.rank0_first():  # one process decodes into the shared cache file; the others then reuse it
+        for split, samples in splits.items():
+            if cfg.cache:
+                caches[split] = DecodedCache(samples, preprocess, cfg.cache_dir, key=f"{fingerprint}/{split}")
+                caches[split].build(progress=progress)
     common = dict(seed=cfg.seed, hflip=cfg.hflip, strict=cfg.strict)
     degrade = Degradations(
         jpeg_p=cfg.aug_jpeg_p, blur_p=cfg.aug_blur_p, rescale_p=cfg.aug_rescale_p, color_p=cfg.aug_color_p
@@ -166,41 +185,91 @@ class EarlyStopping:
 
 
 def train_one_epoch(
-    model, loader, optimizer, schedule, device, *, channels_last=True, progress=True, ema=None
+    model,
+    loader,
+    optimizer,
+    schedule,
+    device,
+    *,
+    channels_last=True,
+    progress=True,
+    ema=None,
+    state: EpochProgress | None = None,
+    max_batches: int | None = None,
+    after_batch=None,
 ):
-    """One pass over the training loader; returns loss, accuracy, AUC, img/s and bad-image count."""
+    """One pass over the training loader; returns loss, accuracy, AUC, img/s and bad-image count.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network, or its DistributedDataParallel wrapper.
+    loader : DataLoader
+        Yields ``(x, y, indices, n_bad)`` batches.
+    optimizer, schedule
+        The optimiser and a per-step schedule (or None).
+    device : torch.device
+    channels_last, progress : bool
+    ema : WeightAverage, optional
+        Updated after every step.
+    state : EpochProgress, optional
+        Totals of the batches already trained this epoch (when resuming mid-epoch); updated in place.
+    max_batches : int, optional
+        Stop once the epoch has consumed this many batches in all.
+    after_batch : callable, optional
+        Called with ``state`` after each batch (to save checkpoints).
+    """
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    losses, logits_all, labels_all, n_bad, seen = [], [], [], 0, 0
-    start = time.perf_counter()
-    bar = tqdm(loader, desc="train", unit="batch", leave=False, disable=not progress)
+    acc = state if state is not None else EpochProgress(lr=optimizer.param_groups[0]["lr"])
+    start = time.perf_counter() - acc.seconds
+    total = len(loader) if max_batches is None else min(len(loader), max_batches - acc.batches)
+    batches = itertools.islice(loader, max(total, 0))
+    bar = tqdm(batches, total=total, desc="train", unit="batch", leave=False, disable=not progress)
     for x, y, idx, bad in bar:
-        n_bad += bad
-        if len(idx) == 0:
-            continue
-        logits = model(x.to(device, memory_format=fmt))  # (B,)
-        loss = F.binary_cross_entropy_with_logits(logits, y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        if ema is not None:
-            ema.update(model)
-        seen += len(idx)
-        losses.append(loss.item() * len(idx))
-        logits_all.append(logits.detach().float().cpu())
-        labels_all.append(y)
-        bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
-    seconds = time.perf_counter() - start
-    logits_np, labels_np = torch.cat(logits_all).numpy(), torch.cat(labels_all).numpy()
+        acc.batches += 1
+        acc.n_bad += bad
+        if len(idx) > 0:
+            loss, logits = _train_step(model, x.to(device, memory_format=fmt), y.to(device), optimizer)
+            if schedule is not None:
+                schedule.step()
+            if ema is not None:
+                ema.update(model.module if isinstance(model, DistributedDataParallel) else model)
+            acc.seen += len(idx)
+            acc.losses.append(loss.item() * len(idx))
+            acc.logits.append(logits.detach().float().cpu())
+            acc.labels.append(y)
+            bar.set_postfix(
+                loss=f"{loss.item():.3f}", img_s=f"{acc.seen / (time.perf_counter() - start):.1f}"
+            )
+        elif isinstance(model, DistributedDataParallel):
+            # Skipping the step here would leave the other ranks waiting for this one's gradients.
+            raise BadImageError("every image of a batch was unreadable; distributed training cannot skip it")
+        acc.seconds = time.perf_counter() - start
+        if after_batch is not None:
+            after_batch(acc)
+    return _epoch_summary(acc)
+
+
+def _train_step(model, x, y, optimizer):
+    """Forward, loss, backward and optimiser step on one batch; returns the loss and the logits."""
+    logits = model(x)  # (B,)
+    loss = F.binary_cross_entropy_with_logits(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
+    logits_np, labels_np = torch.cat(acc.logits).numpy(), torch.cat(acc.labels).numpy()
     stats = metrics.binary_metrics(labels_np, logits_np, 0.0)
     return {
-        "train_loss": sum(losses) / max(seen, 1),
+        "train_loss": sum(acc.losses) / max(acc.seen, 1),
         "train_accuracy": stats["accuracy"],
         "train_roc_auc": stats["roc_auc"],
-        "train_img_per_s": seen / seconds,
-        "bad_images": n_bad,
+        "train_img_per_s": acc.seen / acc.seconds,
+        "bad_images": acc.n_bad,
     }
 
 
@@ -243,10 +312,11 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _initial_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
+def _initial_model(cfg: TrainConfig, device: torch.device, *, load_weights: bool = True) -> torch.nn.Module:
     has_weights = get_model_cfg(cfg.model).pretrained_source is not None
-    model = create_model(cfg.model, pretrained=cfg.pretrained and has_weights and cfg.init is None)
-    if cfg.init is not None:
+    pretrained = cfg.pretrained and has_weights and cfg.init is None and load_weights
+    model = create_model(cfg.model, pretrained=pretrained)
+    if cfg.init is not None and load_weights:
         state, meta = load_checkpoint(resolve_weights(cfg.init, cfg.runs_dir))
         if meta["model"] != cfg.model:
             raise ConfigError(f"--init weights are a {meta['model']!r} model but --model is {cfg.model!r}")
@@ -294,7 +364,7 @@ def _finish_run(cfg, run_dir, model, preprocess, fingerprint, summary, *, interr
     return summary
 
 
-def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, *, progress: bool = True, resume: str | Path | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data`` and write a complete run folder.
 
     Parameters
@@ -303,11 +373,21 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         Everything that decides the run; saved as ``config.json``.
     progress : bool
         Show progress bars on stderr.
+    resume : path or run id, optional
+        Continue this run folder from its newest good checkpoint instead of starting a new run. ``cfg`` must
+        be the run's config (see :func:`deepfake_detect.resume.resume_config`); the result is bit-identical to
+        a run that was never interrupted.
 
     Returns
     -------
     TrainResult
-        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json and model.safetensors.
+        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json, model.safetensors and
+        checkpoints/.
+
+    Notes
+    -----
+    Inside a torchrun-style environment (``WORLD_SIZE`` set, see :mod:`deepfake_detect.distributed`) this
+    process joins the process group as one rank of a data-parallel run, and leaves it on return.
 
     Examples
     --------
@@ -316,21 +396,123 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     >>> result.metrics["val"]["roc_auc"]                                     # doctest: +SKIP
     """
     preprocess = preprocess_for(cfg)  # first, so an unknown model name fails before any work
-    threads = make_deterministic(cfg.seed, cfg.threads)
-    device = resolve_device(cfg.device)
+    with session(cfg.device) as ctx:
+        return _train(cfg, preprocess, ctx, progress=progress and ctx.is_main, resume=resume)
+
+
+def _train(
+    cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, *, progress: bool, resume
+) -> TrainResult:
+    """The body of :func:`train`, for one process (the only one, or one rank)."""
+    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads))
+    device = ctx.device
     root = resolve_data_root(cfg.data)
-    fingerprint = _fingerprint(root, class_names=tuple(cfg.class_names), progress=progress)
-    train_ds, val_ds = _datasets(cfg, preprocess, root, fingerprint, progress)
+    fingerprint = ctx.broadcast_str(_data_fingerprint(cfg, root, progress) if ctx.is_main else "")
+    train_ds, val_ds = _datasets(cfg, preprocess, root, fingerprint, progress, ctx)
+    local_batch = ctx.local_batch(cfg.batch_size)  # the global batch, shared out between the ranks
+    train_loader, sampler, val_loader = _loaders(cfg, train_ds, val_ds, local_batch, ctx)
+    steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
+
+    generators = {"train": train_loader.generator, "valid": val_loader.generator}
+    state = _initial_state(cfg, device, steps_per_epoch, generators, load_weights=resume is None)
+    run_dir = _open_run_dir(cfg, root, preprocess, threads, ctx, resume)
+    meta = {"config": cfg.to_dict(), "data_fingerprint": fingerprint, "world_size": ctx.world_size}
+    checkpoints = Checkpointer(run_dir / CHECKPOINT_DIR, meta, enabled=ctx.is_main)
+    if resume is not None:
+        checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
+    net = ctx.wrap(state.model)
+    judged = state.ema.module if state.ema is not None else state.model  # the weights validated and saved
+    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
+    if ctx.is_main:
+        log.info(
+            "run %s: %d train / %d valid images, %s", run_dir.name, len(train_ds), len(val_ds), preprocess
+        )
+
+    interrupted, start = False, time.perf_counter() - state.elapsed
+    save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, steps_per_epoch, start)
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            if state.stopper.should_stop:
+                break
+            # Resuming mid-epoch skips the batches already trained; the order itself draws nothing.
+            sampler.set_epoch(epoch, skip=state.position[1] * local_batch)
+            train_ds.set_epoch(epoch)
+            _begin_epoch(state, epoch, train_loader.generator)
+            row = train_one_epoch(
+                net,
+                train_loader,
+                state.optimizer,
+                state.schedule,
+                device,
+                channels_last=cfg.channels_last,
+                progress=progress,
+                ema=state.ema,
+                state=state.progress,
+                max_batches=steps_per_epoch,
+                after_batch=save_mid_epoch,
+            )
+            _end_epoch(cfg, ctx, state, row, judged, val_loader, run_dir, views)
+            state.elapsed = time.perf_counter() - start
+            checkpoints.save(state)
+            if state.stopper.should_stop:
+                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
+                break
+    except KeyboardInterrupt:
+        interrupted = _on_interrupt(ctx, "interrupted")
+    except RuntimeError as err:
+        if not _peer_lost(ctx, err):
+            raise
+        interrupted = _on_interrupt(ctx, f"another process stopped ({err})")
+
+    if not ctx.is_main:
+        return TrainResult(run_dir=run_dir, metrics={}, interrupted=interrupted, rank=ctx.rank)
+    if state.best_state is not None:
+        judged.load_state_dict(state.best_state)
+    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
+    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
+    summary = _finish_run(cfg, run_dir, judged, preprocess, fingerprint, summary, interrupted=interrupted)
+    return TrainResult(run_dir=run_dir, metrics=summary, interrupted=interrupted)
+
+
+def _loaders(cfg: TrainConfig, train_ds, val_ds, local_batch: int, ctx: DistContext):
+    """The training loader (this rank's shard of each epoch's order), its sampler, and the validation loader."""
     train_loader, sampler = make_loader(
-        train_ds, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=cfg.num_workers
+        train_ds,
+        batch_size=local_batch,
+        shuffle=True,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
     )
     val_loader, _ = make_loader(
         val_ds, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=cfg.seed, num_workers=cfg.num_workers
     )
+    return train_loader, sampler, val_loader
 
-    model = _initial_model(cfg, device)
+
+def _run_totals(cfg: TrainConfig, state: TrainState, start: float, threads: int) -> dict[str, Any]:
+    return {
+        "best_epoch": state.stopper.best_epoch,
+        "epochs_run": len(state.history),
+        "monitor": cfg.monitor,
+        "stopped_early": state.stopper.should_stop,
+        "train_seconds": time.perf_counter() - start,
+        "bad_images": sum(r["bad_images"] for r in state.history),
+        "threads": threads,
+    }
+
+
+def _data_fingerprint(cfg: TrainConfig, root: Path, progress: bool) -> str:
+    names = tuple(cfg.class_names)
+    return _fingerprint(root, class_names=names, progress=progress, manifest=cfg.manifest or None)
+
+
+def _initial_state(cfg, device, steps_per_epoch: int, generators, *, load_weights: bool) -> TrainState:
+    """Fresh model, optimiser, schedules, early stopping and EMA (a resumed run overwrites them all)."""
+    model = _initial_model(cfg, device, load_weights=load_weights)
     optimizer = _optimizer(cfg, model)
-    schedule = _step_schedule(cfg, optimizer, len(train_loader))
+    schedule = _step_schedule(cfg, optimizer, steps_per_epoch)
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -341,70 +523,89 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         if schedule is None
         else None
     )
-    stopper = EarlyStopping(cfg.monitor, cfg.patience)
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    judged = ema.module if ema is not None else model  # the weights that are validated and saved
-    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
+    stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    return TrainState(model, optimizer, schedule, plateau, stopper, ema, generators)
 
+
+def _open_run_dir(cfg, root: Path, preprocess: Preprocess, threads: int, ctx: DistContext, resume) -> Path:
+    """The run folder: the one being resumed, or a new one (made by rank 0) with its config and environment."""
+    if resume is not None:
+        return find_run_to_resume(resume, cfg.runs_dir)
+    if not ctx.is_main:
+        return Path(ctx.broadcast_str(""))
     run_dir = new_run_dir(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
     write_json(
         run_dir / "config.json", {**cfg.to_dict(), "data_root": str(root), "preprocess": preprocess.to_dict()}
     )
-    write_json(run_dir / "environment.json", environment_info(threads))
-    log.info("run %s: %d train / %d valid images, %s", run_dir.name, len(train_ds), len(val_ds), preprocess)
+    environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
+    write_json(run_dir / "environment.json", environment)
+    return Path(ctx.broadcast_str(str(run_dir)))
 
-    history: list[dict[str, Any]] = []
-    best_state, interrupted, start = None, False, time.perf_counter()
-    try:
-        for epoch in range(cfg.epochs):
-            epoch_start = time.perf_counter()
-            sampler.set_epoch(epoch)
-            train_ds.set_epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            row = train_one_epoch(
-                model,
-                train_loader,
-                optimizer,
-                schedule,
-                device,
-                channels_last=cfg.channels_last,
-                progress=progress,
-                ema=ema,
-            )
-            val_stats, _, _ = validate(judged, val_loader, device, **views)
-            row.update({"epoch": epoch + 1, "lr": lr, "epoch_seconds": time.perf_counter() - epoch_start})
-            row.update({f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"})
-            history.append(row)
-            _write_history(run_dir / "history.csv", history)
-            log.info(_epoch_line(row, cfg.epochs))
-            if stopper.update(val_stats[cfg.monitor], epoch + 1):
-                best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
-            if plateau is not None:
-                plateau.step(val_stats[cfg.monitor])
-            if stopper.should_stop:
-                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted: saving the best weights so far and exiting")
 
-    if best_state is not None:
-        judged.load_state_dict(best_state)
-    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
-    summary = calibrate_on_validation(val_logits, val_labels)
-    summary.update(
-        {
-            "best_epoch": stopper.best_epoch,
-            "epochs_run": len(history),
-            "monitor": cfg.monitor,
-            "stopped_early": stopper.should_stop,
-            "train_seconds": time.perf_counter() - start,
-            "bad_images": sum(r["bad_images"] for r in history),
-            "threads": threads,
-        }
-    )
-    summary = _finish_run(cfg, run_dir, judged, preprocess, fingerprint, summary, interrupted=interrupted)
-    return TrainResult(run_dir=run_dir, metrics=summary, interrupted=interrupted)
+def _begin_epoch(state: TrainState, epoch: int, generator: torch.Generator) -> None:
+    """Start (or, after a mid-epoch resume, continue) an epoch's running totals."""
+    state.epoch = epoch
+    state.epoch_rng = generator.get_state()  # the loader draws its worker seed from it when iteration starts
+    if state.progress is None:
+        state.progress = EpochProgress(lr=state.optimizer.param_groups[0]["lr"])
+
+
+def _mid_epoch_saver(
+    cfg: TrainConfig, checkpoints: Checkpointer, state: TrainState, steps: int, start: float
+):
+    """A callback saving a checkpoint every ``checkpoint_every_steps`` batches (None when that is off)."""
+    every = cfg.checkpoint_every_steps
+    if not every or not checkpoints.enabled:
+        return None
+
+    def save(progress: EpochProgress) -> None:
+        if progress.batches % every == 0 and progress.batches < steps:  # the epoch-end save covers the last
+            state.elapsed = time.perf_counter() - start
+            checkpoints.save(state)
+
+    return save
+
+
+def _end_epoch(
+    cfg, ctx: DistContext, state: TrainState, row, judged, val_loader, run_dir: Path, views
+) -> None:
+    """Validate (rank 0), record the row, and step early stopping and the plateau schedule on every rank."""
+    value = math.nan
+    if ctx.is_main:
+        val_start = time.perf_counter()
+        val_stats, _, _ = validate(judged, val_loader, ctx.device, **views)
+        epoch_seconds = state.progress.seconds + time.perf_counter() - val_start
+        row.update({"epoch": state.epoch + 1, "lr": state.progress.lr, "epoch_seconds": epoch_seconds})
+        row.update({f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"})
+        state.history.append(row)
+        _write_history(run_dir / "history.csv", state.history)
+        log.info(_epoch_line(row, cfg.epochs))
+        value = val_stats[cfg.monitor]
+    value = ctx.broadcast_float(value)  # every rank takes the same schedule and stopping decisions
+    if state.stopper.update(value, state.epoch + 1) and ctx.is_main:
+        state.best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
+    if state.plateau is not None:
+        state.plateau.step(value)
+    state.epoch, state.progress = state.epoch + 1, None
+
+
+def _peer_lost(ctx: DistContext, err: RuntimeError) -> bool:
+    """True when a collective failed because another rank stopped (gloo raises a plain RuntimeError)."""
+    if not ctx.enabled:
+        return False
+    text = str(err).lower()
+    return isinstance(err, dist.DistError) or any(w in text for w in ("gloo", "nccl", "connection"))
+
+
+def _on_interrupt(ctx: DistContext, reason: str) -> bool:
+    if ctx.enabled:
+        # Ranks may get Ctrl-C twice (from the terminal and from the launcher); the second must not cut
+        # short rank 0's save.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if ctx.is_main:
+        log.warning("%s: saving the best weights so far and exiting", reason)
+    return True
 
 
 def _epoch_line(row: dict[str, Any], epochs: int) -> str:

@@ -1,0 +1,161 @@
+"""Detector accuracy benchmark: train a candidate, pick its threshold on valid, score test and the StyleGAN3 probe.
+
+One model a call, since the whole table takes hours on 2 cores. Each call adds (or replaces) the model's row
+in ``benchmarks/models.jsonl`` and rewrites the table between the markers in ``benchmarks/RESULTS.md``.
+
+    python benchmarks/bench_models.py --model notebook-cnn --epochs 7 --image-size 220 --batch-size 22
+    python benchmarks/bench_models.py --run runs/s4-128-e8 --label "default"     # score an existing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfake_detect.config import load_config
+from deepfake_detect.evaluate import evaluate, probe_generalisation
+from deepfake_detect.export import export_onnx, onnx_logits, onnx_session
+from deepfake_detect.inference import load_detector
+from deepfake_detect.models import count_macs, count_parameters
+from deepfake_detect.runs import read_json
+from deepfake_detect.train import train
+
+HERE = Path(__file__).resolve().parent
+ROWS = HERE / "models.jsonl"
+RESULTS = HERE / "RESULTS.md"
+BEGIN, END = "<!-- models:begin -->", "<!-- models:end -->"
+
+
+def onnx_images_per_second(run_dir: Path, threads: int = 2, batch: int = 64) -> float:
+    """Model-only ONNX Runtime throughput at the run's input size (decoding excluded)."""
+    det = load_detector(run_dir)
+    torch.set_num_threads(threads)
+    size = det.preprocess.size
+    with tempfile.TemporaryDirectory() as tmp:
+        session = onnx_session(export_onnx(det.model.float(), Path(tmp) / "m.onnx", size))
+        x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+        onnx_logits(session, x)
+        start = time.perf_counter()
+        for _ in range(5):
+            onnx_logits(session, x)
+        return 5 * batch / (time.perf_counter() - start)
+
+
+def score_run(run_dir: Path, data: str, probe: str, label: str) -> dict:
+    """Everything the table needs from a finished run."""
+    result = evaluate(run_dir, data, split="test", progress=False)
+    probe_result = probe_generalisation(run_dir, probe, Path(data) / "test" / "real")
+    det = load_detector(run_dir)
+    metrics = read_json(run_dir / "metrics.json")
+    config = read_json(run_dir / "config.json")
+    return {
+        "label": label,
+        "model": det.name,
+        "input": f"{det.preprocess.size} {det.preprocess.resize_mode}",
+        "run": run_dir.name,
+        "tensor_sha256": det.metadata["tensor_sha256"],
+        "accuracy": result["accuracy"],
+        "accuracy_ci": result["ci95"]["accuracy"],
+        "roc_auc": result["roc_auc"],
+        "roc_auc_ci": result["ci95"]["roc_auc"],
+        "f1": result["f1"],
+        "epochs": metrics["epochs_run"],
+        "train_minutes": metrics["train_seconds"] / 60,
+        "params": count_parameters(det.model),
+        "macs": count_macs(det.model, det.preprocess.size),
+        "onnx_img_s": onnx_images_per_second(run_dir, threads=config.get("threads") or 2),
+        "probe_auc": probe_result["roc_auc"],
+        "probe_recall": probe_result["recall"],
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def render_table(rows: list[dict]) -> str:
+    head = (
+        "| model | input | test AUC [95% CI] | test accuracy [95% CI] | F1 | epochs | train min | params | MMACs "
+        "| ONNX img/s (model only) | StyleGAN3 probe AUC | probe recall | run / commit |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {r['input']} | {r['roc_auc']:.4f} [{r['roc_auc_ci'][0]:.4f}, {r['roc_auc_ci'][1]:.4f}] "
+            f"| {r['accuracy']:.4f} [{r['accuracy_ci'][0]:.4f}, {r['accuracy_ci'][1]:.4f}] | {r['f1']:.4f} "
+            f"| {r['epochs']} | {r['train_minutes']:.1f} | {r['params']:,} | {r['macs'] / 1e6:.1f} "
+            f"| {r['onnx_img_s']:.0f} | {r['probe_auc']:.4f} | {r['probe_recall']:.3f} | {r['run']} / {r['commit']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[dict]) -> None:
+    """Rewrite the table between the markers in RESULTS.md (adding the section the first time)."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    section = (
+        f"{BEGIN}\n## Detector accuracy benchmark (faces140k sample: 10,731 train, 500 valid, 500 test)\n\n"
+        f"`benchmarks/bench_models.py`, on {cpu}, 2 cores. Threshold chosen on valid (F1 rule), scored on test; "
+        "CIs are 95% stratified bootstrap. The StyleGAN3 probe pairs `stylegan3-probe/fake` (300) with "
+        "`faces140k/test/real` (250); recall is at the stored threshold. ONNX img/s is the model alone at batch "
+        "64 (no decoding); end-to-end scan speed is in the scan benchmark.\n\n" + render_table(rows) + END
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default="../shared/data/faces140k")
+    parser.add_argument("--probe", default="../shared/data/stylegan3-probe/fake")
+    parser.add_argument("--run", type=Path, help="score this finished run instead of training")
+    parser.add_argument("--label", help="row name (default: the model name)")
+    parser.add_argument("--model")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--set", action="append", default=[], help="any config field, name=value")
+    args = parser.parse_args()
+    run_dir = args.run
+    if run_dir is None:
+        flags = dict(
+            data=args.data,
+            model=args.model,
+            epochs=args.epochs,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            runs_dir="runs",
+        )
+        run_dir = train(load_config(None, flags, args.set)).run_dir
+    row = score_run(run_dir.resolve(), args.data, args.probe, args.label or load_detector(run_dir).name)
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines()] if ROWS.exists() else []
+    rows = [r for r in rows if r["label"] != row["label"]] + [row]
+    ROWS.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_results(rows)
+    print(render_table([row]))
+
+
+if __name__ == "__main__":
+    main()
