@@ -227,6 +227,7 @@ def test_resume_refuses_a_different_config(data, tmp_path, monkeypatch):
 
 
 def test_finished_run_is_not_resumed(data, reference):
+    assert not (reference / "checkpoints").exists()  # deleted once model.safetensors holds the result
     with pytest.raises(RunError, match="already finished"):
         find_run_to_resume(reference)
     with pytest.raises(RunError, match="no run folder"):

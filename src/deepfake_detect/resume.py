@@ -12,6 +12,9 @@ Layout, in ``runs/<id>/checkpoints/``::
     last.safetensors   the newest checkpoint
     prev.safetensors   the one before, kept in case ``last`` is damaged
 
+The folder is deleted when the run finishes without interruption (``model.safetensors`` then holds the result);
+an interrupted run keeps it for ``--resume``.
+
 Each file holds the tensors (named ``model/...``, ``optimizer/<param>/<key>``, ``ema/...``, ``best/...``,
 ``progress/...``) and, in its header, the JSON state and a SHA-256 over the tensors and that JSON. A write goes
 to a temporary file that is fsynced, then ``last`` becomes ``prev`` and the temporary file becomes ``last``
@@ -26,6 +29,7 @@ import json
 import logging
 import os
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,6 +381,11 @@ class Checkpointer:
         if self.enabled:
             write_state(self.folder, *_payload(state, self.meta))
 
+    def discard(self) -> None:
+        """Delete the checkpoints once the run has finished: model.safetensors then holds the result."""
+        if self.enabled:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
     def load_latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
         """The newest checkpoint that verifies: ``last``, else ``prev`` (saying why ``last`` was passed over).
 
@@ -437,11 +446,11 @@ def find_run_to_resume(run: str | Path, runs_dir: str | Path = "runs") -> Path:
     found = next((p for p in candidates if (p / "config.json").is_file()), None)
     if found is None:
         raise RunError(f"no run folder with a config.json at {run!r} or under {runs_dir}/")
-    if not (found / CHECKPOINT_DIR).is_dir():
-        raise RunError(f"{found} has no {CHECKPOINT_DIR}/ folder: it was not trained with checkpoints")
     metrics = found / "metrics.json"
     if metrics.is_file() and not read_json(metrics).get("interrupted", False):
         raise RunError(f"run {found.name} already finished; there is nothing to resume")
+    if not (found / CHECKPOINT_DIR).is_dir():
+        raise RunError(f"{found} has no {CHECKPOINT_DIR}/ folder: it was not trained with checkpoints")
     return found.resolve()
 
 

@@ -338,8 +338,9 @@ def decoded_stream(
             yield decode(index, item, options)
         return
     chunks = itertools.chain([first], iter(lambda: list(itertools.islice(numbered, DECODE_CHUNK)), []))
-    # fork: workers start in milliseconds and inherit the imports; they never touch torch or onnxruntime.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # Not plain fork: forking this process, which already runs torch, onnxruntime and tqdm threads, can copy a
+    # held lock into a worker and hang it (seen in CI). forkserver forks from a clean single-threaded server.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         pending: collections.deque = collections.deque()

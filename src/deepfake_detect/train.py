@@ -381,8 +381,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, resume: str | Path | None 
     Returns
     -------
     TrainResult
-        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json, model.safetensors and
-        checkpoints/.
+        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json and model.safetensors
+        (and checkpoints/ while the run is unfinished or was interrupted).
 
     Notes
     -----
@@ -471,6 +471,8 @@ def _train(
     _, val_logits, val_labels = validate(judged, val_loader, device, **views)
     summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
     summary = _finish_run(cfg, run_dir, judged, preprocess, fingerprint, summary, interrupted=interrupted)
+    if not interrupted:
+        checkpoints.discard()  # the finished run is in model.safetensors; an interrupted one may resume
     return TrainResult(run_dir=run_dir, metrics=summary, interrupted=interrupted)
 
 
