@@ -44,3 +44,15 @@ def shared_data() -> Path:
             f"shared data set not found at {path}; set DEEPFAKE_DATA to a folder with train/valid/test"
         )
     return path
+
+
+@pytest.fixture
+def scan_runtime(tmp_path_factory, monkeypatch):
+    """One torch thread (the 2 shared cores are busy: more threads only contend) and a temporary ONNX cache."""
+    import torch
+
+    monkeypatch.setattr("deepfake_detect.inference.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import deepfake_detect as dd
@@ -21,15 +20,7 @@ from deepfake_detect.faces import detect_faces
 from deepfake_detect.scan import DecodeOptions, decode, iter_inputs
 from test_scan import face_image, make_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _runtime(tmp_path_factory, monkeypatch):
-    """One torch thread (the 2 shared cores are busy: more threads only contend) and a temporary ONNX cache."""
-    monkeypatch.setattr("deepfake_detect.inference.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("scan_runtime")
 
 
 @pytest.fixture(scope="module")

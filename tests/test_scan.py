@@ -79,14 +79,7 @@ def make_video(path: Path, frames: list[np.ndarray], rate: int = 5) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _runtime(tmp_path_factory, monkeypatch):
-    """One torch thread (the 2 shared cores are busy: more threads only contend) and a temporary ONNX cache."""
-    monkeypatch.setattr("deepfake_detect.inference.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("scan_runtime")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,15 +18,7 @@ from deepfake_detect.cli import app
 from deepfake_detect.scan_report import CSV_COLUMNS
 from test_scan import face_image, make_checkpoint, make_video
 
-
-@pytest.fixture(autouse=True)
-def _runtime(tmp_path_factory, monkeypatch):
-    """One torch thread (the 2 shared cores are busy: more threads only contend) and a temporary ONNX cache."""
-    monkeypatch.setattr("deepfake_detect.inference.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("scan_runtime")
 
 
 @pytest.fixture(scope="module")
