@@ -604,6 +604,69 @@ def baselines(
     _out(json.dumps(result) if as_json else format_table(result))
 
 
+@app.command(
+    epilog=_example(
+        "deepfake-detect serve",
+        'deepfake-detect serve --host 0.0.0.0 --port 8080 --api-key "$(openssl rand -hex 16)"',
+        "curl -F files=@photo.jpg http://127.0.0.1:8000/v1/scan",
+    )
+)
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback, set an --api-key.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[
+        str, typer.Option(help="default, a run folder or id, a .safetensors or an .onnx file.")
+    ] = "default",
+    workers: Annotated[int, typer.Option(help="Server processes, each with its own copy of the model.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(help="Scans a process runs at once; further requests wait their turn.")
+    ] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="Compute threads a process; default: the cores / --workers.")
+    ] = None,
+    max_request_mb: Annotated[
+        float, typer.Option(help="Largest request (all its files), in MiB; larger gets 413.")
+    ] = 32.0,
+    max_files: Annotated[int, typer.Option(help="Most files a request; more gets 413.")] = 16,
+    max_pixels: Annotated[
+        int, typer.Option(help="Largest image, width x height, read from its header; larger gets 413.")
+    ] = 50_000_000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DEEPFAKE_API_KEY",
+            show_default=False,
+            help="Require 'Authorization: Bearer KEY' on /v1/* (the page, /healthz and /docs stay open).",
+        ),
+    ] = None,
+    keep_uploads: Annotated[
+        Path | None, typer.Option(help="Save every upload here (named by content hash); default: none kept.")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Serve the detector over HTTP: a REST API (POST /v1/scan, GET /v1/model, /healthz, docs at /docs) and a
+    web page at / to drop photos on and see each face's verdict, p_fake and heatmap.
+
+    The model is loaded once and runs on ONNX Runtime when it works. Uploads are sniffed (not trusted to their
+    name), kept in memory and not written anywhere unless --keep-uploads is given. Ctrl-C stops the server.
+    """
+    from .serve import ServeConfig, ServeError
+    from .serve import serve as run_server
+
+    try:
+        config = ServeConfig(
+            host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
+            max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
+            keep_uploads=None if keep_uploads is None else str(keep_uploads), runs_dir=str(runs_dir),
+        )  # fmt: skip
+        run_server(config)
+    except ServeError as err:
+        sys.stderr.write(f"error: {err}\n")
+        raise typer.Exit(2) from None
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .checkpoint import CheckpointError
     from .config import ConfigError

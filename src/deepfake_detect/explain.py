@@ -12,6 +12,7 @@ It needs the torch weights: a detector loaded from an ``.onnx`` file cannot be e
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import re
@@ -131,11 +132,13 @@ class Explainer:
     ----------
     det : Detector
         Must have torch weights.
-    out_dir : path
+    out_dir : path, optional
         Created if missing. Files are ``<stem>-<path hash>-face<k>.png`` and ``<stem>-<hash>-timeline.png``.
+        None keeps everything in memory: ``heatmap`` (and ``timeline``) are then PNG data URLs, and nothing
+        is written to disk (what the web service needs for uploads).
     """
 
-    def __init__(self, det, out_dir: str | Path):
+    def __init__(self, det, out_dir: str | Path | None):
         if det.model is None:
             raise ExplainError(
                 f"--explain needs the model's torch weights, but {det.path} is an ONNX file; "
@@ -144,11 +147,20 @@ class Explainer:
         self.det = det
         self.model = _explainable(det.model)
         self.layer = gradcam_layer(self.model)
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def _store(self, name: str, png: bytes) -> str:
+        """Write one PNG into ``out_dir`` and return its path, or return it as a data URL (no ``out_dir``)."""
+        if self.out_dir is None:
+            return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        path = self.out_dir / name
+        path.write_bytes(png)
+        return str(path)
 
     def explain(self, item, faces: list[dict[str, Any]], result: dict[str, Any]) -> None:
-        """Add a ``heatmap`` path to the faces of one scanned input (a video: its top faces only)."""
+        """Add a ``heatmap`` (path or data URL) to the faces of one scanned input (a video: its top faces only)."""
         from .scan import output_key
 
         prefix = f"{_safe_stem(item.path)}-{output_key(item.path)}"
@@ -156,19 +168,16 @@ class Explainer:
         if item.video is not None:
             top = {id(f) for f in result["faces"]}
             chosen = [i for i, f in enumerate(faces) if id(f) in top]
-            path = self.out_dir / f"{prefix}-timeline.png"
             from .video import timeline_png
 
-            path.write_bytes(timeline_png(result))
-            result["timeline"] = str(path)
+            result["timeline"] = self._store(f"{prefix}-timeline.png", timeline_png(result))
         pre = self.det.preprocess
         for start in range(0, len(chosen), 16):  # bounded memory for the backward pass
             part = list(chosen)[start : start + 16]
-            views = np.stack([pre.finish(item.faces[i].stored) for i in part])
+            views = np.stack([item.faces[i].view for i in part])
             x = torch.from_numpy(normalize(views, pre.mean, pre.std))
             signs = torch.tensor([1.0 if faces[i]["verdict"] == "fake" else -1.0 for i in part])
             cams = gradcam(self.model, x, signs, self.layer)
             for i, view, cam in zip(part, views, cams, strict=True):
-                path = self.out_dir / f"{prefix}-face{i}.png"
-                path.write_bytes(png_bytes(overlay_heatmap(view, cam)))
-                faces[i]["heatmap"] = str(path)
+                png = png_bytes(overlay_heatmap(view, cam))
+                faces[i]["heatmap"] = self._store(f"{prefix}-face{i}.png", png)

@@ -22,7 +22,8 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
 * A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
-* With ``explain_dir``, each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG.
+* With ``explain_dir``, each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
+  ``explain_inline``, the same PNG as a ``data:image/png;base64,...`` URL (nothing written to disk).
 
 Videos (``.mp4 .webm .mov .mkv .avi .m4v``) are sampled at ``fps`` frames a second with PyAV and add::
 
@@ -443,6 +444,7 @@ def iter_scan(
     workers: int | None = None,
     backend: str = "auto",
     explain_dir: str | Path | None = None,
+    explain_inline: bool = False,
     onnx_cache: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Judge the faces of photos, folders and videos: one result dict a input, in input order, streamed.
@@ -472,6 +474,8 @@ def iter_scan(
         ``auto`` uses ONNX Runtime when it works (exporting once to ``onnx_cache``), else torch.
     explain_dir : path, optional
         Write a Grad-CAM overlay PNG a face here (needs torch weights), and a timeline PNG a video.
+    explain_inline : bool
+        Instead of ``explain_dir``: put each overlay in the result as a PNG data URL, in memory only.
     onnx_cache : path, optional
         Folder of exported graphs; default ``~/.cache/deepfake-detect/onnx``.
 
@@ -487,11 +491,13 @@ def iter_scan(
     """
     _check_options(fps, threshold, prior, batch_size)
     _select_backend(det, backend, onnx_cache)
+    if explain_inline and explain_dir is not None:
+        raise ScanError("choose one of explain_dir and explain_inline")
     explainer = None
-    if explain_dir is not None:
+    if explain_dir is not None or explain_inline:
         from .explain import Explainer
 
-        explainer = Explainer(det, explain_dir)
+        explainer = Explainer(det, explain_dir)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
     options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps)
     # Options, backend and explainer are checked above, before the first result is asked for.
