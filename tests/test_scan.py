@@ -23,7 +23,7 @@ from deepfake_detect.explain import ExplainError
 from deepfake_detect.export import export_run
 from deepfake_detect.faces import face_frame
 from deepfake_detect.models import create_model
-from deepfake_detect.scan import VIDEO_TOP_K, iter_inputs, read_path_list
+from deepfake_detect.scan import VIDEO_TOP_K, ScanError, iter_inputs, read_path_list
 from deepfake_detect.train import train
 from deepfake_detect.transforms import Preprocess
 
@@ -231,7 +231,8 @@ def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path
     torch_det = dd.load_detector(tiny_run)
     a = onnx_det.scan([tiny_dataset / "valid"], detect=False)
     b = torch_det.scan([tiny_dataset / "valid"], detect=False, backend="torch")
-    assert onnx_det.backend == "onnx" and a[0]["model"] == b[0]["model"]
+    assert onnx_det.backend == "onnx" and a[0]["model"]["backend"] == "onnx"
+    assert {**a[0]["model"], "backend": "torch"} == b[0]["model"]
     assert (
         max(abs(x["faces"][0]["logit"] - y["faces"][0]["logit"]) for x, y in zip(a, b, strict=True)) <= 1e-4
     )
@@ -264,3 +265,32 @@ def test_video_timeline_and_top3_rule(det, tmp_path):
     explained = det.scan([video], backend="torch", explain_dir=tmp_path / "cams")[0]
     assert Path(explained["timeline"]).read_bytes()[:4] == b"\x89PNG"
     assert all(Path(f["heatmap"]).is_file() for f in explained["faces"])
+
+
+def test_int8_graph_beside_the_weights_is_used_by_auto_and_ignored_when_stale(
+    tiny_run, tiny_dataset, tmp_path
+):
+    det = dd.load_detector(tiny_run)
+    with pytest.raises(ScanError, match="export RUN --quantize"):
+        det.scan([tiny_dataset / "valid"], detect=False, backend="onnx-int8")
+    export_run(tiny_run, output=tiny_run / "model.onnx", quantize=True)
+    try:
+        fresh = dd.load_detector(tiny_run)
+        assert fresh.int8_path == tiny_run / "model.int8.onnx"
+        quick = fresh.scan([tiny_dataset / "valid"], detect=False, onnx_cache=tmp_path)
+        assert fresh.backend == "onnx-int8" and quick[0]["model"]["backend"] == "onnx-int8"
+        exact = fresh.scan([tiny_dataset / "valid"], detect=False, backend="onnx", onnx_cache=tmp_path)
+        assert fresh.backend == "onnx"
+        gaps = [
+            abs(q["faces"][0]["logit"] - e["faces"][0]["logit"]) for q, e in zip(quick, exact, strict=True)
+        ]
+        assert 0 < max(gaps) < 1.0  # quantised: close to float, not equal
+        sidecar = tiny_run / "model.int8.onnx.json"
+        sidecar.write_text(sidecar.read_text().replace(fresh.metadata["tensor_sha256"], "0" * 64))
+        stale = dd.load_detector(tiny_run)
+        assert stale.int8_path is None
+        stale.scan([tiny_dataset / "valid"], detect=False, onnx_cache=tmp_path)
+        assert stale.backend == "onnx"
+    finally:
+        for name in ("model.onnx", "model.onnx.json", "model.int8.onnx", "model.int8.onnx.json"):
+            (tiny_run / name).unlink(missing_ok=True)

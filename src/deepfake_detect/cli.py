@@ -380,7 +380,11 @@ def scan(
         typer.Option(help="Expected share of fakes, for p_fake (default: validation's, 50% for 140k)."),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="auto (ONNX Runtime when it works, else torch), onnx or torch.")
+        str,
+        typer.Option(
+            help="auto (the model's int8 graph if it ships one, else ONNX Runtime float, else torch), "
+            "onnx-int8, onnx or torch. onnx and torch give exactly evaluate's scores."
+        ),
     ] = "auto",
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,

@@ -79,11 +79,32 @@ class Detector:
         self.metadata = metadata
         self.path = path
         self.preprocess = Preprocess.from_dict(metadata["preprocess"])
+        self._int8 = session is not None and path is not None and path.name.endswith(".int8.onnx")
 
     @property
     def backend(self) -> str:
-        """``onnx`` when ONNX Runtime runs the network, else ``torch``."""
-        return "onnx" if self.session is not None else "torch"
+        """``onnx-int8`` or ``onnx`` when ONNX Runtime runs the network (quantised or float), else ``torch``."""
+        if self.session is None:
+            return "torch"
+        return "onnx-int8" if self._int8 else "onnx"
+
+    @property
+    def int8_path(self) -> Path | None:
+        """The int8 graph beside the weights (``<stem>.int8.onnx``, written by ``export --quantize``), or None.
+
+        Only a graph whose metadata carries these weights' tensor hash counts: a stale one is ignored.
+        """
+        if self.path is None or self.path.suffix != ".safetensors":
+            return None
+        graph = self.path.with_name(self.path.stem + ".int8.onnx")
+        sidecar = graph.with_name(graph.name + ".json")
+        if not (graph.is_file() and sidecar.is_file()):
+            return None
+        try:
+            made_from = json.loads(sidecar.read_text()).get("tensor_sha256")
+        except (OSError, ValueError):
+            return None
+        return graph if made_from == self.metadata.get("tensor_sha256") else None
 
     @property
     def name(self) -> str:
@@ -129,6 +150,31 @@ class Detector:
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
             return self.model(x.to(self.device, memory_format=torch.channels_last)).float().cpu().numpy()
 
+    def use_int8(self) -> bool:
+        """Run the network with the int8 graph beside the weights (:attr:`int8_path`) from now on.
+
+        About 2x faster than the float graph on AVX-512 CPUs; the default model's verdicts agree with float
+        on the test set (see MODEL_CARD.md).
+
+        Returns
+        -------
+        bool
+            True when the int8 graph is in use; False (backend unchanged) when there is none or it fails.
+        """
+        if self.backend == "onnx-int8":
+            return True
+        path = self.int8_path
+        if path is None:
+            return False
+        try:
+            from .export import onnx_session
+
+            self.session, self._int8 = onnx_session(path), True
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types; the float paths still work
+            log.warning("int8 graph %s not used (%s: %s)", path, type(err).__name__, err)
+            return False
+        return True
+
     def use_onnx(self, cache_dir: str | Path | None = None) -> bool:
         """Run the network with ONNX Runtime from now on, exporting it once to ``cache_dir``.
 
@@ -140,7 +186,7 @@ class Detector:
         bool
             True when ONNX Runtime is in use; False (torch stays) when it is missing or the export fails.
         """
-        if self.session is not None:
+        if self.backend == "onnx":
             return True
         try:
             from .export import export_onnx, onnx_session
@@ -152,7 +198,7 @@ class Detector:
                 tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
                 export_onnx(self.model, tmp, self.preprocess.size)
                 os.replace(tmp, target)
-            self.session = onnx_session(target)
+            self.session, self._int8 = onnx_session(target), False
         except Exception as err:  # noqa: BLE001 - any failure here only costs speed: torch still works
             log.warning("ONNX Runtime not used (%s: %s); running with torch", type(err).__name__, err)
             return False
@@ -195,6 +241,7 @@ class Detector:
             "sha256": self.metadata["tensor_sha256"],
             "threshold_logit": self.threshold_logit,
             "temperature": self.temperature,
+            "backend": self.backend,
         }
 
 

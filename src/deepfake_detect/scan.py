@@ -193,10 +193,14 @@ class DecodeOptions:
 
 @dataclass
 class Face:
-    """One face ready for the network: its box, stored uint8 pixels and, in videos, its frame."""
+    """One face ready for the network: its box, the network's uint8 view and, in videos, its frame.
+
+    ``view`` is the evaluation view (:meth:`Preprocess.finish` of the stored image, made contiguous) rather
+    than the stored image: in crop mode it is a quarter of the pixels to send back from a decoding process.
+    """
 
     box: Box
-    stored: np.ndarray
+    view: np.ndarray
     frame: int | None = None
     t: float | None = None
 
@@ -259,14 +263,22 @@ def image_size(source: str | Path | bytes) -> tuple[int, int]:
     return width, height
 
 
+def network_view(stored: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """The evaluation view of a stored image, as its own contiguous array (cheap to pickle)."""
+    return np.ascontiguousarray(preprocess.finish(stored))
+
+
 def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess: Preprocess) -> Face:
     # Without pixels yet, Preprocess.load is the evaluate code path: same decode, draft mode and resize.
     stored = preprocess.prepare(Image.fromarray(rgb)) if rgb is not None else preprocess.load(item)
-    return Face((0, 0, size[0], size[1]), stored)
+    return Face((0, 0, size[0], size[1]), network_view(stored, preprocess))
 
 
 def _faces_in(rgb: np.ndarray, preprocess: Preprocess) -> list[Face]:
-    return [Face(box, preprocess.prepare(Image.fromarray(crop_face(rgb, box)))) for box in detect_faces(rgb)]
+    return [
+        Face(box, network_view(preprocess.prepare(Image.fromarray(crop_face(rgb, box))), preprocess))
+        for box in detect_faces(rgb)
+    ]
 
 
 def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
@@ -381,7 +393,7 @@ class _Scorer:
         pre = self.det.preprocess
         out = []
         for start in range(0, len(faces), self.batch_size):
-            views = np.stack([pre.finish(f.stored) for f in faces[start : start + self.batch_size]])
+            views = np.stack([f.view for f in faces[start : start + self.batch_size]])
             out.append(self.det.logits(normalize(views, pre.mean, pre.std)))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -470,8 +482,10 @@ def iter_scan(
         Faces a forward pass.
     workers : int, optional
         Decoding processes; default :func:`default_workers`; 0 decodes in this process.
-    backend : {"auto", "onnx", "torch"}
-        ``auto`` uses ONNX Runtime when it works (exporting once to ``onnx_cache``), else torch.
+    backend : {"auto", "onnx-int8", "onnx", "torch"}
+        ``auto`` uses the int8 graph beside the weights when there is one (the default model ships one;
+        ``export --quantize`` writes one for a run), else the float graph through ONNX Runtime (exported
+        once to ``onnx_cache``), else torch. ``onnx`` and ``torch`` give the scores ``evaluate`` gives.
     explain_dir : path, optional
         Write a Grad-CAM overlay PNG a face here (needs torch weights), and a timeline PNG a video.
     explain_inline : bool
@@ -527,15 +541,30 @@ def _batched_by_faces(stream: Iterator[Decoded], batch_size: int) -> Iterator[li
         yield group
 
 
+BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
+
+
 def _select_backend(det, backend: str, onnx_cache: str | Path | None) -> None:
-    if backend not in ("auto", "onnx", "torch"):
-        raise ScanError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ScanError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if backend == "torch":
         if det.model is None:
             raise ScanError("backend 'torch' needs torch weights; this model is an ONNX file")
         det.session = None
-    elif det.session is None and not det.use_onnx(onnx_cache) and backend == "onnx":
-        raise ScanError("backend 'onnx' was asked for but the model could not run with ONNX Runtime")
+    elif backend == "onnx-int8":
+        if not det.use_int8():
+            raise ScanError(
+                "backend 'onnx-int8' needs an int8 graph made from these weights: run "
+                "`deepfake-detect export RUN --quantize`, which writes model.int8.onnx beside them"
+            )
+    elif backend == "onnx":
+        if det.model is not None and det.backend != "onnx":
+            det.session = None
+        if not det.use_onnx(onnx_cache):
+            raise ScanError("backend 'onnx' was asked for but the model could not run with ONNX Runtime")
+    elif det.session is None and not det.use_int8():
+        # auto: the int8 graph when the model ships one (twice as fast), else the float graph, else torch.
+        det.use_onnx(onnx_cache)
 
 
 def output_key(path: str) -> str:

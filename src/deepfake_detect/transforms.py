@@ -252,7 +252,10 @@ def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
     array([1., 1., 1.], dtype=float32)
     """
     batch = batch[None] if batch.ndim == 3 else batch
-    scale = np.float32(1.0 / 255.0)
-    x = batch.astype(np.float32) * scale
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    # Transpose the bytes first and work in place: a third of the memory traffic of transposing floats.
+    # The per-pixel arithmetic (x * 1/255 - mean) / std is unchanged, so the values are bit-identical.
+    x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)
+    x *= np.float32(1.0 / 255.0)
+    x -= np.asarray(mean, np.float32)[:, None, None]
+    x /= np.asarray(std, np.float32)[:, None, None]
+    return x

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .scan import VIDEO_TOP_K, Decoded, DecodeOptions, Face, _faces_in, describe_error
+from .scan import VIDEO_TOP_K, Decoded, DecodeOptions, Face, _faces_in, describe_error, network_view
 
 __all__ = ["decode_video", "video_summary", "timeline_png"]
 
@@ -63,8 +63,12 @@ def decode_video(index: int, path: str, options: DecodeOptions) -> Decoded:
         for number, t, rgb in _video_frames(path, options.fps):
             faces = _faces_in(rgb, options.preprocess) if options.detect else []
             if not faces and (not options.detect or options.fallback_whole_image):
+                pre = options.preprocess
                 faces = [
-                    Face((0, 0, rgb.shape[1], rgb.shape[0]), options.preprocess.prepare(Image.fromarray(rgb)))
+                    Face(
+                        (0, 0, rgb.shape[1], rgb.shape[0]),
+                        network_view(pre.prepare(Image.fromarray(rgb)), pre),
+                    )
                 ]
             for face in faces:
                 face.frame, face.t = number, t

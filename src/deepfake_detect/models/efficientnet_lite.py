@@ -74,8 +74,10 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad like TF ``SAME`` then convolve."""
-        ph = _same_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
-        pw = _same_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        # Plain ints: an exported graph (fixed spatial size) gets constant pads instead of shape arithmetic
+        # at run time, which costs ONNX Runtime time and blocks int8 quantisation of the padded tensors.
+        ph = _same_pad(int(x.shape[-2]), self.kernel_size[0], self.stride[0])
+        pw = _same_pad(int(x.shape[-1]), self.kernel_size[1], self.stride[1])
         x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
         return super().forward(x)
 
