@@ -440,3 +440,20 @@ def test_cli_serve_refuses_bad_flags_and_a_busy_port(tmp_path):
         busy.listen()
         result = CliRunner().invoke(app, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.output
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle(server):
+    # The listening socket says TCP, so asyncio turns on TCP_NODELAY for each connection; without it every
+    # keep-alive request waited about 40 ms for a delayed ACK.
+    from deepfake_detect.serve import _listening_socket
+
+    with _listening_socket("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+    with httpx.Client(base_url=server, timeout=30) as c:
+        c.get("/healthz")
+        times = []
+        for _ in range(9):
+            start = time.perf_counter()
+            c.get("/healthz")
+            times.append(time.perf_counter() - start)
+    assert sorted(times)[4] < 0.03, times
