@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import signal
 import socket
@@ -118,21 +119,32 @@ def test_model_card(client, det):
         assert key in card
 
 
-def test_model_card_reads_test_metrics_of_a_run(tmp_path, one_thread):
-    weights = make_checkpoint(tmp_path / "model.safetensors")
-    (tmp_path / "eval_test.json").write_text(
-        '{"n": 10, "roc_auc": 0.75, "accuracy": 0.7, "confusion_matrix": [[3, 2], [1, 4]]}'
-    )
+def test_model_card_reads_the_test_metrics_of_the_weights_run(tmp_path, one_thread):
+    from deepfake_detect.checkpoint import read_metadata, save_checkpoint
+    from deepfake_detect.models import create_model
     from deepfake_detect.serve import model_card
 
-    card = model_card(dd.load_detector(weights))
-    assert card["test_metrics"] == {
-        "n": 10,
-        "roc_auc": 0.75,
-        "accuracy": 0.7,
-        "confusion_matrix": [[3, 2], [1, 4]],
-    }
-    assert card["test_metrics_source"].endswith("eval_test.json")
+    scores = {"n": 10, "roc_auc": 0.75, "accuracy": 0.7, "confusion_matrix": [[3, 2], [1, 4]]}
+    (tmp_path / "run").mkdir()
+    beside = make_checkpoint(tmp_path / "run" / "model.safetensors")
+    (tmp_path / "run" / "eval_test.json").write_text(json.dumps({**scores, "split": "test"}))
+    card = model_card(dd.load_detector(beside), runs_dir=tmp_path / "none")
+    assert card["test_metrics"] == scores and card["test_metrics_source"].endswith("run/eval_test.json")
+
+    # Shipped weights (like the default model) found through their run id, only with the same tensor hash.
+    meta = {**read_metadata(beside), "run_id": "run"}
+    torch.manual_seed(0)
+    net = create_model("notebook-cnn")
+    save_checkpoint(tmp_path / "run" / "model.safetensors", net, meta)
+    save_checkpoint(tmp_path / "shipped.safetensors", net, meta)
+    assert (
+        model_card(dd.load_detector(tmp_path / "shipped.safetensors"), runs_dir=tmp_path)["test_metrics"]
+        == scores
+    )
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "run" / "model.safetensors", create_model("notebook-cnn"), meta)  # retrained
+    card = model_card(dd.load_detector(tmp_path / "shipped.safetensors"), runs_dir=tmp_path)
+    assert card["test_metrics"] is None and card["test_metrics_source"] is None
 
 
 def test_openapi_describes_every_field_and_parameter(server):

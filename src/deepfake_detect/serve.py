@@ -515,24 +515,51 @@ def scan_uploads(det, uploads: list[Upload], config: ServeConfig, options: ScanO
 # ------------------------------------------------------------------------------------------------ model card
 
 
-def _test_metrics(det) -> tuple[dict[str, Any] | None, str | None]:
-    """Test-split metrics: the checkpoint's ``test_metrics``, else ``eval_test.json`` beside the weights."""
+def _run_folders(det, runs_dir: str | Path) -> list[Path]:
+    """Folders whose ``eval_test.json`` scores exactly these weights: the weights' own, and their run's."""
+    folders = [Path(det.path).parent] if det.path is not None else []
+    run_id = det.metadata.get("run_id")
+    if run_id:
+        run = Path(runs_dir).expanduser() / str(run_id)
+        from .checkpoint import read_metadata
+
+        try:  # the run's weights must be these weights: a retrained run of the same name is not
+            if read_metadata(run / "model.safetensors").get("tensor_sha256") == det.metadata["tensor_sha256"]:
+                folders.append(run)
+        except Exception:  # noqa: BLE001 - no such run here, or an unreadable one: no metrics from it
+            pass
+    return folders
+
+
+def _test_metrics(det, runs_dir: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """Test-split metrics: the checkpoint's ``test_metrics``, else the ``eval_test.json`` of its run."""
     if isinstance(det.metadata.get("test_metrics"), dict):
         return det.metadata["test_metrics"], "checkpoint metadata (test_metrics)"
-    if det.path is not None and (Path(det.path).parent / "eval_test.json").is_file():
-        path = Path(det.path).parent / "eval_test.json"
-        report = json.loads(path.read_text())
-        keys = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "ci95")
-        metrics = {k: report[k] for k in keys if k in report}
-        metrics["confusion_matrix"] = report.get("confusion_matrix")
-        return metrics, f"{path.parent.name}/eval_test.json"
+    for folder in _run_folders(det, runs_dir):
+        if (folder / "eval_test.json").is_file():
+            report = json.loads((folder / "eval_test.json").read_text())
+            keys = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "ci95")
+            metrics = {k: report[k] for k in (*keys, "confusion_matrix") if k in report}
+            return metrics, str(folder / "eval_test.json")
     return None, None
 
 
-def model_card(det) -> dict[str, Any]:
-    """What ``GET /v1/model`` answers: identity, threshold, calibration, data fingerprint and metrics."""
+def model_card(det, runs_dir: str | Path = "runs") -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: identity, threshold, calibration, data fingerprint and metrics.
+
+    Parameters
+    ----------
+    det : Detector
+    runs_dir : path
+        Where the weights' training run may be found, for its test metrics (``eval_test.json``).
+
+    Returns
+    -------
+    dict
+        The :class:`ModelCard` fields.
+    """
     meta = det.metadata
-    test, source = _test_metrics(det)
+    test, source = _test_metrics(det, runs_dir)
     threshold_p = float(det.p_fake([det.threshold_logit])[0])
     return {
         "name": det.name,
@@ -690,7 +717,7 @@ def create_app(config: ServeConfig, detector=None):
         summary="Describe the loaded model",
     )
     async def model():
-        return model_card(det)
+        return model_card(det, config.runs_dir)
 
     @app.get("/healthz", response_model=Health, summary="Liveness, authentication and limits")
     async def healthz():
