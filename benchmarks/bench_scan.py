@@ -3,7 +3,8 @@
 Scans the JPEGs under ``--data`` (e.g. the 10,731 files of ``faces140k/train``) the way ``deepfake-detect scan
 DIR --no-detect`` does, and reports images a second for:
 
-* the given model with ONNX Runtime and parallel decoding workers (what ``scan`` does by default);
+* the given model with its int8 graph (what ``scan`` does by default when the model ships one);
+* the same model's float graph with ONNX Runtime and the same decoding workers (``--backend onnx``);
 * the same model with torch eager, decoding in the main process (the plain baseline);
 * the notebook-cnn baseline architecture (untrained weights, speed only) through ONNX Runtime.
 
@@ -27,6 +28,7 @@ import deepfake_detect as dd
 from deepfake_detect.checkpoint import save_checkpoint
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.runs import environment_info
+from deepfake_detect.scan import default_workers
 from deepfake_detect.transforms import Preprocess
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -74,13 +76,17 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--limit", type=int, default=None, help="scan only the first N files")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: what scan --no-detect uses)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="Markdown file the rows are appended to"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.workers is None:
+        args.workers = default_workers(detect=False)
     files = jpegs(args.data, args.limit)
     if not files:
         raise SystemExit(f"no JPEG files under {args.data}")
@@ -88,12 +94,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         common = dict(batch_size=args.batch_size, cache=cache)
-        rows = [
-            (f"{det.name}: ONNX Runtime, {args.workers} decode workers (scan default)",
+        rows = []
+        if det.int8_path is not None:
+            rows.append(
+                (
+                    f"{det.name}: int8 graph, ONNX Runtime, {args.workers} decode workers (scan default)",
+                    measure(det, files, backend="onnx-int8", workers=args.workers, **common),
+                )
+            )
+        rows += [
+            (f"{det.name}: float graph, ONNX Runtime, {args.workers} decode workers (--backend onnx)",
              measure(det, files, backend="onnx", workers=args.workers, **common)),
             (f"{det.name}: torch eager, decoding in-process (baseline)",
              measure(det, files, backend="torch", workers=0, **common)),
-            ("notebook-cnn 220 px, untrained: ONNX Runtime, same workers (baseline architecture)",
+            ("notebook-cnn 220 px, untrained: ONNX Runtime float, same workers (baseline architecture)",
              measure(baseline_detector(cache), files, backend="onnx", workers=args.workers, **common)),
         ]  # fmt: skip
     report(args, det, len(files), rows)
@@ -104,7 +118,7 @@ def report(args, det, n_files: int, rows: list[tuple[str, float]]) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    base = rows[1][1]
+    base = next(rate for name, rate in rows if "torch eager" in name)
     lines = [
         f"\n## Scan throughput: {det.name} ({args.model}), --no-detect, {n_files:,} files of `{args.data}`\n",
         f"Machine: {env['cpu']}, {args.threads} threads, {platform.system()}; torch {env['packages']['torch']}, "

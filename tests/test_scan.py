@@ -294,3 +294,15 @@ def test_int8_graph_beside_the_weights_is_used_by_auto_and_ignored_when_stale(
     finally:
         for name in ("model.onnx", "model.onnx.json", "model.int8.onnx", "model.int8.onnx.json"):
             (tiny_run / name).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("cores", "detect", "expected"), [(2, False, 0), (2, True, 2), (8, False, 4), (16, True, 4)]
+)
+def test_default_workers_decode_in_process_without_detection_on_two_cores(
+    monkeypatch, cores, detect, expected
+):
+    from deepfake_detect.scan import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    assert default_workers(detect) == expected
