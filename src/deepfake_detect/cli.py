@@ -373,7 +373,10 @@ def scan(
     fps: Annotated[float, typer.Option(help="Video frames sampled a second.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Faces a forward pass.")] = 32,
     workers: Annotated[
-        int | None, typer.Option(help="Decoding processes (0: none); default: the cores, at most 4.")
+        int | None,
+        typer.Option(
+            help="Decoding processes (0: in this process); default: the cores (at most 4), or none on 2 cores with --no-detect."
+        ),
     ] = None,
     prior: Annotated[
         float | None,
