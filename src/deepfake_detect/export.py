@@ -265,7 +265,9 @@ def quantize_onnx(model_path: str | os.PathLike, output: str | os.PathLike, cali
 
     output = Path(output)
     quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime logs a line per rescaled bias on the root logger
+    logging.getLogger().setLevel(
+        logging.ERROR
+    )  # onnxruntime logs a line per rescaled bias on the root logger
     try:
         with tempfile.TemporaryDirectory() as tmp:
             prepared = Path(tmp) / "prepared.onnx"

@@ -76,7 +76,11 @@ def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
         return (root / str(run)).resolve()
     # A unique prefix of a run id works; a path that led nowhere is not a prefix (glob refuses absolute ones).
     is_id = "/" not in str(run) and not path.is_absolute()
-    matches = sorted(p for p in root.glob(f"{run}*") if (p / MODEL_FILE).is_file()) if root.is_dir() and is_id else []
+    matches = (
+        sorted(p for p in root.glob(f"{run}*") if (p / MODEL_FILE).is_file())
+        if root.is_dir() and is_id
+        else []
+    )
     if len(matches) == 1:
         return matches[0].resolve()
     if len(matches) > 1:

@@ -627,6 +627,7 @@ def create_app(config: ServeConfig, detector=None):
     det.scan([], backend="auto", workers=0, onnx_cache=config.onnx_cache)
     static = resources.files("deepfake_detect") / "static"
     app = FastAPI(
+        docs_url=None,  # served below from the swagger-ui-bundle package: FastAPI's own page needs a CDN
         title="deepfake-detect",
         version=__version__,
         description="Tells real face photos from GAN-generated faces (StyleGAN-like); not face swaps. "
@@ -735,7 +736,26 @@ def create_app(config: ServeConfig, detector=None):
         return HTMLResponse((static / "index.html").read_text(), headers={"Content-Security-Policy": csp})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    _install_offline_docs(app)
     return app
+
+
+def _install_offline_docs(app) -> None:
+    """Swagger UI at ``/docs`` from local files, so the API docs work on a machine with no network."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 # ---------------------------------------------------------------------------------------------- running it
