@@ -4,7 +4,7 @@ One model a call, since the whole table takes hours on 2 cores. Each call adds (
 in ``benchmarks/models.jsonl`` and rewrites the table between the markers in ``benchmarks/RESULTS.md``.
 
     python benchmarks/bench_models.py --model notebook-cnn --epochs 7 --image-size 220 --batch-size 22
-    python benchmarks/bench_models.py --run runs/s4-128-e8 --label "default"     # score an existing run
+    python benchmarks/bench_models.py --run runs/s4-128-e12 --label "default"     # score an existing run
     python benchmarks/bench_models.py --speed     # re-measure every row's img/s together, on a quiet machine
 """
 

@@ -466,7 +466,7 @@ def export_command(
 
 @app.command(
     epilog=_example(
-        "deepfake-detect robustness runs/s4-128-e8 --data ../shared/data/faces140k",
+        "deepfake-detect robustness runs/s4-128-e12 --data ../shared/data/faces140k",
         "deepfake-detect robustness RUN --limit-per-class 20 --json",
     )
 )

@@ -12,7 +12,7 @@ recall uses the threshold that flags at most 1% of the *clean validation* reals.
 evaluated split.
 
 >>> from deepfake_detect.robustness import robustness              # doctest: +SKIP
->>> result = robustness("runs/s4-128-e8", "../shared/data/faces140k")  # doctest: +SKIP
+>>> result = robustness("runs/s4-128-e12", "../shared/data/faces140k")  # doctest: +SKIP
 >>> result["rows"][0]["condition"], result["rows"][0]["roc_auc"]     # doctest: +SKIP
 ('clean', 0.99...)
 """
