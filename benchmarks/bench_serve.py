@@ -212,7 +212,7 @@ def report(args, card, paths, inproc, single, many, rss, load_before, load_after
     start, peak, end = rss[0], max(rss), rss[-1]
     lines = [
         f"\n## Serve load: {args.clients} concurrent clients for {args.duration:.0f} s, `deepfake-detect serve` on loopback\n",
-        f"`nice -n 5 python benchmarks/bench_serve.py` on {machine()}; commit {commit()}; "
+        f"`python benchmarks/bench_serve.py` on {machine()}; commit {commit()}; "
         f"{time.strftime('%Y-%m-%d')}. Model {card['name']} ({card['version']}) on {card['backend']}, "
         f"1 server process, default threads and concurrency 1. Each request: one photo of `{args.data}` "
         f"({len(paths)} cycled, 256 px JPEG) to `POST /v1/scan` with the defaults (face detection, whole image "
