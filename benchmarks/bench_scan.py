@@ -3,8 +3,8 @@
 Scans the JPEGs under ``--data`` (e.g. the 10,731 files of ``faces140k/train``) the way ``deepfake-detect scan
 DIR --no-detect`` does, and reports images a second for:
 
-* the given model with its int8 graph (what ``scan`` does by default when the model ships one);
-* the same model's float graph with ONNX Runtime and the same decoding workers (``--backend onnx``);
+* the given model's float graph with ONNX Runtime (what ``scan`` does by default);
+* the same model's int8 graph, when it ships one (``scan --backend onnx-int8``);
 * the same model with torch eager, decoding in the main process (the plain baseline);
 * the notebook-cnn baseline architecture (untrained weights, speed only) through ONNX Runtime.
 
@@ -98,12 +98,12 @@ def main() -> None:
         if det.int8_path is not None:
             rows.append(
                 (
-                    f"{det.name}: int8 graph, ONNX Runtime, {args.workers} decode workers (scan default)",
+                    f"{det.name}: int8 graph, ONNX Runtime, {args.workers} decode workers (--backend onnx-int8)",
                     measure(det, files, backend="onnx-int8", workers=args.workers, **common),
                 )
             )
         rows += [
-            (f"{det.name}: float graph, ONNX Runtime, {args.workers} decode workers (--backend onnx)",
+            (f"{det.name}: float graph, ONNX Runtime, {args.workers} decode workers (scan default)",
              measure(det, files, backend="onnx", workers=args.workers, **common)),
             (f"{det.name}: torch eager, decoding in-process (baseline)",
              measure(det, files, backend="torch", workers=0, **common)),

@@ -75,6 +75,7 @@ class RssSampler(threading.Thread):
 
 def start_server(args, port: int, log) -> subprocess.Popen:
     command = [sys.executable, "-m", "deepfake_detect", "serve", "--model", args.model, "--port", str(port)]
+    command += ["--backend", args.backend]
     if args.threads:
         command += ["--threads", str(args.threads)]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -132,7 +133,7 @@ def in_process_rate(args, paths: list[Path], duration: float) -> float:
     if args.threads:
         torch.set_num_threads(args.threads)
     det = dd.load_detector(args.model)
-    det.scan([paths[0].read_bytes()], fallback_whole_image=True, workers=0)  # warm-up, picks the backend
+    det.scan([paths[0].read_bytes()], fallback_whole_image=True, workers=0, backend=args.backend)  # warm-up
     payloads = [p.read_bytes() for p in paths]
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < duration:
@@ -173,6 +174,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of face photos")
     parser.add_argument("--model", default="default")
+    parser.add_argument("--backend", default="onnx-int8", help="serve --backend (default: the int8 graph)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the concurrent load")
     parser.add_argument("--baseline-duration", type=float, default=15.0, help="seconds of each baseline")

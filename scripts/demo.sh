@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 right = sum((r["verdict"] == "fake") == ("/fake/" in r["path"]) for r in rows if r["verdict"])
 auc = roc_auc_score(["/fake/" in r["path"] for r in rows], [r["p_fake"] for r in rows])
 print(f"test split: {len(rows)} images, accuracy {right / len(rows):.3f} at the model's threshold, "
-      f"ROC AUC {auc:.4f} ({rows[0]['model']['backend']}; --backend onnx gives evaluate's exact scores)")
+      f"ROC AUC {auc:.4f} ({rows[0]['model']['backend']}: the same as evaluate)")
 PY
 echo "== data check: $DATA" >&2
 $BIN/deepfake-detect data check "$DATA" > "$OUT/data-check.txt" && tail -n 3 "$OUT/data-check.txt"

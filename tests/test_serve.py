@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -375,6 +376,7 @@ def test_config_limits_are_checked():
         dict(max_request_mb=0),
         dict(port=70000),
         dict(api_key=" "),
+        dict(backend="fast"),
     ):
         with pytest.raises(ServeError):
             ServeConfig(**bad)
@@ -471,3 +473,29 @@ def test_keep_alive_requests_are_not_delayed_by_nagle(server):
             c.get("/healthz")
             times.append(time.perf_counter() - start)
     assert sorted(times)[4] < 0.03, times
+
+
+def test_backend_is_chosen_at_start_auto_keeps_evaluate_scores_int8_on_request(onnx_cache, one_thread):
+    exact = dd.load_detector("default")
+    create_app(ServeConfig(onnx_cache=onnx_cache), detector=exact)
+    assert exact.backend == "onnx"
+    quick = dd.load_detector("default")
+    with running_server(create_app(ServeConfig(backend="onnx-int8"), detector=quick)) as url:
+        card = httpx.get(f"{url}/v1/model", timeout=30).json()
+    assert quick.backend == card["backend"] == "onnx-int8"
+    with pytest.raises(ServeError, match="int8 graph"):
+        create_app(
+            ServeConfig(backend="onnx-int8", onnx_cache=onnx_cache), detector=det_without_int8(onnx_cache)
+        )
+
+
+def det_without_int8(tmp: str):
+    """The default weights copied alone, without the int8 graph that ships beside them."""
+    import shutil
+
+    from deepfake_detect.checkpoint import DEFAULT_WEIGHTS
+
+    target = Path(tmp) / "alone" / "default.safetensors"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(DEFAULT_WEIGHTS, target)
+    return dd.load_detector(target)
