@@ -66,7 +66,7 @@ def remeasure_speed(rows: list[dict], data: str) -> None:
     stamp = f"{time.strftime('%Y-%m-%d')} {_commit()}"
     for row in rows:
         run_dir = Path("runs") / row["run"]
-        if (run_dir / "model.safetensors").is_file():
+        if "onnx_img_s" in row and (run_dir / "model.safetensors").is_file():
             row.update(model_speed(run_dir, data), speed_measured=stamp)
             print(f"{row['label']}: {row['onnx_img_s']:.0f} img/s float, {row['int8_img_s']:.0f} int8")
 
@@ -116,7 +116,14 @@ def render_table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
-    for r in sorted(rows, key=lambda r: -r["onnx_img_s"]):
+    for r in sorted(rows, key=lambda r: -r.get("onnx_img_s", 0)):
+        if "onnx_img_s" not in r:  # a reference baseline of `deepfake-detect baselines`: no network to time
+            lines.append(
+                f"| {r['label']} | - | {r['roc_auc']:.4f} [{r['roc_auc_ci'][0]:.4f}, {r['roc_auc_ci'][1]:.4f}] "
+                f"| {r['accuracy']:.4f} [{r['accuracy_ci'][0]:.4f}, {r['accuracy_ci'][1]:.4f}] | {r['f1']:.4f} "
+                f"| - | - | - | - | - | - | - | - | {r['run']} / {r['commit']} |"
+            )
+            continue
         ratio = f" ({r['onnx_img_s'] / base:.1f}x)" if base else ""
         int8 = f"{r['int8_img_s']:.0f}" if "int8_img_s" in r else "-"
         lines.append(
