@@ -94,12 +94,10 @@ def _images(per_class: dict[str, int]) -> int:
 
 
 def report(large: dict, small: dict, args: argparse.Namespace, gen_seconds: float) -> str:
-    from deepfake_detect.runs import environment_info
+    from deepfake_detect.runs import code_version, environment_info
 
     env = environment_info(1)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = code_version()
     n_large, n_small = _images(LARGE), _images(SMALL)
     per_image = (large["peak_mib"] - small["peak_mib"]) * 2**20 / (n_large - n_small)
     rows = [

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from deepfake_detect.evaluate import evaluate, probe_generalisation
 from deepfake_detect.export import export_run, onnx_logits, onnx_session
 from deepfake_detect.inference import load_detector
 from deepfake_detect.models import count_macs, count_parameters
-from deepfake_detect.runs import read_json
+from deepfake_detect.runs import code_version, environment_info, read_json
 from deepfake_detect.train import train
 
 HERE = Path(__file__).resolve().parent
@@ -63,18 +62,12 @@ def remeasure_speed(rows: list[dict], data: str) -> None:
     Speeds taken on different days under different loads do not compare; these do, and the ratio column is
     against notebook-cnn's float graph measured in the same call.
     """
-    stamp = f"{time.strftime('%Y-%m-%d')} {_commit()}"
+    stamp = f"{time.strftime('%Y-%m-%d')} {code_version()}"
     for row in rows:
         run_dir = Path("runs") / row["run"]
         if "onnx_img_s" in row and (run_dir / "model.safetensors").is_file():
             row.update(model_speed(run_dir, data), speed_measured=stamp)
             print(f"{row['label']}: {row['onnx_img_s']:.0f} img/s float, {row['int8_img_s']:.0f} int8")
-
-
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
 
 
 def score_run(run_dir: Path, data: str, probe: str, label: str) -> dict:
@@ -102,7 +95,7 @@ def score_run(run_dir: Path, data: str, probe: str, label: str) -> dict:
         **model_speed(run_dir, data, threads=config.get("threads") or 2),
         "probe_auc": probe_result["roc_auc"],
         "probe_recall": probe_result["recall"],
-        "commit": _commit(),
+        "commit": code_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -143,14 +136,7 @@ def _speed_stamp(rows: list[dict]) -> str:
 
 def write_results(rows: list[dict]) -> None:
     """Rewrite the table between the markers in RESULTS.md (adding the section the first time)."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
+    cpu = environment_info(2)["cpu"]
     section = (
         f"{BEGIN}\n## Detector accuracy benchmark (faces140k sample: 10,731 train, 500 valid, 500 test)\n\n"
         f"`benchmarks/bench_models.py`, on {cpu}, 2 cores. Threshold chosen on valid (F1 rule), scored on test; "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 import deepfake_detect as dd
 from deepfake_detect.checkpoint import save_checkpoint
 from deepfake_detect.models import create_model, get_model_cfg
-from deepfake_detect.runs import environment_info
+from deepfake_detect.runs import code_version, environment_info
 from deepfake_detect.scan import default_workers
 from deepfake_detect.transforms import Preprocess
 
@@ -115,9 +114,7 @@ def main() -> None:
 
 def report(args, det, n_files: int, rows: list[tuple[str, float]]) -> None:
     env = environment_info(args.threads)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = code_version()
     base = next(rate for name, rate in rows if "torch eager" in name)
     lines = [
         f"\n## Scan throughput: {det.name} ({args.model}), --no-detect, {n_files:,} files of `{args.data}`\n",

@@ -31,6 +31,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from deepfake_detect.runs import code_version, environment_info
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_DATA", "../shared/data/faces140k")) / "test"
 
@@ -156,16 +158,7 @@ def summary(latencies: list[float], errors: list[str], wall: float) -> dict[str,
 
 
 def machine() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next(
-        (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?"
-    )
-    return f"{model}, {os.cpu_count()} cores"
-
-
-def commit() -> str:
-    run = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
-    return run.stdout.strip() or "unknown"
+    return f"{environment_info(1)['cpu']}, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -214,7 +207,7 @@ def report(args, card, paths, inproc, single, many, rss, load_before, load_after
     start, peak, end = rss[0], max(rss), rss[-1]
     lines = [
         f"\n## Serve load: {args.clients} concurrent clients for {args.duration:.0f} s, `deepfake-detect serve` on loopback\n",
-        f"`python benchmarks/bench_serve.py` on {machine()}; commit {commit()}; "
+        f"`python benchmarks/bench_serve.py` on {machine()}; commit {code_version()}; "
         f"{time.strftime('%Y-%m-%d')}. Model {card['name']} ({card['version']}) on {card['backend']}, "
         f"1 server process, default threads and concurrency 1. Each request: one photo of `{args.data}` "
         f"({len(paths)} cycled, 256 px JPEG) to `POST /v1/scan` with the defaults (face detection, whole image "

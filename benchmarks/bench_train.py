@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from deepfake_detect.config import TrainConfig
 from deepfake_detect.data import list_split
 from deepfake_detect.dataset import FaceDataset, make_loader
 from deepfake_detect.models import create_model
-from deepfake_detect.runs import environment_info
+from deepfake_detect.runs import code_version, environment_info
 from deepfake_detect.runtime import make_deterministic
 from deepfake_detect.train import preprocess_for, train_one_epoch
 
@@ -76,9 +75,7 @@ def main() -> None:
     ours = measure(cfg, args.steps, channels_last=True)
     base = measure(cfg, args.steps, channels_last=False)
     env = environment_info(args.threads)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = code_version()
     rows = [
         f"\n## Training throughput: {args.model} at {args.image_size} px, batch {args.batch_size}\n",
         f"Machine: {env['cpu']}, {args.threads} threads, {platform.system()}; "
