@@ -58,8 +58,8 @@ def make_dataset(root: Path, per_class: dict[str, int], size: int) -> Path:
 
 def child(data: str, steps: int, image_size: int, batch_size: int) -> None:
     """Train once and print peak RSS and timings as JSON (runs in its own process)."""
-    from deepfake_detect.config import TrainConfig
-    from deepfake_detect.train import train
+    from deepfake_detect.core.config import TrainConfig
+    from deepfake_detect.training.train import train
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as runs:
@@ -94,7 +94,7 @@ def _images(per_class: dict[str, int]) -> int:
 
 
 def report(large: dict, small: dict, args: argparse.Namespace, gen_seconds: float) -> str:
-    from deepfake_detect.runs import code_version, environment_info
+    from deepfake_detect.core.runs import code_version, environment_info
 
     env = environment_info(1)
     commit = code_version()

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepfake_detect.config import load_config
-from deepfake_detect.evaluate import evaluate, probe_generalisation
-from deepfake_detect.export import export_run, onnx_logits, onnx_session
-from deepfake_detect.inference import load_detector
+from deepfake_detect.core.config import load_config
+from deepfake_detect.core.runs import code_version, environment_info, read_json
+from deepfake_detect.evaluation.evaluate import evaluate, probe_generalisation
+from deepfake_detect.export import export_run
+from deepfake_detect.inference.onnx import onnx_logits, onnx_session
 from deepfake_detect.models import count_macs, count_parameters
-from deepfake_detect.runs import code_version, environment_info, read_json
-from deepfake_detect.train import train
+from deepfake_detect.scan.detector import load_detector
+from deepfake_detect.training.train import train
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "models.jsonl"

@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 import deepfake_detect as dd
-from deepfake_detect.checkpoint import save_checkpoint
+from deepfake_detect.core.checkpoint import save_checkpoint
+from deepfake_detect.core.runs import code_version, environment_info
+from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.models import create_model, get_model_cfg
-from deepfake_detect.runs import code_version, environment_info
-from deepfake_detect.scan import default_workers
-from deepfake_detect.transforms import Preprocess
+from deepfake_detect.scan.pipeline import default_workers
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

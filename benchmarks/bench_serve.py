@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from deepfake_detect.runs import code_version, environment_info
+from deepfake_detect.core.runs import code_version, environment_info
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_DATA", "../shared/data/faces140k")) / "test"

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.data import list_split
-from deepfake_detect.dataset import FaceDataset, make_loader
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.core.runs import code_version, environment_info
+from deepfake_detect.core.runtime import make_deterministic
+from deepfake_detect.data.dataset import FaceDataset, make_loader
+from deepfake_detect.data.layout import list_split
 from deepfake_detect.models import create_model
-from deepfake_detect.runs import code_version, environment_info
-from deepfake_detect.runtime import make_deterministic
-from deepfake_detect.train import preprocess_for, train_one_epoch
+from deepfake_detect.training.loop import preprocess_for, train_one_epoch
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

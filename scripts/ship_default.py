@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from deepfake_detect.checkpoint import load_checkpoint, save_checkpoint
-from deepfake_detect.data import list_split, resolve_data_root
-from deepfake_detect.evaluate import evaluate
+from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
+from deepfake_detect.data.layout import list_split, resolve_data_root
+from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
-from deepfake_detect.inference import load_detector
+from deepfake_detect.scan.detector import load_detector
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "deepfake_detect" / "weights"
 KEPT = (

@@ -51,7 +51,9 @@ def scan_runtime(tmp_path_factory, monkeypatch):
     """One torch thread (the 2 shared cores are busy: more threads only contend) and a temporary ONNX cache."""
     import torch
 
-    monkeypatch.setattr("deepfake_detect.inference.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx")
+    monkeypatch.setattr(
+        "deepfake_detect.inference.network.ONNX_CACHE_DIR", tmp_path_factory.getbasetemp() / "onnx"
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.faces import detect_faces
-from deepfake_detect.scan import DecodeOptions, decode, iter_inputs
+from deepfake_detect.scan.decode import DecodeOptions
+from deepfake_detect.scan.faces import detect_faces
+from deepfake_detect.scan.inputs import iter_inputs
+from deepfake_detect.scan.pipeline import decode
 from test_scan import face_image, make_checkpoint
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")
@@ -95,7 +97,7 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def results(det, folder) -> dict[str, dict]:
     names = [*BROKEN, *GOOD, "dangling.jpg", "loop_a.jpg"]
-    out = det.scan([str(folder / n) for n in names], detect=False, backend="torch", workers=0)
+    out = det.with_backend("torch").scan([str(folder / n) for n in names], detect=False, workers=0)
     assert [Path(r["path"]).name for r in out] == names  # one result a file, in order: the batch went on
     return {Path(r["path"]).name: r for r in out}
 
@@ -126,24 +128,26 @@ def test_unreadable_paths(results, name, words):
 def test_a_directory_named_like_an_image(det, folder):
     # Named on the command line, a folder is walked (here: nothing inside); reaching the decoder, say
     # from a file replaced by a folder mid-scan, it is an error row like any unreadable file.
-    assert det.scan([str(folder / "folder.jpg"), str(folder / "gray.png")], backend="torch")[0][
-        "path"
-    ].endswith("gray.png")
+    assert (
+        det.with_backend("torch")
+        .scan([str(folder / "folder.jpg"), str(folder / "gray.png")])[0]["path"]
+        .endswith("gray.png")
+    )
     decoded = decode(0, str(folder / "folder.jpg"), DecodeOptions(det.preprocess, detect=False))
     assert "directory" in decoded.error and decoded.faces == []
 
 
 def test_tiny_images_are_scored_with_a_note_or_have_no_face(det, results):
     assert "8x8" in results["tiny.png"]["note"] and "unreliable" in results["tiny.png"]["note"]
-    detected = det.scan([np.zeros((8, 8, 3), np.uint8)], backend="torch")[0]
+    detected = det.with_backend("torch").scan([np.zeros((8, 8, 3), np.uint8)])[0]
     assert detected["faces"] == [] and "no face" in detected["note"]
 
 
 def test_animation_uses_its_first_frame(det, folder):
     first = Image.new("RGB", (48, 48), (0, 0, 0))
-    (expected,) = det.scan([first], detect=False, backend="torch")
+    (expected,) = det.with_backend("torch").scan([first], detect=False)
     for name in ("animated.gif", "animated.webp"):
-        (got,) = det.scan([str(folder / name)], detect=False, backend="torch")
+        (got,) = det.with_backend("torch").scan([str(folder / name)], detect=False)
         assert got["faces"][0]["logit"] == pytest.approx(expected["faces"][0]["logit"], abs=1e-5)
 
 
@@ -155,10 +159,10 @@ def test_exif_rotation_boxes_are_in_the_upright_image(det, tmp_path):
     stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))  # the sensor's sideways pixels
     path = tmp_path / "phone.jpg"
     stored.save(path, "JPEG", quality=95, exif=exif)
-    (found,) = det.scan([str(path)], backend="torch")
+    (found,) = det.with_backend("torch").scan([str(path)])
     assert len(found["faces"]) == 1
     assert np.allclose(found["faces"][0]["box"], expected, atol=8)
-    (whole,) = det.scan([str(path)], detect=False, backend="torch")
+    (whole,) = det.with_backend("torch").scan([str(path)], detect=False)
     assert whole["faces"][0]["box"] == [0, 0, 400, 512]
 
 
@@ -181,7 +185,7 @@ def test_huge_folder_streams_in_bounded_memory(tmp_path):
     # Crop mode with a 256 px framing: each decoded image is stored at 192 KiB, so holding the 2,000 of
     # them would take 375 MiB, while the network itself only sees a cheap 32 px centre.
     det = dd.load_detector(make_checkpoint(tmp_path / "m.safetensors", resize_mode="crop", base_size=256))
-    stream = det.iter_scan([tmp_path], detect=False, backend="torch", workers=0, batch_size=16)
+    stream = det.with_backend("torch").iter_scan([tmp_path], detect=False, workers=0, batch_size=16)
     first = next(stream)  # results come before the folder has been read through
     assert first["path"].endswith("00000.png")
     count, before = 1, _rss_mib()

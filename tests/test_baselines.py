@@ -10,8 +10,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import make_face_dataset
-from deepfake_detect.baselines import BASELINES, baselines, colour_features, format_table, fourier_features
 from deepfake_detect.cli import app
+from deepfake_detect.evaluation.baselines import (
+    BASELINES,
+    baselines,
+    colour_features,
+    format_table,
+    fourier_features,
+)
 
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "ci95", "threshold"}
 

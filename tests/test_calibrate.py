@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepfake_detect.calibrate import (
+from deepfake_detect.metrics.calibration import (
     calibrated_p_fake,
     fit_temperature,
     logit_for_probability,
     reliability_curve,
 )
-from deepfake_detect.metrics import expected_calibration_error, log_loss_from_logits, sigmoid
+from deepfake_detect.metrics.classification import expected_calibration_error, log_loss_from_logits, sigmoid
 
 FAST = settings(max_examples=30, deadline=None, database=None)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deepfake_detect.checkpoint import (
+from deepfake_detect.core.checkpoint import (
     CheckpointError,
     load_checkpoint,
     read_metadata,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from deepfake_detect.config import ConfigError, TrainConfig, config_from_dict, load_config
+from deepfake_detect.core.config import ConfigError, TrainConfig, config_from_dict, load_config
 
 
 def test_precedence_file_then_flags_then_set(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import deepfake_detect as dd
-from deepfake_detect.checkpoint import DEFAULT_WEIGHTS
-from deepfake_detect.data import list_split
+from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS
+from deepfake_detect.data.layout import list_split
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="this checkout ships no default model")
 
@@ -39,7 +39,7 @@ def test_scanning_the_test_split_gives_the_card_figures(shared_data, tmp_path):
             json.loads(det.int8_path.with_name("default.int8.onnx.json").read_text())["test_metrics"],
         ),
     ):
-        results = det.scan(paths, detect=False, backend=backend, workers=0, onnx_cache=tmp_path)
+        results = det.with_backend(backend).scan(paths, detect=False, workers=0, onnx_cache=tmp_path)
         fake = np.array([r["verdict"] == "fake" for r in results])
         logits = np.array([r["faces"][0]["logit"] for r in results])
         assert np.mean(fake == labels) == pytest.approx(card["accuracy"], abs=1e-9), backend

@@ -16,10 +16,11 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from conftest import make_face_dataset
-from deepfake_detect.config import ConfigError, TrainConfig
-from deepfake_detect.dataset import EpochShuffle, collate_skip_bad, make_loader
-from deepfake_detect.distributed import DistContext, launch, session, world_from_env
-from deepfake_detect.train import train
+from deepfake_detect.core.config import ConfigError, TrainConfig
+from deepfake_detect.data.dataset import EpochShuffle, collate_skip_bad, make_loader
+from deepfake_detect.training.distributed import DistContext, session, world_from_env
+from deepfake_detect.training.launch import launch
+from deepfake_detect.training.train import train
 
 # Largest |w_ddp - w_single| allowed after 12 steps (2 epochs x 6 batches of 8) of notebook-cnn at 32 px. The
 # runs differ only in float rounding (two means of 4 averaged vs one mean of 8); Adam scales gradients to

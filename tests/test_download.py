@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_face_dataset
-from deepfake_detect.download import (
+from deepfake_detect.data.download import (
     KAGGLE_DATASET,
     DownloadError,
     download_dataset,

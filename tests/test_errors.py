@@ -12,15 +12,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_detect.cli import app
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.errors import (
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.reporting.error_analysis import (
     bucket_table,
     error_analysis,
     estimate_jpeg_quality,
     image_attributes,
     wilson_interval,
 )
-from deepfake_detect.train import train
+from deepfake_detect.training.train import train
 
 
 def _smooth_photo(size: int = 96, seed: int = 0) -> np.ndarray:

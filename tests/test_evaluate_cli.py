@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_detect.checkpoint import read_metadata
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.evaluate import evaluate
-from deepfake_detect.train import train
+from deepfake_detect.core.checkpoint import read_metadata
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.training.train import train
 
 CLI = [sys.executable, "-m", "deepfake_detect"]
 

@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from deepfake_detect.explain import Explainer, ExplainError, gradcam, gradcam_layer, overlay_heatmap
+from deepfake_detect.core.exceptions import ExplainError
+from deepfake_detect.inference.gradcam import gradcam, gradcam_layer, overlay_heatmap
 from deepfake_detect.models import create_model, list_models
+from deepfake_detect.scan.explain import Explainer
 
 
 def test_layer_is_the_last_conv_or_the_named_one():

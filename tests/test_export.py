@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from deepfake_detect.export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
+from deepfake_detect.inference.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
 from deepfake_detect.models import create_model, list_models
 
 SIZE = 64

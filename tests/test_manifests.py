@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from conftest import make_face_dataset
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.data import DataError, fingerprint_dataset, list_split, read_manifest, resolve_data_root
-from deepfake_detect.train import train
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.data.layout import (
+    DataError,
+    fingerprint_dataset,
+    list_split,
+    read_manifest,
+    resolve_data_root,
+)
+from deepfake_detect.training.train import train
 
 KAGGLE_COLUMNS = ["", "original_path", "id", "label", "label_str", "path"]
 

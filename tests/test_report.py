@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deepfake_detect import metrics
 from deepfake_detect.cli import app
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.report import calibration_summary, cost_by_threshold, read_scores, report
-from deepfake_detect.runs import read_json, write_json
-from deepfake_detect.train import train
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.core.runs import read_json, write_json
+from deepfake_detect.metrics import classification as metrics
+from deepfake_detect.reporting.report import calibration_summary, cost_by_threshold, read_scores, report
+from deepfake_detect.training.train import train
 
 FIGURES = (
     "sample_faces",

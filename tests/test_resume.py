@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import make_face_dataset
-from deepfake_detect.checkpoint import CheckpointError
-from deepfake_detect.config import ConfigError, TrainConfig
-from deepfake_detect.resume import (
+from deepfake_detect.core.checkpoint import CheckpointError
+from deepfake_detect.core.config import ConfigError, TrainConfig
+from deepfake_detect.core.runs import RunError
+from deepfake_detect.training.state import (
     LAST,
     PREV,
     Checkpointer,
@@ -31,8 +32,7 @@ from deepfake_detect.resume import (
     resume_config,
     write_state,
 )
-from deepfake_detect.runs import RunError
-from deepfake_detect.train import train
+from deepfake_detect.training.train import train
 
 TIMING_METRICS = {"train_seconds"}
 TIMING_COLUMNS = {"train_img_per_s", "epoch_seconds"}
@@ -41,7 +41,7 @@ BASE = dict(epochs=3, batch_size=8, image_size=32, base_size=40, threads=1, chec
 RUNNER = """
 import os, signal, sys
 from deepfake_detect.cli import main
-from deepfake_detect.resume import Checkpointer
+from deepfake_detect.training.state import Checkpointer
 
 stop_after, saves, original = int(os.environ["STOP_AFTER_SAVES"]), [0], Checkpointer.save
 

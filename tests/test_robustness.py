@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from deepfake_detect import robustness as rb
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.data import list_split
-from deepfake_detect.inference import load_detector
-from deepfake_detect.metrics import threshold_at_fpr
-from deepfake_detect.train import train
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.data.layout import list_split
+from deepfake_detect.evaluation import robustness as rb
+from deepfake_detect.metrics.classification import threshold_at_fpr
+from deepfake_detect.scan.detector import load_detector
+from deepfake_detect.training.train import train
 
 CLI = [sys.executable, "-m", "deepfake_detect"]
 

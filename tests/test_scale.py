@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_face_dataset
-from deepfake_detect import dataset as dataset_module
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.data import list_split
-from deepfake_detect.dataset import DecodedCache, check_free_space
-from deepfake_detect.train import train
-from deepfake_detect.transforms import Preprocess
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.data import dataset as dataset_module
+from deepfake_detect.data.dataset import DecodedCache, check_free_space
+from deepfake_detect.data.layout import list_split
+from deepfake_detect.data.transforms import Preprocess
+from deepfake_detect.training.train import train
 
 GIB = 2**30
 

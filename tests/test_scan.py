@@ -16,16 +16,18 @@ import torch
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.checkpoint import save_checkpoint
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.evaluate import evaluate
-from deepfake_detect.explain import ExplainError
+from deepfake_detect.core.checkpoint import save_checkpoint
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.core.exceptions import ScanError
+from deepfake_detect.data.transforms import Preprocess
+from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
-from deepfake_detect.faces import face_frame
+from deepfake_detect.inference.gradcam import ExplainError
 from deepfake_detect.models import create_model
-from deepfake_detect.scan import VIDEO_TOP_K, ScanError, iter_inputs, read_path_list
-from deepfake_detect.train import train
-from deepfake_detect.transforms import Preprocess
+from deepfake_detect.scan.faces import face_frame
+from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.video import VIDEO_TOP_K
+from deepfake_detect.training.train import train
 
 RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
 FACE_KEYS = {"box", "p_fake", "logit", "verdict"}
@@ -100,7 +102,8 @@ def images(tmp_path_factory) -> Path:
 
 
 def test_result_schema_without_detection(det, images):
-    results = det.scan([images], detect=False, backend="torch")
+    det = det.with_backend("torch")
+    results = det.scan([images], detect=False)
     assert [Path(r["path"]).name for r in results] == [
         "img0.png",
         "img2.png",
@@ -134,8 +137,8 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
 def test_scan_equals_evaluate_scores(tiny_run, tiny_dataset, backend, tol, tmp_path):
     with open(tiny_run / "scores_test.csv") as handle:
         expected = {row["path"]: row for row in csv.DictReader(handle)}
-    det = dd.load_detector(tiny_run)
-    results = det.scan([tiny_dataset / "test"], detect=False, backend=backend, onnx_cache=tmp_path)
+    det = dd.load_detector(tiny_run, backend=backend, onnx_cache=tmp_path)
+    results = det.scan([tiny_dataset / "test"], detect=False)
     assert det.backend == backend and len(results) == len(expected) == 12
     for r in results:
         row = expected[Path(r["path"]).relative_to(tiny_dataset).as_posix()]
@@ -153,8 +156,8 @@ def _canvas(face: np.ndarray, top: int, left: int, shape=(600, 700)) -> np.ndarr
 
 
 def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300) -> None:
-    own = det.scan([crop], detect=False, backend="torch")[0]["faces"][0]
-    found = det.scan([_canvas(crop, top, left)], backend="torch")[0]
+    own = det.with_backend("torch").scan([crop], detect=False)[0]["faces"][0]
+    found = det.with_backend("torch").scan([_canvas(crop, top, left)])[0]
     assert len(found["faces"]) == 1, found
     box = found["faces"][0]["box"]
     x0, y0, side = face_frame(box)
@@ -166,7 +169,7 @@ def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300) -> None:
 
 
 def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det):
-    from deepfake_detect.faces import crop_face, detect_faces
+    from deepfake_detect.scan.faces import crop_face, detect_faces
 
     photo = face_image()
     crop = crop_face(photo, detect_faces(photo)[0])  # the face framed like the training data
@@ -189,12 +192,12 @@ def test_no_face_gives_a_note_not_an_error_and_fallback_scores_the_image(det):
 
 
 def test_threshold_in_p_units_and_prior(det, images):
-    base = det.scan([images], detect=False, backend="torch")
+    base = det.with_backend("torch").scan([images], detect=False)
     ps = sorted(r["p_fake"] for r in base)
     cut = (ps[1] + ps[2]) / 2
-    custom = det.scan([images], detect=False, backend="torch", threshold=cut)
+    custom = det.with_backend("torch").scan([images], detect=False, threshold=cut)
     assert [r["verdict"] for r in custom] == ["fake" if r["p_fake"] >= cut else "real" for r in base]
-    rare = det.scan([images], detect=False, backend="torch", prior=0.01)
+    rare = det.with_backend("torch").scan([images], detect=False, prior=0.01)
     assert all(r["p_fake"] <= b["p_fake"] for r, b in zip(rare, base, strict=True))
 
 
@@ -205,8 +208,8 @@ def test_workers_keep_input_order_and_results(det, tmp_path):
         paths.append(tmp_path / f"{i:02d}.png")
         Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(paths[-1])
     paths.insert(17, tmp_path / "missing.png")
-    serial = det.scan(paths, detect=False, backend="torch", workers=0, batch_size=7)
-    parallel = det.scan(paths, detect=False, backend="torch", workers=2, batch_size=7)
+    serial = det.with_backend("torch").scan(paths, detect=False, workers=0, batch_size=7)
+    parallel = det.with_backend("torch").scan(paths, detect=False, workers=2, batch_size=7)
     assert [r["path"] for r in parallel] == [str(p) for p in paths]
     assert parallel == serial and parallel[17]["error"]
 
@@ -230,7 +233,7 @@ def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path
     onnx_det = dd.load_detector(tmp_path / "model.onnx")
     torch_det = dd.load_detector(tiny_run)
     a = onnx_det.scan([tiny_dataset / "valid"], detect=False)
-    b = torch_det.scan([tiny_dataset / "valid"], detect=False, backend="torch")
+    b = torch_det.with_backend("torch").scan([tiny_dataset / "valid"], detect=False)
     assert onnx_det.backend == "onnx" and a[0]["model"]["backend"] == "onnx"
     assert {**a[0]["model"], "backend": "torch"} == b[0]["model"]
     assert (
@@ -238,7 +241,7 @@ def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path
     )
     with pytest.raises(ExplainError, match="torch weights"):
         onnx_det.scan([tiny_dataset / "valid"], explain_dir=tmp_path / "x")
-    with pytest.raises(dd.checkpoint.CheckpointError, match="metadata"):
+    with pytest.raises(dd.DeepfakeDetectError, match="metadata"):
         (tmp_path / "model.onnx.json").unlink()
         dd.load_detector(tmp_path / "model.onnx")
 
@@ -255,14 +258,14 @@ def test_video_timeline_and_top3_rule(det, tmp_path):
     photo = face_image()
     frames = [photo] * 10 + [np.full_like(photo, 128)] * 5  # 3 s at 5 fps: a face for 2 s, then none
     video = make_video(tmp_path / "clip.mp4", frames)
-    r = det.scan([video], backend="torch", fps=1.0)[0]
+    r = det.with_backend("torch").scan([video], fps=1.0)[0]
     assert r["error"] is None and r["kind"] == "video" and r["rule"] == "mean of the top-3 face p_fake"
     assert [f["t"] for f in r["frames"]] == pytest.approx([0.0, 1.0, 2.0], abs=0.21)
     assert [len(f["faces"]) for f in r["frames"]] == [1, 1, 0] and r["frames"][2]["p_fake"] is None
     scores = sorted((f["p_fake"] for fr in r["frames"] for f in fr["faces"]), reverse=True)
     assert r["p_fake"] == pytest.approx(np.mean(scores[:VIDEO_TOP_K]))
     assert len(r["faces"]) == 2 and {"t", "frame"} <= set(r["faces"][0])
-    explained = det.scan([video], backend="torch", explain_dir=tmp_path / "cams")[0]
+    explained = det.with_backend("torch").scan([video], explain_dir=tmp_path / "cams")[0]
     assert Path(explained["timeline"]).read_bytes()[:4] == b"\x89PNG"
     assert all(Path(f["heatmap"]).is_file() for f in explained["faces"])
 
@@ -272,15 +275,17 @@ def test_int8_graph_beside_the_weights_is_used_when_asked_and_ignored_when_stale
 ):
     det = dd.load_detector(tiny_run)
     with pytest.raises(ScanError, match="export RUN --quantize"):
-        det.scan([tiny_dataset / "valid"], detect=False, backend="onnx-int8")
+        det.with_backend("onnx-int8").scan([tiny_dataset / "valid"], detect=False)
     export_run(tiny_run, output=tiny_run / "model.onnx", quantize=True)
     try:
-        fresh = dd.load_detector(tiny_run)
+        fresh = dd.load_detector(tiny_run, onnx_cache=tmp_path)
         assert fresh.int8_path == tiny_run / "model.int8.onnx"
-        exact = fresh.scan([tiny_dataset / "valid"], detect=False, onnx_cache=tmp_path)
+        exact = fresh.scan([tiny_dataset / "valid"], detect=False)
         assert fresh.backend == "onnx"  # auto keeps evaluate's exact scores: int8 is asked for by name
-        quick = fresh.scan([tiny_dataset / "valid"], detect=False, backend="onnx-int8", onnx_cache=tmp_path)
-        assert fresh.backend == "onnx-int8" and quick[0]["model"]["backend"] == "onnx-int8"
+        int8 = fresh.with_backend("onnx-int8")
+        quick = int8.scan([tiny_dataset / "valid"], detect=False)
+        assert int8.backend == "onnx-int8" and quick[0]["model"]["backend"] == "onnx-int8"
+        assert fresh.backend == "onnx"  # with_backend made a new detector: this one is unchanged
         gaps = [
             abs(q["faces"][0]["logit"] - e["faces"][0]["logit"]) for q, e in zip(quick, exact, strict=True)
         ]
@@ -290,7 +295,7 @@ def test_int8_graph_beside_the_weights_is_used_when_asked_and_ignored_when_stale
         stale = dd.load_detector(tiny_run)
         assert stale.int8_path is None
         with pytest.raises(ScanError, match="int8 graph"):
-            stale.scan([tiny_dataset / "valid"], detect=False, backend="onnx-int8", onnx_cache=tmp_path)
+            stale.with_backend("onnx-int8", onnx_cache=tmp_path).scan([tiny_dataset / "valid"], detect=False)
     finally:
         for name in ("model.onnx", "model.onnx.json", "model.int8.onnx", "model.int8.onnx.json"):
             (tiny_run / name).unlink(missing_ok=True)
@@ -302,7 +307,18 @@ def test_int8_graph_beside_the_weights_is_used_when_asked_and_ignored_when_stale
 def test_default_workers_decode_in_process_without_detection_on_two_cores(
     monkeypatch, cores, detect, expected
 ):
-    from deepfake_detect.scan import default_workers
+    from deepfake_detect.scan.pipeline import default_workers
 
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
     assert default_workers(detect) == expected
+
+
+def test_scan_backend_argument_is_deprecated_and_changes_no_later_call(tiny_run, tiny_dataset, tmp_path):
+    det = dd.load_detector(tiny_run, backend="torch")
+    with pytest.warns(DeprecationWarning, match="with_backend"):
+        once = det.scan([tiny_dataset / "valid"], detect=False, backend="onnx", onnx_cache=tmp_path)
+    assert once[0]["model"]["backend"] == "onnx"
+    later = det.scan([tiny_dataset / "valid"], detect=False)
+    assert det.backend == "torch" and later[0]["model"]["backend"] == "torch"
+    with pytest.raises(ScanError, match="backend must be one of"):
+        det.with_backend("fast")

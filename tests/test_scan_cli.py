@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deepfake_detect.checkpoint import DEFAULT_WEIGHTS
 from deepfake_detect.cli import app
-from deepfake_detect.scan_report import CSV_COLUMNS
+from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS
+from deepfake_detect.scan.output import CSV_COLUMNS
 from test_scan import face_image, make_checkpoint, make_video
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.serve import ServeConfig, ServeError, bind_warning, create_app, running_server
+from deepfake_detect.serve.app import ServeConfig, ServeError, bind_warning, create_app, running_server
 from test_scan import RESULT_KEYS, face_image, make_checkpoint
 
 KEY = "test-key"
@@ -123,9 +123,9 @@ def test_model_card(client, det):
 
 
 def test_model_card_reads_the_test_metrics_of_the_weights_run(tmp_path, one_thread):
-    from deepfake_detect.checkpoint import read_metadata, save_checkpoint
+    from deepfake_detect.core.checkpoint import read_metadata, save_checkpoint
     from deepfake_detect.models import create_model
-    from deepfake_detect.serve import model_card
+    from deepfake_detect.serve.app import model_card
 
     scores = {"n": 10, "roc_auc": 0.75, "accuracy": 0.7, "confusion_matrix": [[3, 2], [1, 4]]}
     (tmp_path / "run").mkdir()
@@ -175,7 +175,7 @@ def test_scan_rows_equal_in_process_scan_rows(client, det):
     assert answer.status_code == 200
     body = answer.json()
     assert body["model"] == det.model_info()
-    expected = det.scan([data for _, data, _ in uploads], detect=False, backend=det.backend, workers=0)
+    expected = det.with_backend(det.backend).scan([data for _, data, _ in uploads], detect=False, workers=0)
     assert [r["path"] for r in body["results"]] == ["a.png", "b.jpg"]
     for row, want in zip(body["results"], expected, strict=True):
         assert set(row) == RESULT_KEYS == set(want)  # exactly a `scan --json` row's keys
@@ -187,7 +187,9 @@ def test_scan_rows_equal_in_process_scan_rows(client, det):
 def test_in_memory_bytes_scan_like_their_files(det, tmp_path):
     data = encode(noise(40, 40, 3))
     (tmp_path / "x.png").write_bytes(data)
-    from_bytes, from_file = det.scan([data, tmp_path / "x.png"], detect=False, backend="torch", workers=0)
+    from_bytes, from_file = det.with_backend("torch").scan(
+        [data, tmp_path / "x.png"], detect=False, workers=0
+    )
     assert from_bytes["path"] == "<bytes 0>" and from_bytes["error"] is None
     assert from_bytes["faces"][0]["logit"] == from_file["faces"][0]["logit"]
 
@@ -461,7 +463,7 @@ def test_cli_serve_refuses_bad_flags_and_a_busy_port(tmp_path):
 def test_keep_alive_requests_are_not_delayed_by_nagle(server):
     # The listening socket says TCP, so asyncio turns on TCP_NODELAY for each connection; without it every
     # keep-alive request waited about 40 ms for a delayed ACK.
-    from deepfake_detect.serve import _listening_socket
+    from deepfake_detect.serve.app import _listening_socket
 
     with _listening_socket("127.0.0.1", 0) as sock:
         assert sock.proto == socket.IPPROTO_TCP
@@ -476,13 +478,13 @@ def test_keep_alive_requests_are_not_delayed_by_nagle(server):
 
 
 def test_backend_is_chosen_at_start_auto_keeps_evaluate_scores_int8_on_request(onnx_cache, one_thread):
-    exact = dd.load_detector("default")
-    create_app(ServeConfig(onnx_cache=onnx_cache), detector=exact)
-    assert exact.backend == "onnx"
-    quick = dd.load_detector("default")
-    with running_server(create_app(ServeConfig(backend="onnx-int8"), detector=quick)) as url:
+    exact = dd.load_detector("default", onnx_cache=onnx_cache)
+    assert exact.backend == "onnx"  # auto: the float graph, evaluate's exact scores
+    given = dd.load_detector("default", backend="torch")
+    with running_server(create_app(ServeConfig(backend="onnx-int8"), detector=given)) as url:
         card = httpx.get(f"{url}/v1/model", timeout=30).json()
-    assert quick.backend == card["backend"] == "onnx-int8"
+    assert card["backend"] == "onnx-int8"
+    assert given.backend == "torch"  # the service runs its own copy: the caller's detector is unchanged
     with pytest.raises(ServeError, match="int8 graph"):
         create_app(
             ServeConfig(backend="onnx-int8", onnx_cache=onnx_cache), detector=det_without_int8(onnx_cache)
@@ -493,7 +495,7 @@ def det_without_int8(tmp: str):
     """The default weights copied alone, without the int8 graph that ships beside them."""
     import shutil
 
-    from deepfake_detect.checkpoint import DEFAULT_WEIGHTS
+    from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS
 
     target = Path(tmp) / "alone" / "default.safetensors"
     target.parent.mkdir(exist_ok=True)

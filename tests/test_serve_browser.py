@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.serve import ServeConfig, create_app, running_server
+from deepfake_detect.serve.app import ServeConfig, create_app, running_server
 from test_scan import face_image, make_checkpoint
 
 KEY = "browser-key"

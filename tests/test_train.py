@@ -15,10 +15,10 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import make_face_dataset
-from deepfake_detect.checkpoint import read_metadata, tensor_hash
-from deepfake_detect.config import TrainConfig
-from deepfake_detect.dataset import BadImageError
-from deepfake_detect.train import train
+from deepfake_detect.core.checkpoint import read_metadata, tensor_hash
+from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.data.dataset import BadImageError
+from deepfake_detect.training.train import train
 
 
 def tiny_config(data: Path, runs: Path, **changes) -> TrainConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detect.transforms import MAX_IMAGE_PIXELS, Degradations, Preprocess, load_image, normalize
+from deepfake_detect.data.transforms import MAX_IMAGE_PIXELS, Degradations, Preprocess, load_image, normalize
 
 
 def jpeg_bytes(size=(256, 256), seed=0, quality=90) -> bytes:

@@ -13,14 +13,14 @@ Importing the package changes no global state: no threads, seeds or devices are 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .config import TrainConfig, load_config  # noqa: E402
-from .data import check_dataset  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
-from .inference import Detector, load_detector  # noqa: E402
-from .models import create_model, list_models  # noqa: E402
-from .train import train  # noqa: E402
+from deepfake_detect.core.config import TrainConfig, load_config
+from deepfake_detect.core.exceptions import DeepfakeDetectError
+from deepfake_detect.core.version import __version__
+from deepfake_detect.data.layout import check_dataset
+from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.models import create_model, list_models
+from deepfake_detect.scan.detector import Detector, load_detector
+from deepfake_detect.training.train import train
 
 __all__ = [
     "TrainConfig",
@@ -32,5 +32,6 @@ __all__ = [
     "Detector",
     "create_model",
     "list_models",
+    "DeepfakeDetectError",
     "__version__",
 ]

@@ -1,5 +1,5 @@
 """``python -m deepfake_detect`` runs the CLI (also what torchrun starts)."""
 
-from .cli import main
+from deepfake_detect.cli import main
 
 main()

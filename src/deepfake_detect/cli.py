@@ -12,10 +12,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+from deepfake_detect.core.exceptions import DeepfakeDetectError
 
 __all__ = ["app", "main"]
 
+
+class _UserErrorsAsOneLine(TyperGroup):
+    """The one place where an error the user caused becomes one line on stderr and an exit code, not a traceback.
+
+    Every :class:`~deepfake_detect.core.exceptions.DeepfakeDetectError` (exit code 2, or the class's own) and a
+    missing file (2) land here, from any command of any sub-group.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (DeepfakeDetectError, FileNotFoundError) as err:
+            sys.stderr.write(f"error: {err}\n")
+            raise typer.Exit(getattr(err, "exit_code", 2)) from None
+
+
 app = typer.Typer(
+    cls=_UserErrorsAsOneLine,
     name="deepfake-detect",
     help="Train, evaluate and run small CNNs that tell real face photos from GAN-generated faces, on a CPU. "
     "The models judge whole GAN-made faces (StyleGAN-like), not face swaps.",
@@ -53,7 +73,7 @@ def data_download(
     Prints the data folder to pass as --data. Kaggle credentials: ~/.kaggle/kaggle.json or KAGGLE_USERNAME and
     KAGGLE_KEY.
     """
-    from .download import download_dataset
+    from deepfake_detect.data.download import download_dataset
 
     _out(str(download_dataset(dest)))
 
@@ -72,7 +92,7 @@ def data_check(
 
     Exits 1 when the same image is in two splits (leakage) or the layout is unusable.
     """
-    from .data import check_dataset, resolve_data_root
+    from deepfake_detect.data.layout import check_dataset, resolve_data_root
 
     report = check_dataset(resolve_data_root(directory), class_names=(real_name, fake_name), workers=workers)
     _out(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
@@ -127,8 +147,8 @@ def train(
     Any config field (see the TrainConfig docstring, or `config.json` of a run) can be given with --set.
     Ctrl-C stops cleanly: the best weights so far are calibrated and saved.
     """
-    from .config import load_config
-    from .train import train as run_training
+    from deepfake_detect.core.config import load_config
+    from deepfake_detect.training.train import train as run_training
 
     flags = dict(
         data=data,
@@ -145,17 +165,12 @@ def train(
         strict=strict,
     )
     if resume is not None:  # the run's own config; flags may only change what does not alter results
-        from .resume import resume_config
+        from deepfake_detect.training.state import resume_config
 
         resume, cfg = resume_config(resume, runs_dir=runs_dir or "runs", file=config, flags=flags, sets=set_)
     else:
         cfg = load_config(config, flags, set_)
-    if nproc > 1:
-        from .distributed import launch
-
-        result = launch(cfg, nproc, progress=not quiet, resume=resume)
-    else:
-        result = run_training(cfg, progress=not quiet, resume=resume)
+    result = run_training(cfg, nproc=nproc, progress=not quiet, resume=resume)
     if result.rank:  # under torchrun every rank runs this command; rank 0 reports
         return
     val = result.metrics["val"]
@@ -211,8 +226,8 @@ def evaluate(
     Rules: the stored F1-optimal threshold by default; --cost-fp/--cost-fn pick the minimum expected cost;
     --target-fpr caps the false-positive rate. Cost and FPR thresholds are chosen on the validation split.
     """
-    from .evaluate import evaluate as run_evaluation
-    from .evaluate import format_markdown
+    from deepfake_detect.evaluation.evaluate import evaluate as run_evaluation
+    from deepfake_detect.evaluation.evaluate import format_markdown
 
     result = run_evaluation(
         run,
@@ -235,8 +250,8 @@ def evaluate(
 @runs_app.command("list", epilog=_example("deepfake-detect runs list --runs-dir runs"))
 def runs_list(runs_dir: RunsDir = Path("runs")) -> None:
     """One line a run from runs/index.jsonl: id, time, model, data fingerprint and main metrics."""
-    from .runs import read_index
-    from .tables import print_table
+    from deepfake_detect.core.runs import read_index
+    from deepfake_detect.reporting.tables import print_table
 
     rows = [
         [
@@ -260,7 +275,7 @@ def runs_show(
     run: Annotated[str, typer.Argument(help="Run folder or id.")], runs_dir: RunsDir = Path("runs")
 ) -> None:
     """Print a run's config, validation metrics and evaluations as JSON."""
-    from .runs import resolve_run, run_summary
+    from deepfake_detect.core.runs import resolve_run, run_summary
 
     _out(json.dumps(run_summary(resolve_run(run, runs_dir)), indent=2))
 
@@ -280,11 +295,11 @@ def runs_compare(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """A table of the runs' models, validation metrics and evaluation metrics, side by side."""
-    from .runs import resolve_run, run_summary
-    from .tables import print_table
+    from deepfake_detect.core.runs import resolve_run, run_summary
+    from deepfake_detect.reporting.tables import print_table
 
     if plot is not None:  # first: it evaluates runs that have no scores yet, which the table then shows
-        from .report import compare_roc
+        from deepfake_detect.reporting.report import compare_roc
 
         sys.stderr.write(f"ROC curves: {compare_roc(runs, plot, split=split, runs_dir=runs_dir)}\n")
     summaries = [run_summary(resolve_run(r, runs_dir)) for r in runs]
@@ -309,8 +324,8 @@ def runs_compare(
 @app.command("models", epilog=_example("deepfake-detect models"))
 def models_list() -> None:
     """Every registered model with its input size, parameters and multiply-adds."""
-    from .models import count_macs, count_parameters, create_model, get_model_cfg, list_models
-    from .tables import print_table
+    from deepfake_detect.models import count_macs, count_parameters, create_model, get_model_cfg, list_models
+    from deepfake_detect.reporting.tables import print_table
 
     rows = []
     for name in list_models():
@@ -401,23 +416,18 @@ def scan(
 
     Exit codes: 0 every file was read (whatever the verdicts), 1 some files could not be read, 2 usage error.
     """
-    from .explain import ExplainError
-    from .scan import ScanError
-    from .scan_report import scan_paths
+    from deepfake_detect.core.exceptions import ScanError
+    from deepfake_detect.scan.output import scan_paths
 
-    try:
-        if as_json and as_csv:
-            raise ScanError("choose one of --json and --csv")
-        summary = scan_paths(
-            paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
-            threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
-            resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
-            batch_size=batch_size, workers=workers, prior=prior, backend=backend, runs_dir=runs_dir,
-            progress=not quiet,
-        )  # fmt: skip
-    except (ScanError, ExplainError) as err:
-        sys.stderr.write(f"error: {err}\n")
-        raise typer.Exit(2) from None
+    if as_json and as_csv:
+        raise ScanError("choose one of --json and --csv")
+    summary = scan_paths(
+        paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
+        threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
+        resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
+        batch_size=batch_size, workers=workers, prior=prior, backend=backend, runs_dir=runs_dir,
+        progress=not quiet,
+    )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")
     raise typer.Exit(1 if summary.n_failed else 0)
@@ -435,7 +445,8 @@ def export_command(
     format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
     output: Annotated[Path | None, typer.Option(help="Destination; default model.onnx in the run.")] = None,
     quantize: Annotated[
-        bool, typer.Option(help="Also write an int8 model (static QDQ, calibrated on real images).")
+        bool,
+        typer.Option(help="Also write an int8 model (static QOperator int8, calibrated on real images)."),
     ] = False,
     data: Annotated[Path | None, typer.Option(help="Data set for parity/calibration images.")] = None,
     runs_dir: RunsDir = Path("runs"),
@@ -445,15 +456,9 @@ def export_command(
     Prints the largest |ONNX - torch| logit difference on real images (the run's validation split);
     fails (exit 1) above 1e-4. `scan --model model.onnx` then runs without torch weights.
     """
-    from .export import ExportError, export_run
+    from deepfake_detect.export import export_run
 
-    try:
-        result = export_run(
-            run, format=format, output=output, quantize=quantize, data=data, runs_dir=runs_dir
-        )
-    except ExportError as err:
-        sys.stderr.write(f"error: {err}\n")
-        raise typer.Exit(1 if "differ" in str(err) else 2) from None
+    result = export_run(run, format=format, output=output, quantize=quantize, data=data, runs_dir=runs_dir)
     _out(f"wrote {result['onnx']} and {result['metadata']}")
     _out(f"max |onnx - torch| logit difference: {result['max_abs_diff']:.2e} on {result['parity_images']}")
     if "int8" in result:
@@ -495,8 +500,8 @@ def robustness(
     Each perturbation is applied to the decoded photo before the model's preprocessing. Accuracy uses the
     stored threshold; recall uses the threshold giving 1% FPR on the clean validation reals.
     """
-    from .robustness import format_markdown
-    from .robustness import robustness as run_robustness
+    from deepfake_detect.evaluation.robustness import format_markdown
+    from deepfake_detect.evaluation.robustness import robustness as run_robustness
 
     result = run_robustness(
         run,
@@ -536,7 +541,7 @@ def report(
     before and after temperature scaling, metrics with 95% CIs, cost curve, config and environment. Runs
     `evaluate` first when the split has not been evaluated.
     """
-    from .report import report as write_report
+    from deepfake_detect.reporting.report import report as write_report
 
     path = write_report(
         run, data, split=split, cost_fp=cost_fp, cost_fn=cost_fn, runs_dir=runs_dir, progress=not quiet
@@ -566,7 +571,7 @@ def errors(
 
     A bucket is flagged "worse" only when its 95% Wilson interval lies above the overall error rate.
     """
-    from .errors import error_analysis
+    from deepfake_detect.reporting.error_analysis import error_analysis
 
     result = error_analysis(
         run,
@@ -604,8 +609,8 @@ def baselines(
 ) -> None:
     """Reference baselines on test: chance, majority class, logistic regression on the Fourier spectrum and
     on colour statistics; fitted on train, thresholds chosen on valid (F1 rule)."""
-    from .baselines import baselines as run_baselines
-    from .baselines import format_table
+    from deepfake_detect.evaluation.baselines import baselines as run_baselines
+    from deepfake_detect.evaluation.baselines import format_table
 
     result = run_baselines(data, limit_per_class=limit_per_class, methods=method, workers=workers, seed=seed)
     _out(json.dumps(result) if as_json else format_table(result))
@@ -665,51 +670,23 @@ def serve(
     The model is loaded once and runs on ONNX Runtime when it works. Uploads are sniffed (not trusted to their
     name), kept in memory and not written anywhere unless --keep-uploads is given. Ctrl-C stops the server.
     """
-    from .serve import ServeConfig, ServeError
-    from .serve import serve as run_server
+    from deepfake_detect.serve.app import ServeConfig
+    from deepfake_detect.serve.app import serve as run_server
 
-    try:
-        config = ServeConfig(
-            host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
-            max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
-            keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend,
-            runs_dir=str(runs_dir),
-        )  # fmt: skip
-        run_server(config)
-    except ServeError as err:
-        sys.stderr.write(f"error: {err}\n")
-        raise typer.Exit(2) from None
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .dataset import BadImageError
-    from .distributed import DistributedError
-    from .models import UnknownModelError
-    from .runs import RunError
-
-    return (
-        CheckpointError,
-        ConfigError,
-        DataError,
-        BadImageError,
-        DistributedError,
-        UnknownModelError,
-        RunError,
-        FileNotFoundError,
-    )
+    config = ServeConfig(
+        host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
+        max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
+        keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend,
+        runs_dir=str(runs_dir),
+    )  # fmt: skip
+    run_server(config)
 
 
 def main() -> None:
-    """Console entry point: run the app, turning known user errors into one clear line and exit code 2."""
+    """Console entry point: run the app (user errors become one line, see :class:`_UserErrorsAsOneLine`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         app()
-    except _user_errors() as err:
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from deepfake_detect.core.exceptions import UnknownModelError
+
 __all__ = [
     "ModelCfg",
     "UnknownModelError",
@@ -60,10 +62,6 @@ class ModelCfg:
     def __post_init__(self) -> None:
         if self.resize_mode not in ("resize", "crop"):
             raise ValueError(f"resize_mode must be 'resize' or 'crop', got {self.resize_mode!r}")
-
-
-class UnknownModelError(ValueError):
-    """Raised by :func:`create_model` / :func:`get_model_cfg` for a name that is not registered."""
 
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}

@@ -1,0 +1,351 @@
+"""The network runtime: a trained model's weights, its preprocessing and calibration, and a backend to run it.
+
+>>> from deepfake_detect.inference.network import load_network             # doctest: +SKIP
+>>> net = load_network("runs/20261125-120000-notebook-cnn-s42", backend="onnx")  # doctest: +SKIP
+>>> net.p_fake(net.logits(batch))                                          # doctest: +SKIP
+
+The backend is chosen once, when a network is made (:func:`load_network`, :meth:`Network.with_backend`), and
+never changes afterwards:
+
+* ``torch``: the safetensors weights in torch;
+* ``onnx``: the float graph in ONNX Runtime, exported once to a cache keyed by the weights' tensor hash (the same
+  scores as torch up to 1e-4), or an ``.onnx`` file loaded with its ``.onnx.json`` metadata;
+* ``onnx-int8``: the int8 graph beside the weights (``<stem>.int8.onnx``), about twice as fast, scores a little
+  off the float weights';
+* ``auto``: ``onnx`` when the export works, else ``torch``. Never the int8 graph, so that a default scan
+  reproduces ``evaluate`` exactly.
+
+Users call :func:`deepfake_detect.load_detector`, whose :class:`~deepfake_detect.scan.detector.Detector` adds
+``scan()`` to this class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepfake_detect.core.checkpoint import load_checkpoint, resolve_weights
+from deepfake_detect.core.exceptions import BackendError, CheckpointError
+from deepfake_detect.core.runtime import predict_logits, resolve_device
+from deepfake_detect.data.dataset import FaceDataset, make_loader
+from deepfake_detect.data.layout import Sample
+from deepfake_detect.data.transforms import Preprocess
+from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session
+from deepfake_detect.metrics import calibration as calibrate
+from deepfake_detect.models import create_model
+
+__all__ = ["BACKENDS", "Network", "Predictions", "load_network", "ONNX_CACHE_DIR"]
+
+log = logging.getLogger(__name__)
+
+# Exported graphs of safetensors models, one file per tensor hash and input size.
+ONNX_CACHE_DIR = Path("~/.cache/deepfake-detect/onnx")
+BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
+
+
+@dataclass
+class Predictions:
+    """Raw logits of the samples that decoded, with their labels and positions in the input list."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    n_unreadable: int
+
+
+class Network:
+    """A trained model plus everything needed to use it: preprocessing, threshold, calibration and a backend.
+
+    Make one with :func:`load_network` (or :func:`deepfake_detect.load_detector`); the backend it runs is fixed
+    for its lifetime, and :meth:`with_backend` returns another network for another backend.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or None
+        The torch weights; None for a network loaded from an ``.onnx`` file.
+    metadata : dict
+        The checkpoint's metadata (see :mod:`deepfake_detect.core.checkpoint`).
+    path : Path, optional
+        Where the weights came from.
+    device : str
+        ``cpu`` or ``cuda`` for the torch backend.
+    session : onnxruntime.InferenceSession, optional
+        Run the network with ONNX Runtime instead of torch.
+    int8 : bool
+        ``session`` runs the int8 graph.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | None,
+        metadata: dict[str, Any],
+        path: Path | None = None,
+        device="cpu",
+        session=None,
+        int8: bool = False,
+    ):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        if model is not None:
+            model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.model = model
+        self.session = session
+        self.metadata = metadata
+        self.path = path
+        self.preprocess = Preprocess.from_dict(metadata["preprocess"])
+        self._int8 = session is not None and int8
+
+    @property
+    def backend(self) -> str:
+        """``onnx-int8`` or ``onnx`` when ONNX Runtime runs the network (quantised or float), else ``torch``."""
+        if self.session is None:
+            return "torch"
+        return "onnx-int8" if self._int8 else "onnx"
+
+    @property
+    def int8_path(self) -> Path | None:
+        """The int8 graph beside the weights (``<stem>.int8.onnx``, written by ``export --quantize``), or None.
+
+        Only a graph whose metadata carries these weights' tensor hash counts: a stale one is ignored.
+        """
+        if self.path is None or self.path.suffix != ".safetensors":
+            return None
+        graph = self.path.with_name(self.path.stem + ".int8.onnx")
+        sidecar = graph.with_name(graph.name + ".json")
+        if not (graph.is_file() and sidecar.is_file()):
+            return None
+        try:
+            made_from = json.loads(sidecar.read_text()).get("tensor_sha256")
+        except (OSError, ValueError):
+            return None
+        return graph if made_from == self.metadata.get("tensor_sha256") else None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["model"])
+
+    @property
+    def threshold_logit(self) -> float:
+        return float(self.metadata["threshold_logit"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.metadata["temperature"])
+
+    def p_fake(self, logits: np.ndarray, prior: float | None = None) -> np.ndarray:
+        """Calibrated probability of "fake" for raw logits.
+
+        ``prior`` is the share of fakes expected where the detector is used; ``None`` keeps the share of the
+        validation split the calibration was fitted on (50% for the 140k data set).
+        """
+        base_rate = float(self.metadata.get("base_rate", 0.5))
+        prior = base_rate if prior is None else prior
+        return calibrate.calibrated_p_fake(
+            np.asarray(logits), self.temperature, prior=prior, base_rate=base_rate
+        )
+
+    def verdicts(self, logits: np.ndarray, threshold_logit: float | None = None) -> list[str]:
+        """ "fake" where ``logit >= threshold`` (the stored one by default), else "real"."""
+        threshold = self.threshold_logit if threshold_logit is None else threshold_logit
+        return ["fake" if v >= threshold else "real" for v in np.asarray(logits)]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits of a normalised ``(B, 3, S, S)`` float32 batch, with this network's backend.
+
+        Returns
+        -------
+        ndarray of shape (B,), float32
+        """
+        if self.session is not None:
+            return onnx_logits(self.session, batch)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
+            return self.model(x.to(self.device, memory_format=torch.channels_last)).float().cpu().numpy()
+
+    def with_backend(self, backend: str, *, onnx_cache: str | Path | None = None):
+        """The same network run by ``backend``; this one is left as it is.
+
+        Parameters
+        ----------
+        backend : {"auto", "onnx-int8", "onnx", "torch"}
+            See the module docstring. ``auto`` keeps an ONNX backend this network already has.
+        onnx_cache : path, optional
+            Folder of exported float graphs; default :data:`ONNX_CACHE_DIR`.
+
+        Returns
+        -------
+        Network
+            Of this network's own class (a :class:`~deepfake_detect.scan.detector.Detector` stays one); ``self``
+            when it already runs ``backend``.
+
+        Raises
+        ------
+        BackendError
+            For an unknown name, or a backend this model cannot run (no torch weights, no int8 graph, no ONNX
+            Runtime).
+        """
+        if backend not in BACKENDS:
+            raise BackendError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        if backend == self.backend or (backend == "auto" and self.session is not None and not self._int8):
+            return self
+        if backend == "torch":
+            if self.model is None:
+                raise BackendError("backend 'torch' needs torch weights; this model is an ONNX file")
+            return self._copy(session=None, int8=False)
+        if backend == "onnx-int8":
+            return self._copy(session=self._int8_session(), int8=True)
+        session = self._float_session(onnx_cache, required=backend == "onnx")
+        return self._copy(session=session, int8=False) if session is not None else self.with_backend("torch")
+
+    def _copy(self, *, session, int8: bool):
+        """Another network over the same (read-only) weights and metadata, with another session."""
+        return type(self)(self.model, self.metadata, self.path, self.device, session=session, int8=int8)
+
+    def _int8_session(self):
+        path = self.int8_path
+        if path is None:
+            raise BackendError(
+                "backend 'onnx-int8' needs an int8 graph made from these weights: run "
+                "`deepfake-detect export RUN --quantize`, which writes model.int8.onnx beside them"
+            )
+        try:
+            return onnx_session(path)
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise BackendError(
+                f"the int8 graph {path} cannot be loaded ({type(err).__name__}: {err})"
+            ) from None
+
+    def _float_session(self, cache_dir: str | Path | None, *, required: bool):
+        """An ONNX Runtime session of the float graph, exported once to ``cache_dir``; None when it fails.
+
+        The file is ``<cache_dir>/<tensor sha256>-<input size>px.onnx``: a later network, or a later process,
+        reuses it. ``required``: raise instead of returning None.
+        """
+        if self.model is None:  # an .onnx file: its own session is the float graph
+            return self.session
+        try:
+            folder = Path(cache_dir or ONNX_CACHE_DIR).expanduser()
+            target = folder / f"{self.metadata['tensor_sha256']}-{self.preprocess.size}px.onnx"
+            if not target.is_file():
+                # Export beside the target and rename, so a parallel scan never reads half a file.
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+                export_onnx(self.model, tmp, self.preprocess.size)
+                os.replace(tmp, target)
+            return onnx_session(target)
+        except Exception as err:  # noqa: BLE001 - any failure here only costs speed: torch still works
+            if required:
+                raise BackendError(
+                    f"backend 'onnx' was asked for but the model could not run with ONNX Runtime "
+                    f"({type(err).__name__}: {err})"
+                ) from None
+            log.warning("ONNX Runtime not used (%s: %s); running with torch", type(err).__name__, err)
+            return None
+
+    def predict_samples(
+        self, samples: list[Sample], *, batch_size: int = 64, num_workers: int = 0, progress: bool = False
+    ) -> Predictions:
+        """Logits for face images already framed like the training data (the 140k crops), with torch."""
+        if self.model is None:
+            raise CheckpointError("predict_samples needs the torch weights; this detector has only ONNX")
+        dataset = FaceDataset(samples, self.preprocess, train=False)
+        loader, _ = make_loader(
+            dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers
+        )
+        if progress:
+            from tqdm import tqdm
+
+            loader = tqdm(loader, desc="score", unit="batch", leave=False)
+        logits, labels, indices, n_bad = predict_logits(self.model, loader, self.device)
+        return Predictions(logits, labels, indices, n_bad)
+
+    def model_info(self) -> dict[str, Any]:
+        """Name, hash, threshold and temperature, as reported beside every result."""
+        return {
+            "name": self.name,
+            "sha256": self.metadata["tensor_sha256"],
+            "threshold_logit": self.threshold_logit,
+            "temperature": self.temperature,
+            "backend": self.backend,
+        }
+
+
+def load_network(
+    name_or_path: str | Path = "default",
+    *,
+    device: str = "cpu",
+    runs_dir: str | Path = "runs",
+    backend: str = "torch",
+    onnx_cache: str | Path | None = None,
+    cls: type[Network] = Network,
+) -> Network:
+    """Load a network from ``default``, a run folder, a run id, a ``.safetensors`` or an ``.onnx`` file.
+
+    An ``.onnx`` file needs the ``.onnx.json`` metadata file that ``deepfake-detect export`` writes beside
+    it; such a detector scores images but cannot explain them (no torch weights).
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        What to load.
+    device : str
+        ``cpu`` (default) or ``cuda``.
+    runs_dir : str or Path
+        Where run ids are looked up.
+    backend : {"torch", "auto", "onnx", "onnx-int8"}
+        What runs it (see the module docstring); an ``.onnx`` file always runs in ONNX Runtime.
+    onnx_cache : path, optional
+        Folder of exported float graphs (``onnx`` and ``auto``).
+    cls : type
+        The class to make: :class:`Network`, or a subclass such as the scan layer's ``Detector``.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    CheckpointError
+        When nothing loadable is found or the file fails validation.
+    """
+    if str(name_or_path).lower().endswith(".onnx"):
+        return _load_onnx(Path(name_or_path).expanduser(), device, cls)
+    path = resolve_weights(name_or_path, runs_dir)
+    state, meta = load_checkpoint(path)
+    model = create_model(meta["model"], pretrained=False, **meta.get("model_kwargs", {}))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit model {meta['model']!r}: {err}") from None
+    return cls(model, meta, path=path, device=device).with_backend(backend, onnx_cache=onnx_cache)
+
+
+def _load_onnx(path: Path, device: str, cls: type[Network]) -> Network:
+    sidecar = path.with_name(path.name + ".json")
+    if not path.is_file():
+        raise CheckpointError(f"ONNX model not found: {path}")
+    if not sidecar.is_file():
+        raise CheckpointError(
+            f"{path} has no metadata file {sidecar.name} beside it (threshold, preprocessing); "
+            "export it with `deepfake-detect export RUN --format onnx`"
+        )
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read {sidecar}: {err}") from None
+    missing = [
+        k for k in ("model", "preprocess", "threshold_logit", "temperature", "tensor_sha256") if k not in meta
+    ]
+    if missing:
+        raise CheckpointError(f"{sidecar} lacks {', '.join(missing)}; re-export the model")
+    try:
+        session = onnx_session(path)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise CheckpointError(f"{path} is not a loadable ONNX model: {err}") from None
+    return cls(None, meta, path=path, device=device, session=session, int8=path.name.endswith(".int8.onnx"))

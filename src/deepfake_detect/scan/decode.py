@@ -1,0 +1,125 @@
+"""Decoding: one input (a photo, or an in-memory image) into faces framed like the training data.
+
+A decoder never raises for a bad file: the reason becomes the input's ``error`` and the scan goes on.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from deepfake_detect.core.exceptions import describe_error
+from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
+from deepfake_detect.scan.faces import Box, crop_face, detect_faces
+from deepfake_detect.scan.inputs import input_label
+
+__all__ = ["DecodeOptions", "Face", "Decoded", "decode_image", "image_size", "network_view", "faces_in"]
+
+# Below this side (pixels) an image is mostly interpolation once brought to the model's input size.
+MIN_RELIABLE_SIDE = 64
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What a worker needs to turn one input into framed faces."""
+
+    preprocess: Preprocess
+    detect: bool = True
+    fallback_whole_image: bool = False
+    fps: float = 1.0
+
+
+@dataclass
+class Face:
+    """One face ready for the network: its box, the network's uint8 view and, in videos, its frame.
+
+    ``view`` is the evaluation view (:meth:`Preprocess.finish` of the stored image, made contiguous) rather
+    than the stored image: in crop mode it is a quarter of the pixels to send back from a decoding process.
+    """
+
+    box: Box
+    view: np.ndarray
+    frame: int | None = None
+    t: float | None = None
+
+
+@dataclass
+class Decoded:
+    """One input after decoding: its faces, or the reason it has none."""
+
+    index: int
+    path: str
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None
+    note: str | None = None
+    video: dict[str, Any] | None = None  # fps, duration and the sampled (frame, t) list of a video
+
+
+def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """Full-size RGB pixels (detection only) and the EXIF-corrected size of an input."""
+    if isinstance(item, np.ndarray):
+        rgb = np.asarray(_to_rgb(Image.fromarray(item)) if item.ndim == 2 or item.shape[-1] != 3 else item)
+        return rgb.astype(np.uint8, copy=False), (rgb.shape[1], rgb.shape[0])
+    if isinstance(item, Image.Image):
+        image = _to_rgb(ImageOps.exif_transpose(item))
+        return (np.asarray(image) if detect else None), image.size
+    if detect:
+        image = _to_rgb(ImageOps.exif_transpose(load_image(item, None, draft=False)))
+        return np.asarray(image), image.size
+    # Header only: the pixels are decoded once, by Preprocess.load, exactly as evaluate decodes them.
+    return None, image_size(item)
+
+
+def image_size(source: str | Path | bytes) -> tuple[int, int]:
+    """Width and height of an image file once its EXIF orientation is applied, read from the header only."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
+        width, height = header.size
+        if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # a quarter turn swaps the sides
+            width, height = height, width
+    return width, height
+
+
+def network_view(stored: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """The evaluation view of a stored image, as its own contiguous array (cheap to pickle)."""
+    return np.ascontiguousarray(preprocess.finish(stored))
+
+
+def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess: Preprocess) -> Face:
+    # Without pixels yet, Preprocess.load is the evaluate code path: same decode, draft mode and resize.
+    stored = preprocess.prepare(Image.fromarray(rgb)) if rgb is not None else preprocess.load(item)
+    return Face((0, 0, size[0], size[1]), network_view(stored, preprocess))
+
+
+def faces_in(rgb: np.ndarray, preprocess: Preprocess) -> list[Face]:
+    return [
+        Face(box, network_view(preprocess.prepare(Image.fromarray(crop_face(rgb, box))), preprocess))
+        for box in detect_faces(rgb)
+    ]
+
+
+def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
+    """Decode one image input into framed faces; never raises for a bad file."""
+    result = Decoded(index, input_label(item, index))
+    try:
+        rgb, size = _open_rgb(item, options.preprocess, options.detect)
+        if options.detect:
+            result.faces = faces_in(rgb, options.preprocess)
+        if not options.detect or (not result.faces and options.fallback_whole_image):
+            result.faces = [_whole(item, rgb, size, options.preprocess)]
+            if options.detect:
+                result.note = "no face found; the whole image was scored (--fallback-whole-image)"
+        elif not result.faces:
+            result.note = "no face found"
+        if result.faces and min(size) < min(MIN_RELIABLE_SIDE, options.preprocess.size):
+            result.note = (
+                f"image is only {size[0]}x{size[1]} pixels, blown up to the model's "
+                f"{options.preprocess.size}x{options.preprocess.size}: the score is unreliable"
+            )
+    except Exception as err:  # noqa: BLE001 - any failure is this file's error row, the scan goes on
+        result.faces, result.note, result.error = [], None, describe_error(err)
+    return result

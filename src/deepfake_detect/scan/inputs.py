@@ -1,0 +1,126 @@
+"""What a scan reads: files, folders, globs, path lists and in-memory images, expanded lazily and in order."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from deepfake_detect.data.layout import IMAGE_EXTENSIONS
+
+__all__ = ["VIDEO_EXTENSIONS", "iter_inputs", "read_path_list", "input_label", "output_key", "is_video_path"]
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_video_path(item: Any) -> bool:
+    """True for a path string whose suffix is a video's.
+
+    Examples
+    --------
+    >>> is_video_path("clip.MP4"), is_video_path("face.jpg")
+    (True, False)
+    """
+    return isinstance(item, str) and os.path.splitext(item)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _is_media_name(name: str) -> bool:
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in IMAGE_EXTENSIONS or suffix in VIDEO_EXTENSIONS
+
+
+def _walk_media(top: str) -> Iterator[str]:
+    """Image and video files below ``top``, sorted, hidden names skipped, each real folder walked once."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop, or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        # Sorting in place makes os.walk descend in sorted order too.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and _is_media_name(name):
+                yield os.path.join(dirpath, name)
+
+
+def iter_inputs(paths: Iterable[Any], *, stdin: io.TextIOBase | None = None) -> Iterator[Any]:
+    """Expand what the user named into single inputs, lazily and in order.
+
+    Parameters
+    ----------
+    paths : iterable
+        Paths (files, folders walked recursively in sorted order, glob patterns, ``-`` for one path a line
+        on ``stdin``), or already decoded ``PIL.Image`` / ``ndarray`` images, passed through.
+    stdin : text stream, optional
+        Where ``-`` reads from; ``sys.stdin`` by default.
+
+    Yields
+    ------
+    str or PIL.Image.Image or ndarray
+        A path that does not exist is yielded as is: scanning reports it as an error.
+    """
+    for item in paths:
+        if isinstance(item, Image.Image | np.ndarray | bytes):
+            yield item
+            continue
+        text = os.fspath(item)
+        if text == "-":
+            yield from (line.strip() for line in (stdin or sys.stdin) if line.strip())
+        elif os.path.isdir(text):
+            yield from _walk_media(text)
+        elif not os.path.lexists(text) and _GLOB_CHARS & set(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            yield from (m for m in matches if not os.path.isdir(m)) if matches else [text]
+        else:
+            yield text
+
+
+def read_path_list(path: str | Path) -> list[str]:
+    """Paths listed in a text file (one a line) or a CSV file (its ``path`` column, else the first).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "list.csv"; _ = f.write_text("label,path\\n1,a.jpg\\n0,b.png\\n")
+    >>> read_path_list(f)
+    ['a.jpg', 'b.png']
+    """
+    text = Path(path).read_text(encoding="utf-8-sig")
+    if Path(path).suffix.lower() != ".csv":
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "path" in header:
+        column = header.index("path")
+        return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
+    return [row[0].strip() for row in rows if row[0].strip()]
+
+
+def input_label(item: Any, index: int) -> str:
+    """The ``path`` reported for an input: the path itself, or a placeholder for in-memory images."""
+    if isinstance(item, Image.Image):
+        return f"<PIL image {index}>"
+    if isinstance(item, np.ndarray):
+        return f"<array {index}>"
+    if isinstance(item, bytes):
+        return f"<bytes {index}>"
+    return os.fspath(item)
+
+
+def output_key(path: str) -> str:
+    """Stable short id of a path, for file names of heatmaps and timelines."""
+    return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:8]

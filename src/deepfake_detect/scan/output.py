@@ -1,0 +1,370 @@
+"""What ``deepfake-detect scan`` writes: a readable table, JSON Lines or CSV (resumable), and an HTML report.
+
+:func:`scan_paths` is the library call behind the command: it loads the model, skips what an earlier run
+already wrote (``resume``), streams results to the chosen writer as they come, and builds the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from PIL import ImageDraw, ImageOps
+
+from deepfake_detect.core.exceptions import ScanError
+from deepfake_detect.scan.decode import image_size
+from deepfake_detect.scan.detector import load_detector
+from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+
+__all__ = ["ScanSummary", "scan_paths", "write_report", "CSV_COLUMNS", "FORMATS"]
+
+FORMATS = ("table", "json", "csv")
+CSV_COLUMNS = (
+    "path",
+    "error",
+    "note",
+    "verdict",
+    "p_fake",
+    "n_faces",
+    "face",
+    "x",
+    "y",
+    "w",
+    "h",
+    "face_p_fake",
+    "face_logit",
+    "face_verdict",
+    "t",
+)
+THUMB_SIDE = 320  # pixels, long side of the report's thumbnails
+
+
+@dataclass
+class ScanSummary:
+    """Counts of a finished scan; ``n_failed > 0`` makes the command exit 1."""
+
+    n_scanned: int = 0
+    n_failed: int = 0
+    n_skipped: int = 0
+    n_fake: int = 0
+    n_real: int = 0
+    n_no_face: int = 0
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.n_scanned += 1
+        if result["error"]:
+            self.n_failed += 1
+        elif result["verdict"] is None:
+            self.n_no_face += 1
+        elif result["verdict"] == "fake":
+            self.n_fake += 1
+        else:
+            self.n_real += 1
+
+    def format_text(self) -> str:
+        skipped = f", {self.n_skipped} skipped (already in the output)" if self.n_skipped else ""
+        return (
+            f"scanned {self.n_scanned} file(s): {self.n_fake} fake, {self.n_real} real, "
+            f"{self.n_no_face} without a face, {self.n_failed} unreadable{skipped}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- writers
+
+
+def _short(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+class _TableWriter:
+    """Aligned text, one line a file, printed as results arrive (a huge folder never waits for the end)."""
+
+    def __init__(self, out: TextIO, header: bool):
+        self.out = out
+        self.header = header
+
+    def write(self, result: dict[str, Any]) -> None:
+        if self.header:  # written with the first row: a scan that finds nothing prints nothing
+            self.out.write(f"{'verdict':<8} {'p_fake':>7} {'faces':>5}  path\n")
+            self.header = False
+        verdict = "ERROR" if result["error"] else (result["verdict"] or "-")
+        extra = result["error"] or result.get("note") or ""
+        line = (
+            f"{verdict:<8} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
+        )
+        self.out.write(line + (f"  ({extra})" if extra else "") + "\n")
+
+
+class _JsonWriter:
+    def __init__(self, out: TextIO, header: bool):
+        self.out = out
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.out.write(json.dumps(result) + "\n")
+
+
+class _CsvWriter:
+    """One row a face (a file without faces gets one row with empty face columns)."""
+
+    def __init__(self, out: TextIO, header: bool):
+        self.writer = csv.writer(out)
+        if header:
+            self.writer.writerow(CSV_COLUMNS)
+
+    def write(self, result: dict[str, Any]) -> None:
+        head = [result["path"], result["error"] or "", result.get("note") or "", result["verdict"] or ""]
+        head += [_short(result["p_fake"]), len(result["faces"])]
+        if not result["faces"]:
+            self.writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
+        for k, face in enumerate(result["faces"]):
+            x, y, w, h = face["box"]
+            t = face.get("t")
+            row = [k, x, y, w, h, f"{face['p_fake']:.6f}", f"{face['logit']:.6f}", face["verdict"]]
+            self.writer.writerow(head + row + ["" if t is None else t])
+
+
+_WRITERS = {"table": _TableWriter, "json": _JsonWriter, "csv": _CsvWriter}
+
+
+def _done_paths(output: Path, fmt: str) -> set[str]:
+    """Paths an interrupted scan already wrote to ``output`` (a torn last line is ignored)."""
+    if not output.is_file():
+        return set()
+    text = output.read_text(encoding="utf-8", errors="replace")
+    if fmt == "csv":
+        return {row["path"] for row in csv.DictReader(io.StringIO(text)) if row.get("path")}
+    done = set()
+    for line in text.splitlines():
+        try:
+            done.add(json.loads(line)["path"])
+        except (ValueError, KeyError, TypeError):
+            continue  # the line being written when the scan was stopped
+    return done
+
+
+def _open_output(output: Path | None, resume: bool, stdout: TextIO) -> tuple[TextIO, bool]:
+    """The stream to write to and whether it needs a header (a new or empty file)."""
+    if output is None:
+        return stdout, True
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if resume and output.is_file() and output.stat().st_size:
+        with open(output, "rb+") as handle:  # a torn last line must not glue onto the next record
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        return open(output, "a", encoding="utf-8", newline=""), False  # noqa: SIM115 - closed by the caller
+    return open(output, "w", encoding="utf-8", newline=""), True  # noqa: SIM115 - closed by the caller
+
+
+def resolve_format(fmt: str | None, output: Path | None) -> str:
+    """The output format: the one asked for, else from the output file's suffix, else the table."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ScanError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        return fmt
+    suffix = output.suffix.lower() if output is not None else ""
+    return {".csv": "csv", ".jsonl": "json", ".json": "json", ".ndjson": "json"}.get(suffix, "table")
+
+
+# ------------------------------------------------------------------------------------------------ scan
+
+
+def _inputs(paths, paths_from, stdin) -> list[Any]:
+    named = list(paths or [])
+    if paths_from is not None:
+        try:
+            named += read_path_list(paths_from)
+        except OSError as err:
+            raise ScanError(f"cannot read --paths-from {paths_from}: {err.strerror or err}") from None
+    if not named:
+        raise ScanError("nothing to scan: give image, folder or video paths, '-' for stdin, or --paths-from")
+    return named
+
+
+def scan_paths(
+    paths: list[str],
+    *,
+    model: str = "default",
+    detect: bool = True,
+    fallback_whole_image: bool = False,
+    threshold: float | None = None,
+    fmt: str | None = None,
+    output: str | Path | None = None,
+    resume: bool = False,
+    paths_from: str | Path | None = None,
+    explain: str | Path | None = None,
+    report: str | Path | None = None,
+    fps: float = 1.0,
+    batch_size: int = 32,
+    workers: int | None = None,
+    prior: float | None = None,
+    backend: str = "auto",
+    runs_dir: str | Path = "runs",
+    progress: bool = True,
+    stdout: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> ScanSummary:
+    """Scan files and write the results as they come: the ``deepfake-detect scan`` command.
+
+    Parameters mirror the command's flags and :func:`deepfake_detect.scan.iter_scan`; in addition ``fmt``
+    (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else ``table``),
+    ``output`` (a file instead of stdout), ``resume`` (append to ``output`` and skip the paths already in
+    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file).
+
+    Returns
+    -------
+    ScanSummary
+
+    Raises
+    ------
+    ScanError
+        For unusable options or when there is nothing to scan.
+    """
+    output = Path(output) if output is not None else None
+    fmt = resolve_format(fmt, output)
+    if resume and (output is None or fmt == "table"):
+        raise ScanError("--resume needs --output FILE written as --json or --csv")
+    named = _inputs(paths, paths_from, stdin)
+    det = load_detector(model, runs_dir=runs_dir, backend=backend)
+    summary = ScanSummary()
+    done = _done_paths(output, fmt) if resume else set()
+
+    def todo():
+        for item in iter_inputs(named, stdin=stdin):
+            if item in done:
+                summary.n_skipped += 1
+            else:
+                yield item
+
+    results = det.iter_scan(
+        todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
+        fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain,
+    )  # fmt: skip
+    kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
+    if summary.n_scanned == 0 and summary.n_skipped == 0:
+        raise ScanError(f"no image or video files found in {', '.join(map(str, named))}")
+    if report is not None:
+        write_report(kept, report, title=f"deepfake-detect scan ({det.name}, {det.backend})")
+    return summary
+
+
+def _write_all(results, summary, fmt, output, resume, stdout, progress, report) -> list[dict[str, Any]]:
+    """Stream results to the writer (flushed each line, so ``--resume`` loses at most one)."""
+    from tqdm import tqdm
+
+    kept = []
+    stream, header = _open_output(output, resume, stdout)
+    try:
+        writer = _WRITERS[fmt](stream, header)
+        for result in tqdm(results, desc="scan", unit="file", file=sys.stderr, disable=not progress):
+            writer.write(result)
+            stream.flush()
+            summary.add(result)
+            if report is not None:
+                kept.append(result)
+    finally:
+        if stream is not stdout:
+            stream.close()
+    return kept
+
+
+# ------------------------------------------------------------------------------------------ HTML report
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _thumbnail(result: dict[str, Any]) -> bytes | None:
+    """A small copy of the image with its face boxes drawn (None when the file cannot be shown)."""
+    from deepfake_detect.data.transforms import _to_rgb, load_image
+    from deepfake_detect.inference.gradcam import png_bytes
+
+    try:
+        full_w, _ = image_size(result["path"])
+        image = _to_rgb(ImageOps.exif_transpose(load_image(result["path"], THUMB_SIDE)))
+    except Exception:  # noqa: BLE001 - in-memory inputs and unreadable files get no picture
+        return None
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    scale = image.width / full_w
+    draw = ImageDraw.Draw(image)
+    for face in result["faces"]:
+        x, y, w, h = (v * scale for v in face["box"])
+        colour = "#e74c3c" if face["verdict"] == "fake" else "#27ae60"
+        draw.rectangle([x, y, x + w, y + h], outline=colour, width=max(2, image.width // 120))
+    return png_bytes(image)
+
+
+def _card(result: dict[str, Any]) -> str:
+    from deepfake_detect.scan.video import timeline_png
+
+    esc = html.escape
+    picture = timeline_png(result) if result.get("kind") == "video" else _thumbnail(result)
+    verdict = "error" if result["error"] else (result["verdict"] or "no face")
+    score = "" if result["p_fake"] is None else f"p_fake {result['p_fake']:.3f}"
+    parts = [f'<div class="card {esc(verdict.replace(" ", "-"))}">']
+    if picture is not None:
+        parts.append(f'<img class="thumb" src="{_data_uri(picture)}" alt="">')
+    parts.append(
+        f"<h3>{esc(verdict)} <small>{esc(score)}</small></h3><p class=path>{esc(result['path'])}</p>"
+    )
+    if result["error"] or result.get("note"):
+        parts.append(f"<p class=note>{esc(result['error'] or result['note'])}</p>")
+    for k, face in enumerate(result["faces"]):
+        when = f" at {face['t']:.1f} s" if face.get("t") is not None else ""
+        parts.append(
+            f"<p>face {k}{when}: {esc(face['verdict'])}, p_fake {face['p_fake']:.3f}, "
+            f"logit {face['logit']:.3f}, box {face['box']}</p>"
+        )
+        heatmap = face.get("heatmap")
+        if heatmap and os.path.isfile(heatmap):
+            uri = _data_uri(Path(heatmap).read_bytes())
+            parts.append(f'<img class="heat" src="{uri}" alt="Grad-CAM of face {k}">')
+    return "\n".join(parts) + "</div>"
+
+
+_STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa}
+.card{display:inline-block;vertical-align:top;width:340px;margin:8px;padding:8px;background:#fff;
+border:1px solid #ddd;border-top:6px solid #999}.card.fake{border-top-color:#e74c3c}
+.card.real{border-top-color:#27ae60}.card.error{border-top-color:#555}
+.thumb{max-width:320px}.heat{width:160px;margin:2px}.path{word-break:break-all;font-size:80%}
+.note{color:#a04000}h3{margin:4px 0}p{margin:3px 0;font-size:90%}"""
+
+
+def write_report(
+    results: list[dict[str, Any]], path: str | Path, *, title: str = "deepfake-detect scan"
+) -> Path:
+    """Write a self-contained HTML page of scan results, highest ``p_fake`` first.
+
+    Images (thumbnails with face boxes, Grad-CAM overlays when the scan wrote them, video timelines) are
+    embedded as base64 PNG: the page needs no other file and no network.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    ordered = sorted(results, key=lambda r: (r["p_fake"] is None, -(r["p_fake"] or 0.0)))
+    n_fake = sum(r["verdict"] == "fake" for r in results)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>")
+        out.write(f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
+        out.write(
+            f"<p>{len(results)} file(s), {n_fake} judged fake. The model judges whole GAN-generated faces, "
+            "not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
+            "top-3 faces.</p>"
+        )
+        for result in ordered:  # written one by one: only one card's images are in memory at a time
+            out.write(_card(result) + "\n")
+        out.write("</body></html>\n")
+    return path
