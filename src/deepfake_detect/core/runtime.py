@@ -8,7 +8,23 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["make_deterministic", "resolve_device", "resolve_threads", "predict_logits"]
+__all__ = ["available_cores", "make_deterministic", "resolve_device", "resolve_threads", "predict_logits"]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else every core).
+
+    The one place a core count is read: thread counts, decode workers and hashing pools all start here.
+
+    Examples
+    --------
+    >>> available_cores() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -17,10 +33,7 @@ def resolve_threads(threads: int | None) -> int:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 def make_deterministic(seed: int, threads: int | None = None) -> int:
