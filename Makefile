@@ -1,4 +1,5 @@
 # Two commands work on a fresh clone: `make demo` and `make test`. Both set up .venv from requirements.lock.
+# `make test` runs every test and every doctest (what CI runs); `make test-fast` leaves out the tests marked slow.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ export DEEPFAKE_DATA
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint bench lock clean
+.PHONY: setup demo test test-fast lint bench lock clean
 
 setup: $(STAMP)
 
@@ -21,14 +22,23 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# pyproject.toml's pytest settings add the doctests of src to the tests.
+PYTEST := $(BIN)/python -m pytest -q
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -q --durations=15
+	$(PYTEST) --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/lint-imports
+	$(PYTEST) -m "not slow" --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py --data $(DEEPFAKE_DATA)

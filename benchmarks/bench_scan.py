@@ -41,14 +41,10 @@ def jpegs(folder: str, limit: int | None) -> list[str]:
 
 def measure(det, files: list[str], *, backend: str, workers: int, batch_size: int, cache: Path) -> float:
     """Images a second over ``files`` (after a one-batch warm-up that also exports the ONNX graph)."""
-    det.scan(files[:batch_size], detect=False, backend=backend, workers=0, onnx_cache=cache)
+    det = det.with_backend(backend, onnx_cache=cache)
+    det.scan(files[:batch_size], detect=False, workers=0)
     start = time.perf_counter()
-    n = sum(
-        1
-        for _ in det.iter_scan(
-            files, detect=False, backend=backend, workers=workers, batch_size=batch_size, onnx_cache=cache
-        )
-    )
+    n = sum(1 for _ in det.iter_scan(files, detect=False, workers=workers, batch_size=batch_size))
     return n / (time.perf_counter() - start)
 
 

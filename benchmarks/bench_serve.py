@@ -134,12 +134,12 @@ def in_process_rate(args, paths: list[Path], duration: float) -> float:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    det = dd.load_detector(args.model)
-    det.scan([paths[0].read_bytes()], fallback_whole_image=True, workers=0, backend=args.backend)  # warm-up
+    det = dd.load_detector(args.model, backend=args.backend)
+    det.scan([paths[0].read_bytes()], fallback_whole_image=True, workers=0)  # warm-up
     payloads = [p.read_bytes() for p in paths]
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < duration:
-        det.scan([payloads[n % len(payloads)]], fallback_whole_image=True, workers=0, backend=det.backend)
+        det.scan([payloads[n % len(payloads)]], fallback_whole_image=True, workers=0)
         n += 1
     return n / (time.perf_counter() - start)
 

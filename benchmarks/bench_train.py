@@ -19,8 +19,8 @@ import torch
 from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.core.runs import code_version, environment_info
 from deepfake_detect.core.runtime import make_deterministic
+from deepfake_detect.data import list_split
 from deepfake_detect.data.dataset import FaceDataset, make_loader
-from deepfake_detect.data.layout import list_split
 from deepfake_detect.models import create_model
 from deepfake_detect.training.loop import preprocess_for, train_one_epoch
 

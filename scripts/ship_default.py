@@ -6,8 +6,9 @@ Writes into ``src/deepfake_detect/weights/``:
 
 * ``default.safetensors``: the run's weights (same tensor hash) whose metadata also holds ``test_metrics``, the
   run's test-split figures, so ``serve``'s ``/v1/model`` reports them on a machine without the run folder;
-* ``default.int8.onnx`` (+ ``.json``): the int8 graph that ``scan --backend auto`` uses, calibrated on the first
-  50 train images of each class, with its own test-split figures in the JSON.
+* ``default.int8.onnx`` (+ ``.json``): the int8 graph that ``scan --backend onnx-int8`` runs (``auto`` never
+  does: it keeps evaluate's exact float scores), calibrated on the first 50 train images of each class, with its
+  own test-split figures in the JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
-from deepfake_detect.data.layout import list_split, resolve_data_root
+from deepfake_detect.data import list_split, resolve_data_root
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
 from deepfake_detect.scan.detector import load_detector
@@ -55,9 +56,9 @@ def test_metrics(run: Path, data: str) -> dict:
 
 def int8_test_metrics(weights: Path, data: str) -> dict:
     """Accuracy at the stored threshold and ROC AUC of the int8 graph beside ``weights`` on the test split."""
-    det = load_detector(weights)
+    det = load_detector(weights, backend="onnx-int8")
     samples = list_split(resolve_data_root(data), "test")
-    results = det.scan([str(s.path) for s in samples], detect=False, backend="onnx-int8", workers=0)
+    results = det.scan([str(s.path) for s in samples], detect=False, workers=0)
     logits = np.array([r["faces"][0]["logit"] for r in results])
     labels = np.array([s.label for s in samples])
     return {

@@ -58,3 +58,101 @@ def scan_runtime(tmp_path_factory, monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------- a model and a photo for scan and serve tests
+
+
+def write_untrained_checkpoint(
+    path: Path, *, size: int = 32, resize_mode: str = "resize", base_size: int = 40, gain: float = 1.0, seed=0
+) -> Path:
+    """An untrained notebook-cnn checkpoint at ``path``; ``gain`` scales its last layer so scores vary."""
+    import torch
+
+    from deepfake_detect.core.checkpoint import save_checkpoint
+    from deepfake_detect.data.transforms import Preprocess
+    from deepfake_detect.models import create_model
+
+    torch.manual_seed(seed)
+    net = create_model("notebook-cnn")
+    with torch.no_grad():
+        net.fc2.weight.mul_(gain)
+    meta = {
+        "model": "notebook-cnn",
+        "preprocess": Preprocess(
+            size=size, resize_mode=resize_mode, base_size=max(size, base_size)
+        ).to_dict(),
+        "class_names": ["real", "fake"],
+        "threshold_logit": 0.0,
+        "temperature": 1.0,
+        "base_rate": 0.5,
+    }
+    save_checkpoint(path, net, meta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint():
+    """:func:`write_untrained_checkpoint`, to call as ``untrained_checkpoint(path, gain=1000)``."""
+    return write_untrained_checkpoint
+
+
+@pytest.fixture(scope="session")
+def face_photo() -> np.ndarray:
+    """A real photo with one frontal face (scikit-image's astronaut, 512 x 512, RGB)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def write_video(path: Path, frames: list[np.ndarray], rate: int = 5) -> Path:
+    """Encode RGB frames into a video with PyAV (MPEG-4 part 2: always built in)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_video():
+    """:func:`write_video`, to call as ``make_video(path, frames, rate=5)``."""
+    return write_video
+
+
+@pytest.fixture(scope="module")
+def det(tmp_path_factory):
+    """A detector over an untrained notebook-cnn whose last layer is amplified, so scores spread across faces."""
+    import deepfake_detect as dd
+
+    weights = write_untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000)
+    return dd.load_detector(weights)
+
+
+# ------------------------------------------------------------------------------------- a trained run (slow)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A run trained for one epoch on ``tiny_dataset`` (notebook-cnn, 32 px, one thread); one a test module,
+    which may write into it. Tests that use it train a model: mark them slow."""
+    from deepfake_detect.core.config import TrainConfig
+    from deepfake_detect.training.train import train
+
+    cfg = TrainConfig(
+        data=str(tiny_dataset),
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        model="notebook-cnn",
+        epochs=1,
+        image_size=32,
+        base_size=40,
+        threads=1,
+    )
+    return train(cfg, progress=False).run_dir

@@ -20,14 +20,8 @@ from deepfake_detect.scan.decode import DecodeOptions
 from deepfake_detect.scan.faces import detect_faces
 from deepfake_detect.scan.inputs import iter_inputs
 from deepfake_detect.scan.pipeline import decode
-from test_scan import face_image, make_checkpoint
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")
-
-
-@pytest.fixture(scope="module")
-def det(tmp_path_factory):
-    return dd.load_detector(make_checkpoint(tmp_path_factory.mktemp("m") / "m.safetensors"))
 
 
 def _save(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -151,8 +145,8 @@ def test_animation_uses_its_first_frame(det, folder):
         assert got["faces"][0]["logit"] == pytest.approx(expected["faces"][0]["logit"], abs=1e-5)
 
 
-def test_exif_rotation_boxes_are_in_the_upright_image(det, tmp_path):
-    upright = face_image()[:, :400]  # 400 wide x 512 high, so a wrong orientation shows in the size
+def test_exif_rotation_boxes_are_in_the_upright_image(det, tmp_path, face_photo):
+    upright = face_photo[:, :400]  # 400 wide x 512 high, so a wrong orientation shows in the size
     (expected,) = detect_faces(upright)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
@@ -178,13 +172,15 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="RSS is read from /proc (Linux)")
-def test_huge_folder_streams_in_bounded_memory(tmp_path):
+def test_huge_folder_streams_in_bounded_memory(tmp_path, untrained_checkpoint):
     pixels = _save(Image.new("RGB", (16, 16), (10, 20, 30)), "PNG")
     for i in range(2000):
         (tmp_path / f"{i:05d}.png").write_bytes(pixels)
     # Crop mode with a 256 px framing: each decoded image is stored at 192 KiB, so holding the 2,000 of
     # them would take 375 MiB, while the network itself only sees a cheap 32 px centre.
-    det = dd.load_detector(make_checkpoint(tmp_path / "m.safetensors", resize_mode="crop", base_size=256))
+    det = dd.load_detector(
+        untrained_checkpoint(tmp_path / "m.safetensors", resize_mode="crop", base_size=256)
+    )
     stream = det.with_backend("torch").iter_scan([tmp_path], detect=False, workers=0, batch_size=16)
     first = next(stream)  # results come before the folder has been read through
     assert first["path"].endswith("00000.png")

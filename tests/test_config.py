@@ -48,3 +48,15 @@ def test_round_trip_through_dict():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         TrainConfig().epochs = 3  # type: ignore[misc]
+
+
+def test_data_comes_from_the_environment_only_when_the_caller_passes_it():
+    from deepfake_detect.core.config import load_config
+
+    assert load_config(env={"DEEPFAKE_DATA": "/data/faces"}).data == "/data/faces"
+    assert (
+        load_config(flags={"data": "/elsewhere"}, env={"DEEPFAKE_DATA": "/data/faces"}).data == "/elsewhere"
+    )
+    assert load_config(env={}).data is None
+    with pytest.raises(ConfigError, match="DEEPFAKE_DATA"):
+        TrainConfig().data_folder()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from deepfake_detect.data.layout import (
+from deepfake_detect.data import (
     IMAGE_EXTENSIONS,
     SPLITS,
     DataError,

@@ -97,6 +97,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_each_rank_of_a_real_process_group_sees_its_share(tmp_path):
     out = tmp_path / "seen.json"
     torch.multiprocessing.spawn(_index_worker, args=(2, _free_port(), str(out)), nprocs=2)
@@ -128,6 +129,7 @@ def _cli(data: Path, runs: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     data = make_face_dataset(tmp_path / "d", per_class=(24, 6, 6))  # 48 images: 6 full global batches
     single = train(TrainConfig(data=str(data), runs_dir=str(tmp_path / "one"), **COMMON), progress=False)
@@ -147,6 +149,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     assert metrics["val"]["roc_auc"] == pytest.approx(single.metrics["val"]["roc_auc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_rank_and_saves(tmp_path):
     data = make_face_dataset(tmp_path / "d", per_class=(24, 4, 4))
     cmd = _cli(data, tmp_path / "runs", "--epochs=200", "--nproc=2", "--set=patience=200")
@@ -188,6 +191,7 @@ def test_environment_is_read_like_torchrun(monkeypatch):
     assert DistContext(world_size=4).local_batch(32) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 1, reason="no CUDA GPU here: the NCCL path needs one")
 def test_nccl_on_gpus(tiny_dataset, tmp_path):
     n = torch.cuda.device_count()

@@ -113,6 +113,7 @@ def test_where_credentials_are_found(tmp_path):
     assert kaggle_credentials({}, tmp_path) == str(tmp_path / ".config" / "kaggle" / "access_token")
 
 
+@pytest.mark.slow
 def test_cli_without_kagglehub_prints_one_line_and_exits_2(tmp_path):
     code = "import sys; sys.modules['kagglehub'] = None; sys.argv[0] = 'deepfake-detect'; "
     code += "from deepfake_detect.cli import main; main()"

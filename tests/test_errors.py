@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_detect.cli import app
-from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.reporting.error_analysis import (
     bucket_table,
     error_analysis,
@@ -20,7 +18,6 @@ from deepfake_detect.reporting.error_analysis import (
     image_attributes,
     wilson_interval,
 )
-from deepfake_detect.training.train import train
 
 
 def _smooth_photo(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -96,15 +93,7 @@ def test_discrete_attributes_with_many_values_are_grouped():
     assert len(rows) == 5 and rows[-1]["bucket"] == "lossless"
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("error_runs")
-    cfg = TrainConfig(
-        data=str(tiny_dataset), runs_dir=str(runs), epochs=1, image_size=32, base_size=40, threads=1
-    )
-    return train(cfg, progress=False).run_dir
-
-
+@pytest.mark.slow  # scores conftest's tiny_run, a trained model
 def test_error_analysis_writes_galleries_and_buckets(tiny_run):
     result = error_analysis(tiny_run, top_k=3)
     out = tiny_run / "errors"
@@ -129,6 +118,7 @@ def test_error_analysis_writes_galleries_and_buckets(tiny_run):
     assert "http://" not in (out / "errors.html").read_text()
 
 
+@pytest.mark.slow
 def test_errors_cli_prints_the_bucket_table(tiny_run):
     result = CliRunner().invoke(app, ["errors", str(tiny_run), "--top-k", "2", "-q"])
     assert result.exit_code == 0, result.output

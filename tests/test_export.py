@@ -1,12 +1,16 @@
-"""ONNX export parity for every registered model, with a dynamic batch axis."""
+"""ONNX export parity for every registered model, with a dynamic batch axis; which images export checks on."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.export import export_run
 from deepfake_detect.inference.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
 from deepfake_detect.models import create_model, list_models
 
@@ -60,3 +64,27 @@ def test_dynamo_exporter(tmp_path):
         export_onnx(model, tmp_path / "old.onnx", SIZE, opset=17, dynamo=True)
     path = export_onnx(model, tmp_path / "m.onnx", SIZE, opset=18, dynamo=True)
     _parity(model, path, batch_sizes=(3, 4))
+
+
+def test_export_without_data_warns_that_its_images_were_made_in_code(tmp_path, caplog, untrained_checkpoint):
+    weights = untrained_checkpoint(
+        tmp_path / "m.safetensors"
+    )  # a bare weights file: no run, no recorded data
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.export"):
+        result = export_run(weights, quantize=True)
+    assert "images made in code (no data set found; pass --data)" in result["parity_images"]
+    assert "images made in code" in result["int8"]["calibration_images"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("made in code" in m and "pass --data" in m for m in warned)
+
+
+def test_export_with_data_checks_on_its_images_without_warning(
+    tmp_path, tiny_dataset, caplog, untrained_checkpoint
+):
+    weights = untrained_checkpoint(tmp_path / "m.safetensors")
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.export"):
+        result = export_run(weights, data=tiny_dataset)
+    assert result["parity_images"] == f"12 valid images of {tiny_dataset}"  # 6 a class in the tiny set
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with pytest.raises(DataError, match="no such folder"):  # a data set asked for must be usable
+        export_run(weights, data=tmp_path / "nowhere")

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from deepfake_detect.scan.faces import FRAME_EXPAND, FRAME_SHIFT_Y, crop_face, detect_faces, face_frame
-from test_scan import face_image
 
 
 def test_frame_is_an_expanded_square_shifted_up():
@@ -31,8 +30,8 @@ def test_crop_inside_is_a_plain_slice_and_outside_is_mirror_padded():
     assert huge.shape[:2] == (face_frame((2, 2, 6, 6))[2],) * 2
 
 
-def test_detects_the_astronaut_face_and_nothing_in_flat_images():
-    boxes = detect_faces(face_image())
+def test_detects_the_astronaut_face_and_nothing_in_flat_images(face_photo):
+    boxes = detect_faces(face_photo)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
     assert 150 < x + w / 2 < 260 and 60 < y + h / 2 < 170 and 70 < w < 130  # her face, not the flag
@@ -40,8 +39,8 @@ def test_detects_the_astronaut_face_and_nothing_in_flat_images():
     assert detect_faces(np.zeros((8, 8, 3), np.uint8)) == []
 
 
-def test_large_photos_are_searched_reduced_and_boxes_mapped_back():
-    photo = np.asarray(Image.fromarray(face_image()).resize((2048, 2048)))
+def test_large_photos_are_searched_reduced_and_boxes_mapped_back(face_photo):
+    photo = np.asarray(Image.fromarray(face_photo).resize((2048, 2048)))
     x, y, w, h = detect_faces(photo)[0]  # largest first (Haar may add small false hits at this scale)
     assert 4 * 150 < x + w / 2 < 4 * 260 and 4 * 70 < w < 4 * 130
 

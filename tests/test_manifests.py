@@ -10,7 +10,7 @@ import pytest
 
 from conftest import make_face_dataset
 from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.data.layout import (
+from deepfake_detect.data import (
     DataError,
     fingerprint_dataset,
     list_split,
@@ -87,6 +87,7 @@ def test_folders_absent_reads_the_manifest(tmp_path):
     assert len(fingerprint_dataset(flat, progress=False)) == 64
 
 
+@pytest.mark.slow
 def test_training_from_manifests_matches_folders(kaggle, tmp_path):
     common = dict(epochs=1, batch_size=8, image_size=32, base_size=40, threads=1, model="notebook-cnn")
     by_folder = train(TrainConfig(data=str(kaggle), runs_dir=str(tmp_path / "a"), **common), progress=False)

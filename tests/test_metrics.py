@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from deepfake_detect.metrics.classification import (
+from deepfake_detect.metrics import (
     binary_metrics,
     bootstrap_ci,
     brier_score_loss,

@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from deepfake_detect import metrics
 from deepfake_detect.cli import app
-from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.core.runs import read_json, write_json
-from deepfake_detect.metrics import classification as metrics
-from deepfake_detect.reporting.report import calibration_summary, cost_by_threshold, read_scores, report
-from deepfake_detect.training.train import train
+from deepfake_detect.metrics import calibration_effect as calibration_summary
+from deepfake_detect.metrics import expected_cost_curve as cost_by_threshold
+from deepfake_detect.reporting.report import read_scores, report
 
 FIGURES = (
     "sample_faces",
@@ -35,20 +35,12 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("report_runs")
-    cfg = TrainConfig(
-        data=str(tiny_dataset), runs_dir=str(runs), epochs=2, image_size=32, base_size=40, threads=1
-    )
-    return train(cfg, progress=False).run_dir
-
-
-@pytest.fixture(scope="module")
 def reported(tiny_run) -> Path:
     assert not (tiny_run / "eval_test.json").exists()  # so the report has to run the evaluation itself
     return report(tiny_run)
 
 
+@pytest.mark.slow
 def test_report_writes_html_and_every_figure_as_png(reported, tiny_run):
     assert reported == tiny_run / "report.html" and reported.is_file()
     assert (tiny_run / "eval_test.json").is_file() and (tiny_run / "scores_test.csv").is_file()
@@ -59,6 +51,7 @@ def test_report_writes_html_and_every_figure_as_png(reported, tiny_run):
             assert image.format == "PNG" and min(image.size) >= 200
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_and_has_every_section(reported, tiny_run):
     text = reported.read_text()
     assert "http://" not in text and "https://" not in text
@@ -74,6 +67,7 @@ def test_html_is_self_contained_and_has_every_section(reported, tiny_run):
     assert embedded == {(tiny_run / "plots" / f"{n}.png").read_bytes() for n in FIGURES}
 
 
+@pytest.mark.slow
 def test_report_states_calibration_before_and_after_honestly(reported, tiny_run):
     text = reported.read_text()
     scores = read_scores(tiny_run / "scores_test.csv")
@@ -101,6 +95,7 @@ def test_cost_curve_matches_expected_cost():
         np.testing.assert_allclose(curve, expected)
 
 
+@pytest.mark.slow
 def test_robustness_section_appears_when_its_file_exists(reported, tiny_run, tmp_path):
     run = Path(shutil.copytree(tiny_run, tmp_path / "copy"))
     rows = [
@@ -127,6 +122,7 @@ def _browser() -> str | None:
     return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(reported, tmp_path):
     browser = _browser()
     if browser is None:
@@ -157,6 +153,7 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
     assert pixels.std() > 10 and np.mean(pixels < 200) > 0.02
 
 
+@pytest.mark.slow
 def test_runs_compare_plot_overlays_roc_curves(reported, tiny_run, tmp_path):
     other = shutil.copytree(tiny_run, tiny_run.parent / f"{tiny_run.name}-copy")
     plot = tmp_path / "roc.png"

@@ -125,6 +125,7 @@ def _assert_same_run(run: Path, reference: Path) -> None:
     assert _history(run) == _history(reference)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the process stop")
 @pytest.mark.parametrize(
     ("saves", "position"),
@@ -146,6 +147,7 @@ def test_sigkill_then_resume_is_bit_identical(data, reference, tmp_path, saves, 
     _assert_same_run(_resume_cli(run), reference)
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume(data, reference, tmp_path):
     """The plain command, killed as soon as its first checkpoint exists, wherever it has got to."""
     cmd = [sys.executable, "-m", "deepfake_detect", *_cli_args(data, tmp_path / "runs")]
@@ -179,6 +181,7 @@ def _train_until(cfg: TrainConfig, saves: int, monkeypatch) -> Path:
     return Path(cfg.runs_dir) / cfg.run_name
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(data, reference, tmp_path, monkeypatch, caplog):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
     run = _train_until(cfg, 5, monkeypatch)
@@ -204,6 +207,7 @@ def test_flipped_byte_fails_the_checksum(tmp_path):
         read_state(tmp_path / LAST)
 
 
+@pytest.mark.slow
 def test_no_usable_checkpoint_is_a_clear_error(data, tmp_path, monkeypatch):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
     run = _train_until(cfg, 2, monkeypatch)
@@ -213,6 +217,7 @@ def test_no_usable_checkpoint_is_a_clear_error(data, tmp_path, monkeypatch):
         train(cfg, progress=False, resume=run)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_config(data, tmp_path, monkeypatch):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
     run = _train_until(cfg, 1, monkeypatch)
@@ -226,6 +231,7 @@ def test_resume_refuses_a_different_config(data, tmp_path, monkeypatch):
         train(cfg.replace(epochs=4), progress=False, resume=run)
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_resumed(data, reference):
     assert not (reference / "checkpoints").exists()  # deleted once model.safetensors holds the result
     with pytest.raises(RunError, match="already finished"):

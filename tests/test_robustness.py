@@ -14,12 +14,10 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.data.layout import list_split
+from deepfake_detect.data import list_split
 from deepfake_detect.evaluation import robustness as rb
-from deepfake_detect.metrics.classification import threshold_at_fpr
+from deepfake_detect.metrics import threshold_at_fpr
 from deepfake_detect.scan.detector import load_detector
-from deepfake_detect.training.train import train
 
 CLI = [sys.executable, "-m", "deepfake_detect"]
 
@@ -121,18 +119,7 @@ def test_brightness_and_contrast_scale_as_stated():
     assert stretched[1] - stretched[0] == pytest.approx(130, abs=2)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
-    cfg = TrainConfig(
-        data=str(tiny_dataset),
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        model="notebook-cnn",
-        epochs=1,
-        image_size=32,
-        base_size=40,
-        threads=1,
-    )
-    return train(cfg, progress=False).run_dir
+# The tests below score conftest's tiny_run, a trained model: they are slow.
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +127,7 @@ def result(tiny_run) -> dict:
     return rb.robustness(tiny_run, batch_size=8, workers=2, progress=False)
 
 
+@pytest.mark.slow
 def test_every_condition_is_reported_in_range(result, tiny_run):
     saved = json.loads((tiny_run / "robustness.json").read_text())
     assert saved == json.loads(json.dumps(result))
@@ -155,6 +143,7 @@ def test_every_condition_is_reported_in_range(result, tiny_run):
     assert jpeg["accuracy_drop"] == pytest.approx(clean["accuracy"] - jpeg["accuracy"])
 
 
+@pytest.mark.slow
 def test_every_perturbation_reaches_the_model(result):
     clean = result["rows"][0]
     for row in result["rows"][1:]:
@@ -162,17 +151,20 @@ def test_every_perturbation_reaches_the_model(result):
         assert shifted != (clean["mean_logit_real"], clean["mean_logit_fake"]), row["condition"]
 
 
+@pytest.mark.slow
 def test_markdown_table_has_a_line_per_condition(result):
     lines = [line for line in rb.format_markdown(result, "tiny").splitlines() if line.startswith("| ")]
     assert [line.split(" | ")[0].removeprefix("| ") for line in lines[1:]] == EXPECTED
 
 
+@pytest.mark.slow
 def test_plot_is_written(result, tiny_run):
     png = tiny_run / "plots" / "robustness.png"
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > 400
 
 
+@pytest.mark.slow
 def test_recall_threshold_comes_from_clean_validation(result, tiny_run, tiny_dataset):
     det = load_detector(tiny_run)
     val = det.predict_samples(list_split(tiny_dataset, "valid"))
@@ -185,12 +177,14 @@ def test_recall_threshold_comes_from_clean_validation(result, tiny_run, tiny_dat
     assert result["rows"][0]["recall_at_1pct_fpr"] == pytest.approx(np.mean(fakes >= expected))
 
 
+@pytest.mark.slow
 def test_results_are_reproducible(result, tiny_run, tmp_path):
     again = rb.robustness(_copy_run(tiny_run, tmp_path), batch_size=8, workers=1, progress=False)
     assert again["rows"] == result["rows"]
     assert again["threshold_1pct_fpr_logit"] == result["threshold_1pct_fpr_logit"]
 
 
+@pytest.mark.slow
 def test_threads_option_leaves_torch_as_it_was(tiny_run, tmp_path):
     before = torch.get_num_threads()
     rb.robustness(_copy_run(tiny_run, tmp_path), threads=before + 1, limit_per_class=2, progress=False)
@@ -202,6 +196,7 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / run.name))
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_with_a_count(tiny_dataset, tiny_run, tmp_path):
     run = _copy_run(tiny_run, tmp_path)
     data = tmp_path / "faces"
@@ -215,6 +210,7 @@ def test_unreadable_images_are_skipped_with_a_count(tiny_dataset, tiny_run, tmp_
     assert out["n"] == 6 and out["n_unreadable"] == 1 and out["valid_n"] == 6
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_object(tiny_run, tmp_path):
     run = _copy_run(tiny_run, tmp_path)
     proc = subprocess.run(

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_face_dataset
 from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.data import dataset as dataset_module
+from deepfake_detect.data import list_split
 from deepfake_detect.data.dataset import DecodedCache, check_free_space
-from deepfake_detect.data.layout import list_split
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.training.train import train
 
@@ -33,6 +33,7 @@ def test_cache_build_stops_before_writing_when_the_disk_is_full(tmp_path, monkey
     assert not cache.path.exists() and not cache.ready
 
 
+@pytest.mark.slow
 def test_max_steps_per_epoch_caps_each_epoch(tiny_dataset, tmp_path):
     common = dict(data=str(tiny_dataset), epochs=2, batch_size=4, image_size=32, base_size=40, threads=1)
     capped = train(TrainConfig(runs_dir=str(tmp_path / "a"), max_steps_per_epoch=2, **common), progress=False)

@@ -1,6 +1,7 @@
 """scan's Python API: result schema, agreement with evaluate, face finding, ONNX, streaming, videos.
 
-Helpers here (``make_checkpoint``, ``face_image``, ``make_video``) are imported by the other scan tests.
+The detector (``det``), the trained run (``tiny_run``), the face photo and the video writer come from
+conftest.py.
 """
 
 from __future__ import annotations
@@ -12,81 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.core.checkpoint import save_checkpoint
-from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.core.exceptions import ScanError
-from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
 from deepfake_detect.inference.gradcam import ExplainError
-from deepfake_detect.models import create_model
 from deepfake_detect.scan.faces import face_frame
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
 from deepfake_detect.scan.video import VIDEO_TOP_K
-from deepfake_detect.training.train import train
 
 RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
 FACE_KEYS = {"box", "p_fake", "logit", "verdict"}
 # Pasted faces: |logit(found in the canvas) - logit(crop alone)| seen at most 0.28 (median 0.08) over 19
-# shared faces with the amplified untrained model below, whose logits spread with a std of 1.1 across faces.
+# shared faces with the amplified untrained model of ``det``, whose logits spread with a std of 1.1 across faces.
 PASTE_LOGIT_TOL = 0.35
 
-
-def make_checkpoint(
-    path: Path, *, size: int = 32, resize_mode: str = "resize", base_size: int = 40, gain: float = 1.0, seed=0
-) -> Path:
-    """An untrained notebook-cnn checkpoint; ``gain`` scales its last layer so scores vary across faces."""
-    torch.manual_seed(seed)
-    net = create_model("notebook-cnn")
-    with torch.no_grad():
-        net.fc2.weight.mul_(gain)
-    meta = {
-        "model": "notebook-cnn",
-        "preprocess": Preprocess(
-            size=size, resize_mode=resize_mode, base_size=max(size, base_size)
-        ).to_dict(),
-        "class_names": ["real", "fake"],
-        "threshold_logit": 0.0,
-        "temperature": 1.0,
-        "base_rate": 0.5,
-    }
-    save_checkpoint(path, net, meta)
-    return path
-
-
-def face_image() -> np.ndarray:
-    """A real photo with one frontal face (scikit-image's astronaut, 512 x 512)."""
-    from skimage import data
-
-    return data.astronaut()
-
-
-def make_video(path: Path, frames: list[np.ndarray], rate: int = 5) -> Path:
-    """Encode RGB frames into a video with PyAV (MPEG-4 part 2: always built in)."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=rate)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 pytestmark = pytest.mark.usefixtures("scan_runtime")
-
-
-@pytest.fixture(scope="module")
-def det(tmp_path_factory):
-    return dd.load_detector(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000))
 
 
 @pytest.fixture(scope="module")
@@ -123,21 +67,17 @@ def test_result_schema_without_detection(det, images):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
-    cfg = TrainConfig(
-        data=str(tiny_dataset), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=1, image_size=32,
-        base_size=40, threads=1,
-    )  # fmt: skip
-    run = train(cfg, progress=False).run_dir
-    evaluate(run, split="test", n_resamples=10, progress=False)
-    return run
+def evaluated_run(tiny_run) -> Path:
+    evaluate(tiny_run, split="test", n_resamples=10, progress=False)
+    return tiny_run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("backend", "tol"), [("torch", 1e-5), ("onnx", 1e-4)])
-def test_scan_equals_evaluate_scores(tiny_run, tiny_dataset, backend, tol, tmp_path):
-    with open(tiny_run / "scores_test.csv") as handle:
+def test_scan_equals_evaluate_scores(evaluated_run, tiny_dataset, backend, tol, tmp_path):
+    with open(evaluated_run / "scores_test.csv") as handle:
         expected = {row["path"]: row for row in csv.DictReader(handle)}
-    det = dd.load_detector(tiny_run, backend=backend, onnx_cache=tmp_path)
+    det = dd.load_detector(evaluated_run, backend=backend, onnx_cache=tmp_path)
     results = det.scan([tiny_dataset / "test"], detect=False)
     assert det.backend == backend and len(results) == len(expected) == 12
     for r in results:
@@ -168,10 +108,10 @@ def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300) -> None:
     assert abs(found["faces"][0]["logit"] - own["logit"]) <= PASTE_LOGIT_TOL
 
 
-def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det):
+def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det, face_photo):
     from deepfake_detect.scan.faces import crop_face, detect_faces
 
-    photo = face_image()
+    photo = face_photo
     crop = crop_face(photo, detect_faces(photo)[0])  # the face framed like the training data
     _pasted_matches_crop(det, np.asarray(Image.fromarray(crop).resize((256, 256))))
 
@@ -201,6 +141,7 @@ def test_threshold_in_p_units_and_prior(det, images):
     assert all(r["p_fake"] <= b["p_fake"] for r, b in zip(rare, base, strict=True))
 
 
+@pytest.mark.slow  # starts a pool of worker processes
 def test_workers_keep_input_order_and_results(det, tmp_path):
     rng = np.random.default_rng(2)
     paths = []
@@ -227,6 +168,7 @@ def test_input_expansion(images, tmp_path):
     assert read_path_list(tmp_path / "h.csv") == ["p.jpg"]
 
 
+@pytest.mark.slow
 def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path):
     result = export_run(tiny_run, output=tmp_path / "model.onnx")
     assert result["max_abs_diff"] <= 1e-4 and "valid images" in result["parity_images"]
@@ -246,6 +188,7 @@ def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path
         dd.load_detector(tmp_path / "model.onnx")
 
 
+@pytest.mark.slow
 def test_quantized_export(tiny_run, tmp_path):
     result = export_run(tiny_run, output=tmp_path / "model.onnx", quantize=True)
     q = result["int8"]
@@ -254,8 +197,8 @@ def test_quantized_export(tiny_run, tmp_path):
     assert dd.load_detector(q["onnx"]).scan([np.zeros((40, 40, 3), np.uint8)], detect=False)[0]["verdict"]
 
 
-def test_video_timeline_and_top3_rule(det, tmp_path):
-    photo = face_image()
+def test_video_timeline_and_top3_rule(det, tmp_path, face_photo, make_video):
+    photo = face_photo
     frames = [photo] * 10 + [np.full_like(photo, 128)] * 5  # 3 s at 5 fps: a face for 2 s, then none
     video = make_video(tmp_path / "clip.mp4", frames)
     r = det.with_backend("torch").scan([video], fps=1.0)[0]
@@ -270,6 +213,7 @@ def test_video_timeline_and_top3_rule(det, tmp_path):
     assert all(Path(f["heatmap"]).is_file() for f in explained["faces"])
 
 
+@pytest.mark.slow
 def test_int8_graph_beside_the_weights_is_used_when_asked_and_ignored_when_stale(
     tiny_run, tiny_dataset, tmp_path
 ):
@@ -313,6 +257,7 @@ def test_default_workers_decode_in_process_without_detection_on_two_cores(
     assert default_workers(detect) == expected
 
 
+@pytest.mark.slow
 def test_scan_backend_argument_is_deprecated_and_changes_no_later_call(tiny_run, tiny_dataset, tmp_path):
     det = dd.load_detector(tiny_run, backend="torch")
     with pytest.warns(DeprecationWarning, match="with_backend"):

@@ -16,20 +16,19 @@ from typer.testing import CliRunner
 from deepfake_detect.cli import app
 from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS
 from deepfake_detect.scan.output import CSV_COLUMNS
-from test_scan import face_image, make_checkpoint, make_video
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return str(make_checkpoint(tmp_path_factory.mktemp("m") / "m.safetensors", gain=1000))
+def model(tmp_path_factory, untrained_checkpoint) -> str:
+    return str(untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.safetensors", gain=1000))
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
+def photos(tmp_path_factory, face_photo) -> Path:
     root = tmp_path_factory.mktemp("photos")
-    Image.fromarray(face_image()).save(root / "astronaut.jpg", quality=92)
+    Image.fromarray(face_photo).save(root / "astronaut.jpg", quality=92)
     Image.fromarray(np.full((100, 120, 3), 90, np.uint8)).save(root / "blank.png")
     rng = np.random.default_rng(0)
     for i in range(3):
@@ -131,8 +130,8 @@ def test_paths_from_and_stdin(model, photos, tmp_path):
     assert code == 0 and Path(json.loads(out)["path"]).name == "crop1.png"
 
 
-def test_report_and_explain(model, photos, tmp_path):
-    video = make_video(tmp_path / "clip.mp4", [face_image()] * 6)
+def test_report_and_explain(model, photos, tmp_path, face_photo, make_video):
+    video = make_video(tmp_path / "clip.mp4", [face_photo] * 6)
     report, cams = tmp_path / "scan.html", tmp_path / "cams"
     args = [
         str(photos),

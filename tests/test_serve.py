@@ -1,15 +1,15 @@
 """serve: the REST API against a real uvicorn server on 127.0.0.1 (success, every error status, the limits).
 
 The server runs in a thread of this process (``running_server``), except in the CLI test, which starts
-``deepfake-detect serve --workers 2`` as a subprocess.
+``deepfake-detect serve --workers 2`` as a subprocess (marked slow).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,12 +24,26 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
 import deepfake_detect as dd
-from deepfake_detect.serve.app import ServeConfig, ServeError, bind_warning, create_app, running_server
-from test_scan import RESULT_KEYS, face_image, make_checkpoint
+from deepfake_detect.cli import app as cli_app
+from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS, read_metadata, save_checkpoint
+from deepfake_detect.core.runs import RunDir, write_json
+from deepfake_detect.models import create_model
+from deepfake_detect.serve import (
+    ServeConfig,
+    ServeError,
+    bind_warning,
+    create_app,
+    model_card,
+    running_server,
+)
+from deepfake_detect.serve.server import listening_socket
 
 KEY = "test-key"
+# The keys of a `scan --json` row: every row of POST /v1/scan has exactly these (plus "note" when needed).
+RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
 AUTH = {"Authorization": f"Bearer {KEY}"}
 # Main server's limits: 2 MiB a request, 3 files, 1000 x 1000 pixels.
 LIMITS = dict(max_request_mb=2.0, max_files=3, max_pixels=1000 * 1000)
@@ -60,8 +74,10 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def det(tmp_path_factory, one_thread):
-    return dd.load_detector(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000))
+def det(tmp_path_factory, one_thread, untrained_checkpoint):
+    return dd.load_detector(
+        untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,30 +138,27 @@ def test_model_card(client, det):
         assert key in card
 
 
-def test_model_card_reads_the_test_metrics_of_the_weights_run(tmp_path, one_thread):
-    from deepfake_detect.core.checkpoint import read_metadata, save_checkpoint
-    from deepfake_detect.models import create_model
-    from deepfake_detect.serve.app import model_card
-
+def test_model_card_reads_the_test_metrics_of_the_weights_run(tmp_path, one_thread, untrained_checkpoint):
     scores = {"n": 10, "roc_auc": 0.75, "accuracy": 0.7, "confusion_matrix": [[3, 2], [1, 4]]}
-    (tmp_path / "run").mkdir()
-    beside = make_checkpoint(tmp_path / "run" / "model.safetensors")
-    (tmp_path / "run" / "eval_test.json").write_text(json.dumps({**scores, "split": "test"}))
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    beside = untrained_checkpoint(run.model)
+    write_json(run.eval_json("test"), {**scores, "split": "test"})
     card = model_card(dd.load_detector(beside), runs_dir=tmp_path / "none")
-    assert card["test_metrics"] == scores and card["test_metrics_source"].endswith("run/eval_test.json")
+    assert card["test_metrics"] == scores and card["test_metrics_source"] == str(run.eval_json("test"))
 
-    # Shipped weights (like the default model) found through their run id, only with the same tensor hash.
+    # Weights copied out of their run, found through their run id, only with the same tensor hash.
     meta = {**read_metadata(beside), "run_id": "run"}
     torch.manual_seed(0)
     net = create_model("notebook-cnn")
-    save_checkpoint(tmp_path / "run" / "model.safetensors", net, meta)
+    save_checkpoint(run.model, net, meta)
     save_checkpoint(tmp_path / "shipped.safetensors", net, meta)
     assert (
         model_card(dd.load_detector(tmp_path / "shipped.safetensors"), runs_dir=tmp_path)["test_metrics"]
         == scores
     )
     torch.manual_seed(1)
-    save_checkpoint(tmp_path / "run" / "model.safetensors", create_model("notebook-cnn"), meta)  # retrained
+    save_checkpoint(run.model, create_model("notebook-cnn"), meta)  # retrained
     card = model_card(dd.load_detector(tmp_path / "shipped.safetensors"), runs_dir=tmp_path)
     assert card["test_metrics"] is None and card["test_metrics_source"] is None
 
@@ -194,11 +207,11 @@ def test_in_memory_bytes_scan_like_their_files(det, tmp_path):
     assert from_bytes["faces"][0]["logit"] == from_file["faces"][0]["logit"]
 
 
-def test_face_photo_is_found_and_explained_in_memory(client, det):
+def test_face_photo_is_found_and_explained_in_memory(client, det, face_photo):
     answer = client.post(
         "/v1/scan",
         params={"explain": "true"},
-        files=files(("astronaut.jpg", encode(face_image(), "JPEG"), "image/jpeg")),
+        files=files(("astronaut.jpg", encode(face_photo, "JPEG"), "image/jpeg")),
     )
     assert answer.status_code == 200
     row = answer.json()["results"][0]
@@ -401,8 +414,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_serve_with_two_workers_and_the_key_from_the_environment(tmp_path, one_thread):
-    weights = make_checkpoint(tmp_path / "m.safetensors")
+@pytest.mark.slow
+def test_cli_serve_with_two_workers_and_the_key_from_the_environment(
+    tmp_path, one_thread, untrained_checkpoint
+):
+    weights = untrained_checkpoint(tmp_path / "m.safetensors")
     port = free_port()
     # HOME in tmp_path: the ONNX cache (~/.cache/deepfake-detect) of the workers goes there.
     env = {**os.environ, "DEEPFAKE_API_KEY": KEY, "HOME": str(tmp_path)}
@@ -446,26 +462,20 @@ def test_cli_serve_with_two_workers_and_the_key_from_the_environment(tmp_path, o
     assert "warning" not in output.lower()  # loopback: no warning
 
 
-def test_cli_serve_refuses_bad_flags_and_a_busy_port(tmp_path):
-    from typer.testing import CliRunner
-
-    from deepfake_detect.cli import app
-
-    result = CliRunner().invoke(app, ["serve", "--max-pixels", "0"])
+def test_cli_serve_refuses_bad_flags_and_a_busy_port():
+    result = CliRunner().invoke(cli_app, ["serve", "--max-pixels", "0"])
     assert result.exit_code == 2 and "max-pixels must be positive" in result.output
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        result = CliRunner().invoke(app, ["serve", "--port", str(busy.getsockname()[1])])
+        result = CliRunner().invoke(cli_app, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.output
 
 
 def test_keep_alive_requests_are_not_delayed_by_nagle(server):
     # The listening socket says TCP, so asyncio turns on TCP_NODELAY for each connection; without it every
     # keep-alive request waited about 40 ms for a delayed ACK.
-    from deepfake_detect.serve.app import _listening_socket
-
-    with _listening_socket("127.0.0.1", 0) as sock:
+    with listening_socket("127.0.0.1", 0) as sock:
         assert sock.proto == socket.IPPROTO_TCP
     with httpx.Client(base_url=server, timeout=30) as c:
         c.get("/healthz")
@@ -484,6 +494,10 @@ def test_backend_is_chosen_at_start_auto_keeps_evaluate_scores_int8_on_request(o
     with running_server(create_app(ServeConfig(backend="onnx-int8"), detector=given)) as url:
         card = httpx.get(f"{url}/v1/model", timeout=30).json()
     assert card["backend"] == "onnx-int8"
+    # The shipped model carries its test figures in its checkpoint metadata.
+    assert (
+        card["test_metrics"]["n"] > 0 and card["test_metrics_source"] == "checkpoint metadata (test_metrics)"
+    )
     assert given.backend == "torch"  # the service runs its own copy: the caller's detector is unchanged
     with pytest.raises(ServeError, match="int8 graph"):
         create_app(
@@ -493,10 +507,6 @@ def test_backend_is_chosen_at_start_auto_keeps_evaluate_scores_int8_on_request(o
 
 def det_without_int8(tmp: str):
     """The default weights copied alone, without the int8 graph that ships beside them."""
-    import shutil
-
-    from deepfake_detect.core.checkpoint import DEFAULT_WEIGHTS
-
     target = Path(tmp) / "alone" / "default.safetensors"
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(DEFAULT_WEIGHTS, target)

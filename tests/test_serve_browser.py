@@ -1,7 +1,8 @@
 """serve's page in a real headless Chromium (Playwright driving Debian's chromium): key, upload, verdict, heatmap.
 
 Skips, saying why, without the ``playwright`` package or a chromium binary (``scripts/ensure-chromium.sh``
-installs Debian's). Playwright's own browser downloads are never used.
+installs Debian's). Playwright's own browser downloads are never used. Every test here drives the browser,
+so the module is marked slow.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import deepfake_detect as dd
-from deepfake_detect.serve.app import ServeConfig, create_app, running_server
-from test_scan import face_image, make_checkpoint
+from deepfake_detect.serve import ServeConfig, create_app, running_server
+
+pytestmark = pytest.mark.slow
 
 KEY = "browser-key"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -37,12 +40,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import torch
-
+def server(tmp_path_factory, untrained_checkpoint):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    det = dd.load_detector(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000))
+    det = dd.load_detector(untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000))
     config = ServeConfig(api_key=KEY, onnx_cache=str(tmp_path_factory.mktemp("onnx")))
     with running_server(create_app(config, detector=det)) as url:
         yield url
@@ -71,10 +72,10 @@ def enter_key(page) -> None:
 
 
 def test_upload_a_face_see_the_verdict_and_toggle_the_heatmap(
-    page, server, tmp_path, capsys, record_property
+    page, server, tmp_path, capsys, record_property, face_photo
 ):
     photo = tmp_path / "astronaut.jpg"
-    Image.fromarray(face_image()).save(photo, quality=92)
+    Image.fromarray(face_photo).save(photo, quality=92)
     enter_key(page)
     page.set_input_files("#file-input", str(photo))
     sync_api.expect(page.locator("#previews img")).to_have_count(1)  # the preview before sending

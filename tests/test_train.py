@@ -20,6 +20,8 @@ from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.data.dataset import BadImageError
 from deepfake_detect.training.train import train
 
+pytestmark = pytest.mark.slow  # every test trains a model
+
 
 def tiny_config(data: Path, runs: Path, **changes) -> TrainConfig:
     base = dict(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from deepfake_detect.core.config import TrainConfig, load_config
 from deepfake_detect.core.exceptions import DeepfakeDetectError
 from deepfake_detect.core.version import __version__
-from deepfake_detect.data.layout import check_dataset
+from deepfake_detect.data import check_dataset
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.models import create_model, list_models
 from deepfake_detect.scan.detector import Detector, load_detector

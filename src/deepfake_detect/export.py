@@ -4,23 +4,32 @@
 metadata beside it (``model.onnx.json``, what ``scan --model model.onnx`` reads), checks that ONNX Runtime
 gives the torch logits (max difference at most :data:`PARITY_TOLERANCE` on real images) and, with
 ``quantize``, writes an int8 copy (``model.int8.onnx``: static QOperator quantisation: uint8
-activations, per-channel int8 weights, calibrated on ~100 real training images).
+activations, per-channel int8 weights, calibrated on ~100 real training images). Without a data set, images
+made in code stand in for the real ones, with a warning.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from deepfake_detect.core.exceptions import ExportError, ParityError
+from deepfake_detect.core.exceptions import DataError, ExportError, ParityError
+from deepfake_detect.core.runs import RunDir
+from deepfake_detect.data import list_split, resolve_data_root
+from deepfake_detect.data.transforms import normalize
 from deepfake_detect.inference.network import load_network
 from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session, quantize_onnx
 
 __all__ = ["PARITY_TOLERANCE", "export_run"]
+
+log = logging.getLogger(__name__)
 
 # Largest |ONNX - torch| logit accepted by export_run (float32 kernels differ in summation order only).
 PARITY_TOLERANCE = 1e-4
@@ -30,37 +39,58 @@ N_CALIBRATION_PER_CLASS = 50
 
 
 def _stored_images(det, data, split: str, per_class: int) -> tuple[np.ndarray, str]:
-    """Stored uint8 images of a split of the run's data set, else images made in code; and their source."""
-    from deepfake_detect.core.runs import read_json
-    from deepfake_detect.data.layout import DataError, list_split, resolve_data_root
+    """Stored uint8 images of a split, and a sentence saying where they come from.
 
-    config = det.path.parent / "config.json" if det.path is not None else None
-    root = data or (read_json(config).get("data_root") if config is not None and config.is_file() else None)
-    try:
-        samples = list_split(resolve_data_root(root), split, limit_per_class=per_class) if root else []
-    except DataError:
-        samples = []
+    The images of ``data`` when given (it must be usable), else of the data set the run recorded. Without
+    either, images made in code stand in, and a warning says so: parity and int8 ranges are then checked on
+    images unlike the faces the model will see.
+    """
+    if data is not None:
+        return _data_images(det, data, split, per_class)
+    recorded = RunDir(det.path.parent).read_config().get("data_root") if det.path is not None else None
+    reason = "no data set found"
+    if recorded is not None:
+        try:
+            return _data_images(det, recorded, split, per_class)
+        except DataError as err:
+            reason = f"the run's data set cannot be used: {err}"
+    made = _made_images(det.preprocess.stored_size, 2 * per_class)
+    source = f"{len(made)} images made in code ({reason}; pass --data)"
+    log.warning("export: %s checked on %s", "calibration" if split == "train" else "parity", source)
+    return made, source
+
+
+def _data_images(det, root, split: str, per_class: int) -> tuple[np.ndarray, str]:
+    """Up to ``per_class`` images a class of one split of a data set, preprocessed to their stored size.
+
+    Raises
+    ------
+    DataError
+        When the split cannot be listed or none of its images can be read.
+    """
+    names = tuple(det.metadata["class_names"])
+    samples = list_split(resolve_data_root(root), split, class_names=names, limit_per_class=per_class)
     arrays = []
     for sample in samples:
         try:
             arrays.append(det.preprocess.load(sample.path))
         except Exception:  # noqa: BLE001 - a bad file is just not used
             continue
-    if arrays:
-        return np.stack(arrays), f"{len(arrays)} {split} images of {root}"
-    # Smooth random images: like photos, unlike white noise, they exercise realistic activation ranges.
-    rng = np.random.default_rng(0)
-    side = det.preprocess.stored_size
-    small = rng.integers(0, 256, (2 * per_class, 8, 8, 3), dtype=np.uint8)
-    from PIL import Image
+    if not arrays:
+        raise DataError(f"none of the {len(samples)} {split} images listed under {root} could be read")
+    return np.stack(arrays), f"{len(arrays)} {split} images of {root}"
 
-    made = [np.asarray(Image.fromarray(a).resize((side, side), Image.Resampling.BICUBIC)) for a in small]
-    return np.stack(made), f"{len(made)} images made in code (no data set found)"
+
+def _made_images(side: int, n: int) -> np.ndarray:
+    """Smooth random images: like photos, unlike white noise, they exercise realistic activation ranges."""
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return np.stack(
+        [np.asarray(Image.fromarray(a).resize((side, side), Image.Resampling.BICUBIC)) for a in small]
+    )
 
 
 def _inputs(det, stored: np.ndarray) -> np.ndarray:
-    from deepfake_detect.data.transforms import normalize
-
     pre = det.preprocess
     return normalize(np.stack([pre.finish(a) for a in stored]), pre.mean, pre.std)
 
@@ -94,25 +124,44 @@ def export_run(
     quantize : bool
         Also write ``<output stem>.int8.onnx`` (see :func:`quantize_onnx`).
     data : path, optional
-        Data set for parity and calibration images; default the run's (images made in code if none).
+        Data set for parity and calibration images; default the one the run recorded. With neither, images
+        made in code stand in: a warning is logged and ``parity_images`` (and ``calibration_images``) say
+        so.
+    runs_dir : path
+        Where run ids are looked up.
 
     Returns
     -------
     dict
-        ``onnx``, ``metadata``, ``max_abs_diff``, ``parity_images``, and with ``quantize`` an ``int8``
-        entry (path, max |int8 - float| logit, verdict agreement with float on the parity images).
+        ``onnx``, ``metadata``, ``max_abs_diff``, ``parity_images`` (which images parity was checked on), and
+        with ``quantize`` an ``int8`` entry (path, ``calibration_images``, max |int8 - float| logit, verdict
+        agreement with float on the parity images).
 
     Raises
     ------
     ExportError
         Unknown format, or ONNX logits further than :data:`PARITY_TOLERANCE` from torch.
-    """
-    import json
+    DataError
+        When ``data`` is given but has no readable images of the split needed.
 
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepfake_detect.core.checkpoint import save_checkpoint
+    >>> from deepfake_detect.data.transforms import Preprocess
+    >>> from deepfake_detect.models import create_model
+    >>> weights = Path(tempfile.mkdtemp()) / "untrained.safetensors"
+    >>> meta = {"model": "notebook-cnn", "preprocess": Preprocess(size=32).to_dict(), "temperature": 1.0,
+    ...         "class_names": ["real", "fake"], "threshold_logit": 0.0}
+    >>> _ = save_checkpoint(weights, create_model("notebook-cnn"), meta)
+    >>> result = export_run(weights)  # no data set: parity is checked on images made in code
+    >>> result["max_abs_diff"] <= PARITY_TOLERANCE, result["parity_images"]
+    (True, '32 images made in code (no data set found; pass --data)')
+    """
     if format != "onnx":
         raise ExportError(f"unknown export format {format!r}; supported: onnx")
     det = load_network(run, runs_dir=runs_dir, backend="torch")
-    output = Path(output) if output is not None else det.path.with_name("model.onnx")
+    output = Path(output) if output is not None else RunDir(det.path.parent).onnx
     export_onnx(det.model, output, det.preprocess.size)
     meta_path = output.with_name(output.name + ".json")
     meta_path.write_text(json.dumps(det.metadata, indent=2, sort_keys=True) + "\n")
@@ -130,8 +179,6 @@ def export_run(
 
 
 def _quantize_run(det, float_path: Path, x: np.ndarray, float_logits: np.ndarray, data) -> dict:
-    import json
-
     calibration, source = _stored_images(det, data, "train", N_CALIBRATION_PER_CLASS)
     int8_path = float_path.with_name(float_path.name.removesuffix(".onnx") + ".int8.onnx")
     quantize_onnx(float_path, int8_path, _inputs(det, calibration))

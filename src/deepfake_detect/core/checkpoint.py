@@ -17,7 +17,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from deepfake_detect.core.exceptions import CheckpointError
+from deepfake_detect.core.exceptions import CheckpointError, RunError
+from deepfake_detect.core.runs import RunDir
 
 __all__ = [
     "CheckpointError",
@@ -133,12 +134,19 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.saf
 def resolve_weights(name_or_path: str | Path, runs_dir: str | Path = "runs") -> Path:
     """Find a checkpoint file from ``default``, a ``.safetensors`` path, a run folder or a run id.
 
+    A run folder or id (or a unique prefix of one) is found as :meth:`RunDir.find` finds it.
+
+    Raises
+    ------
+    CheckpointError
+        When none of these is found.
+
     Examples
     --------
-    >>> resolve_weights("no-such-thing")
+    >>> resolve_weights("no-such-thing", runs_dir="/no/such/runs")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    deepfake_detect.checkpoint.CheckpointError: no model at 'no-such-thing': ...
+    deepfake_detect.core.exceptions.CheckpointError: no model at 'no-such-thing': expected 'default', ...
     """
     if str(name_or_path) == "default":
         if not DEFAULT_WEIGHTS.is_file():
@@ -149,14 +157,10 @@ def resolve_weights(name_or_path: str | Path, runs_dir: str | Path = "runs") -> 
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
-    for candidate in (
-        path / "model.safetensors",
-        Path(runs_dir).expanduser() / str(name_or_path) / "model.safetensors",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(
-        f"no model at {str(name_or_path)!r}: expected 'default', a .safetensors file, a run folder "
-        "or a run id "
-        f"under {runs_dir}/"
-    )
+    try:
+        return RunDir.find(name_or_path, runs_dir).model
+    except RunError:
+        raise CheckpointError(
+            f"no model at {str(name_or_path)!r}: expected 'default', a .safetensors file, a run folder "
+            f"or a run id under {runs_dir}/"
+        ) from None

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from deepfake_detect.core.exceptions import RunError
+from deepfake_detect.core.version import __version__
 
 __all__ = [
     "RunDir",
     "RunError",
-    "new_run_dir",
     "resolve_run",
     "environment_info",
     "code_version",
@@ -223,11 +223,6 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def new_run_dir(runs_dir: str | Path, model: str, seed: int, run_name: str | None = None) -> Path:
-    """Create and return a fresh run folder (see :meth:`RunDir.create`)."""
-    return RunDir.create(runs_dir, model, seed, run_name).path
-
-
 def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
     """The folder of a complete run from a path or a run id (see :meth:`RunDir.find`)."""
     return RunDir.find(run, runs_dir).path
@@ -235,8 +230,6 @@ def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
 
 def code_version() -> str:
     """The package version plus the git commit (and ``-dirty``) when running from a checkout."""
-    from deepfake_detect.core.version import __version__
-
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(

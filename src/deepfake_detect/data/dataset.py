@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from deepfake_detect.core.exceptions import BadImageError
-from deepfake_detect.data.layout import Sample
+from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import Preprocess, normalize
 
 __all__ = [

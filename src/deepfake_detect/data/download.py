@@ -17,8 +17,9 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from deepfake_detect.core.exceptions import DownloadError
-from deepfake_detect.data.layout import SPLITS, DataError, list_split, resolve_data_root
+from deepfake_detect.core.exceptions import DataError, DownloadError
+from deepfake_detect.data.layout import list_split, resolve_data_root
+from deepfake_detect.data.samples import SPLITS
 
 __all__ = ["KAGGLE_DATASET", "DownloadError", "download_dataset", "kaggle_credentials", "validate_download"]
 

@@ -14,7 +14,6 @@ Each is fitted on train, its threshold chosen on valid with the F1 rule the CNNs
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +28,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from deepfake_detect.data.layout import Sample, list_split, resolve_data_root
-from deepfake_detect.metrics import classification as metrics
+from deepfake_detect import metrics
+from deepfake_detect.core.runtime import available_cores
+from deepfake_detect.data import list_split, resolve_data_root
+from deepfake_detect.data.samples import Sample
 
 __all__ = ["BASELINES", "baselines", "fourier_features", "colour_features", "format_table"]
 
-log = logging.getLogger("deepfake_detect.baselines")
+log = logging.getLogger(__name__)
 
 BASELINES = ("chance", "majority", "fourier_logreg", "colour_logreg")
 SPECTRUM_SIZE = 256  # pixels: larger images are resized to this before the FFT
@@ -155,17 +156,7 @@ def _extract(samples: Sequence[Sample], workers: int) -> tuple[np.ndarray, np.nd
 def _test_metrics(y_valid, s_valid, y_test, s_test, threshold: float, n_resamples: int, seed: int) -> dict:
     """The metrics ``evaluate`` reports, at a threshold fixed beforehand, with bootstrap 95% intervals."""
     stats = metrics.binary_metrics(y_test, s_test, threshold)
-
-    def acc(y, s):
-        return float(np.mean((s >= threshold) == (y == 1)))
-
-    def auc(y, s):
-        return metrics.binary_metrics(y, s, threshold)["roc_auc"]
-
-    stats["ci95"] = {
-        "accuracy": list(metrics.bootstrap_ci(y_test, s_test, acc, n_resamples=n_resamples, seed=seed)),
-        "roc_auc": list(metrics.bootstrap_ci(y_test, s_test, auc, n_resamples=n_resamples, seed=seed)),
-    }
+    stats["ci95"] = metrics.ci95_at_threshold(y_test, s_test, threshold, n_resamples=n_resamples, seed=seed)
     stats["threshold"] = float(threshold)
     stats["valid_roc_auc"] = metrics.binary_metrics(y_valid, s_valid, threshold)["roc_auc"]
     return stats
@@ -191,13 +182,6 @@ def _scores(
         s_valid = model.decision_function(splits["valid"]["x"][column])
         s_test = model.decision_function(splits["test"]["x"][column])
     return s_valid, s_test, metrics.f1_optimal_threshold(splits["valid"]["y"], s_valid)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity API
-        return os.cpu_count() or 1
 
 
 def _load_splits(root: Path, limit_per_class: int | None, workers: int, need_features: bool) -> dict:
@@ -252,7 +236,7 @@ def baselines(
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     root = resolve_data_root(data)
-    workers = workers or _cores()
+    workers = workers or available_cores()
     start = time.perf_counter()
     splits = _load_splits(root, limit_per_class, workers, any(m in _FEATURE_BASELINES for m in methods))
     feature_seconds = time.perf_counter() - start

@@ -14,22 +14,30 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detect import metrics
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
-from deepfake_detect.core.runs import RunDir, read_json, resolve_run, write_json
-from deepfake_detect.data.layout import DataError, list_split, resolve_data_root
-from deepfake_detect.metrics import classification as metrics
+from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.core.runs import RunDir, write_json
+from deepfake_detect.data import list_split, resolve_data_root
+from deepfake_detect.data.samples import Sample, is_image_name
 from deepfake_detect.scan.detector import Detector, load_detector
 
-__all__ = ["evaluate", "choose_threshold", "format_markdown"]
+__all__ = ["evaluate", "choose_threshold", "format_markdown", "probe_generalisation", "run_data_root"]
 
-log = logging.getLogger("deepfake_detect.evaluate")
+log = logging.getLogger(__name__)
 
 
-def _data_root(run_dir: Path, data: str | Path | None) -> Path:
+def run_data_root(run: RunDir, data: str | Path | None) -> Path:
+    """The data folder to score: ``data`` when given, else the one recorded in the run's config.
+
+    Raises
+    ------
+    DataError
+        When neither is there.
+    """
     if data is not None:
         return resolve_data_root(data)
-    config = run_dir / "config.json"
-    recorded = read_json(config).get("data_root") if config.is_file() else None
+    recorded = run.read_config().get("data_root")
     if recorded is None:
         raise DataError("this run records no data folder; pass --data DIR")
     return resolve_data_root(recorded)
@@ -82,34 +90,27 @@ def choose_threshold(
 
 
 def _report(
-    labels, logits, p_cal, threshold: float, class_names, n_resamples: int, seed: int
+    labels, logits, det: Detector, threshold: float, costs: dict[str, Any], n_resamples: int, seed: int
 ) -> dict[str, Any]:
+    """The metrics of a scored split at the threshold chosen beforehand, in the layout of the JSON file."""
     stats = metrics.binary_metrics(labels, logits, threshold)
     cm = stats.pop("confusion_matrix")
-
-    def acc(y, s):
-        return float(np.mean((s >= threshold) == (y == 1)))
-
-    def auc(y, s):
-        return metrics.binary_metrics(y, s, threshold)["roc_auc"]
-
-    ci = {
-        "accuracy": list(metrics.bootstrap_ci(labels, logits, acc, n_resamples=n_resamples, seed=seed)),
-        "roc_auc": list(metrics.bootstrap_ci(labels, logits, auc, n_resamples=n_resamples, seed=seed)),
-    }
+    # Judged at the calibration base rate, where the prior terms cancel: p_fake = sigmoid(logit / T).
+    effect = metrics.calibration_effect(labels, logits, det.temperature)
     return {
         **stats,
-        "ci95": ci,
+        "ci95": metrics.ci95_at_threshold(labels, logits, threshold, n_resamples=n_resamples, seed=seed),
         "confusion_matrix": cm,
         "classification_report": metrics.classification_report_dict(
-            labels, logits, threshold, tuple(class_names)
+            labels, logits, threshold, tuple(det.metadata["class_names"])
         ),
         "calibration": {
-            "ece_raw": metrics.expected_calibration_error(labels, metrics.sigmoid(logits)),
-            "ece_calibrated": metrics.expected_calibration_error(labels, p_cal),
-            "brier_raw": float(metrics.brier_score_loss(labels, metrics.sigmoid(logits))),
-            "brier_calibrated": float(metrics.brier_score_loss(labels, p_cal)),
+            "ece_raw": effect["ece_before"],
+            "ece_calibrated": effect["ece_after"],
+            "brier_raw": effect["brier_before"],
+            "brier_calibrated": effect["brier_after"],
         },
+        "expected_cost": float(metrics.expected_cost_curve(labels, logits, [threshold], **costs)[0]),
     }
 
 
@@ -155,55 +156,44 @@ def evaluate(
     dict
         The evaluation, in the layout ``evaluate --json`` prints.
     """
-    run_dir = resolve_run(run, runs_dir)
-    det = load_detector(RunDir(run_dir).model, backend="torch")
-    root = _data_root(run_dir, data)
+    run_dir = RunDir.find(run, runs_dir)
+    det = load_detector(run_dir.model, backend="torch")
+    root = run_data_root(run_dir, data)
     threshold = choose_threshold(
         det, root, cost_fp=cost_fp, cost_fn=cost_fn, target_fpr=target_fpr, prior=prior, progress=progress
     )
     samples, preds = _scores(det, root, split, progress)
-    p_cal = det.p_fake(preds.logits)  # at the calibration base rate, the rate calibration is judged at
-    p_prior = det.p_fake(preds.logits, prior=prior)
+    costs = {"cost_fp": cost_fp or 1.0, "cost_fn": cost_fn or 1.0, "prior": prior}
     result = {
         "split": split,
         "n": int(len(preds.logits)),
         "threshold": threshold,
-        **_report(
-            preds.labels,
-            preds.logits,
-            p_cal,
-            threshold["logit"],
-            det.metadata["class_names"],
-            n_resamples,
-            seed,
-        ),
-        "expected_cost": metrics.expected_cost(
-            preds.labels,
-            preds.logits,
-            threshold["logit"],
-            cost_fp=cost_fp or 1.0,
-            cost_fn=cost_fn or 1.0,
-            prior=prior,
-        ),
+        **_report(preds.labels, preds.logits, det, threshold["logit"], costs, n_resamples, seed),
         "n_unreadable": preds.n_unreadable,
         "prior": prior,
         "model": det.model_info(),
         "data_root": str(root),
     }
-    write_json(run_dir / f"eval_{split}.json", result)
-    (run_dir / f"eval_{split}.md").write_text(format_markdown(result, run_dir.name))
-    _write_scores(run_dir / f"scores_{split}.csv", root, samples, preds, p_prior, threshold["logit"])
+    _write_outputs(run_dir, result, root, samples, preds, det.p_fake(preds.logits, prior=prior))
     if save_threshold:
-        _save_threshold(RunDir(run_dir).model, threshold)
+        _save_threshold(run_dir.model, threshold)
     return result
 
 
-def _write_scores(path: Path, root: Path, samples, preds, p_cal, threshold: float) -> None:
-    """Per-image scores, so reports and error analysis need not run the model again."""
+def _write_outputs(run_dir: RunDir, result: dict[str, Any], root: Path, samples, preds, p_fake) -> None:
+    split = result["split"]
+    write_json(run_dir.eval_json(split), result)
+    run_dir.eval_md(split).write_text(format_markdown(result, run_dir.name))
+    _write_scores(run_dir.scores_csv(split), root, samples, preds, p_fake, result["threshold"]["logit"])
+
+
+def _write_scores(path: Path, root: Path, samples, preds, p_fake, threshold: float) -> None:
+    """Per-image scores (``p_fake`` at the evaluation's prior), so reports and error analysis need not run
+    the model again."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "logit", "p_fake", "verdict"])
-        for i, logit, p in zip(preds.indices, preds.logits, p_cal, strict=True):
+        for i, logit, p in zip(preds.indices, preds.logits, p_fake, strict=True):
             sample = samples[int(i)]
             rel = sample.path.relative_to(root).as_posix()
             writer.writerow(
@@ -263,10 +253,8 @@ def format_markdown(result: dict[str, Any], title: str) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _image_samples(folder: Path, label: int) -> list:
-    from deepfake_detect.data.layout import IMAGE_EXTENSIONS, Sample
-
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+def _image_samples(folder: Path, label: int) -> list[Sample]:
+    files = sorted(p for p in Path(folder).rglob("*") if is_image_name(p.name))
     if not files:
         raise DataError(f"no images in {folder}")
     return [Sample(path=p, label=label) for p in files]

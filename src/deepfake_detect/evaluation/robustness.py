@@ -37,12 +37,14 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from tqdm import tqdm
 
-from deepfake_detect.core.runs import RunDir, resolve_run, write_json
+from deepfake_detect import metrics
+from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import resolve_threads
-from deepfake_detect.data.layout import DataError, Sample, list_split
+from deepfake_detect.data import list_split
+from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import _to_rgb, load_image, normalize
-from deepfake_detect.evaluation.evaluate import _data_root
-from deepfake_detect.metrics import classification as metrics
+from deepfake_detect.evaluation.evaluate import run_data_root
 from deepfake_detect.scan.detector import Detector, load_detector
 from deepfake_detect.viz.plots import figure_png, new_figure
 
@@ -60,14 +62,13 @@ __all__ = [
     "brightness",
     "contrast",
     "TARGET_FPR",
+    "figure_path",
 ]
 
 log = logging.getLogger(__name__)
 
 # Recall is reported at the threshold giving this false-positive rate on the clean validation reals.
 TARGET_FPR = 0.01
-RESULT_FILE = "robustness.json"
-PLOT_FILE = Path("plots") / "robustness.png"
 BICUBIC = Image.Resampling.BICUBIC
 
 
@@ -244,6 +245,18 @@ def _score(det, samples, root, conditions, *, seed, batch_size, workers, progres
     return np.stack([np.concatenate(out) for out in logits]), np.asarray(labels), n_bad
 
 
+def _score_splits(det: Detector, root: Path, split: str, limit_per_class: int | None, *, workers, **kwargs):
+    """:func:`_score` of the clean validation split and of ``split`` under every condition."""
+    names = tuple(det.metadata["class_names"])
+    val = list_split(root, "valid", class_names=names, limit_per_class=limit_per_class)
+    samples = list_split(root, split, class_names=names, limit_per_class=limit_per_class)
+    score = partial(_score, det, root=root, workers=resolve_threads(workers), **kwargs)
+    return (
+        score(val, conditions=CONDITIONS[:1], desc="valid clean"),
+        score(samples, conditions=CONDITIONS, desc=f"{split} x {len(CONDITIONS)}"),
+    )
+
+
 @contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Run with ``threads`` torch intra-op threads, then put the previous count back."""
@@ -294,6 +307,13 @@ def _add_drops(rows: list[dict[str, Any]]) -> None:
             row[f"{key}_drop"] = clean[key] - row[key] if both else None
 
 
+def _rows(labels, logits, threshold: float, threshold_fpr: float) -> list[dict[str, Any]]:
+    """One row per condition of :data:`CONDITIONS` (``logits`` has one row each), with drops from clean."""
+    rows = [_row(c, labels, z, threshold, threshold_fpr) for c, z in zip(CONDITIONS, logits, strict=True)]
+    _add_drops(rows)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ public
 
 
@@ -341,38 +361,40 @@ def robustness(
     -------
     dict
         ``split``, ``n``, ``n_unreadable``, ``threshold_logit`` (stored), ``threshold_1pct_fpr_logit``
-        (from the clean validation reals), ``valid_n``, ``model``, ``data_root`` and ``rows``: one dict per
+        (from the clean validation reals), ``valid_n``, ``valid_n_unreadable``, ``limit_per_class``, ``seed``,
+        ``model``, ``data_root`` and ``rows``: one dict per
         condition with ``condition``, ``family``, ``param``, ``roc_auc``, ``accuracy``,
         ``recall_at_1pct_fpr``, ``fpr_at_1pct_threshold`` (share of the split's reals over the 1%-FPR
         threshold), ``mean_logit_real``, ``mean_logit_fake``, ``n`` and the ``*_drop`` from clean.
     """
-    run_dir = resolve_run(run, runs_dir)
-    det = load_detector(RunDir(run_dir).model, backend="torch")
-    root = _data_root(run_dir, data)
-    names = tuple(det.metadata["class_names"])
-    score = partial(
-        _score,
-        det,
-        root=root,
-        seed=seed,
-        batch_size=batch_size,
-        workers=resolve_threads(workers),
-        progress=progress,
-    )
-    val = list_split(root, "valid", class_names=names, limit_per_class=limit_per_class)
-    samples = list_split(root, split, class_names=names, limit_per_class=limit_per_class)
+    run_dir = RunDir.find(run, runs_dir)
+    det = load_detector(run_dir.model, backend="torch")
+    root = run_data_root(run_dir, data)
     with _torch_threads(threads):
-        val_logits, val_labels, val_bad = score(val, conditions=CONDITIONS[:1], desc="valid clean")
-        logits, labels, n_bad = score(samples, conditions=CONDITIONS, desc=f"{split} x {len(CONDITIONS)}")
+        valid, scored = _score_splits(
+            det,
+            root,
+            split,
+            limit_per_class,
+            seed=seed,
+            batch_size=batch_size,
+            workers=workers,
+            progress=progress,
+        )
+    result = _result(det, split, valid, scored, limit_per_class=limit_per_class, seed=seed, data_root=root)
+    write_json(run_dir.robustness, result)
+    figure_png(robustness_figure(result, title=run_dir.name), figure_path(run_dir))
+    return result
+
+
+def _result(det: Detector, split: str, valid, scored, *, limit_per_class, seed: int, data_root: Path) -> dict:
+    """The result of :func:`robustness` from the clean validation scores and the split's scores under every
+    condition (each ``(logits, labels, n_unreadable)``)."""
+    (val_logits, val_labels, val_bad), (logits, labels, n_bad) = valid, scored
     threshold_fpr = float(metrics.threshold_at_fpr(val_labels, val_logits[0], TARGET_FPR))
     if n_bad or val_bad:
         log.warning("skipped unreadable image(s): %d in %s, %d in valid", n_bad, split, val_bad)
-    rows = [
-        _row(c, labels, z, det.threshold_logit, threshold_fpr)
-        for c, z in zip(CONDITIONS, logits, strict=True)
-    ]
-    _add_drops(rows)
-    result = {
+    return {
         "split": split,
         "n": int(labels.size),
         "n_unreadable": n_bad,
@@ -383,12 +405,14 @@ def robustness(
         "limit_per_class": limit_per_class,
         "seed": seed,
         "model": det.model_info(),
-        "data_root": str(root),
-        "rows": rows,
+        "data_root": str(data_root),
+        "rows": _rows(labels, logits, det.threshold_logit, threshold_fpr),
     }
-    write_json(run_dir / RESULT_FILE, result)
-    figure_png(robustness_figure(result, title=run_dir.name), run_dir / PLOT_FILE)
-    return result
+
+
+def figure_path(run_dir: RunDir) -> Path:
+    """Where :func:`robustness` saves its figure: among the run's plots, named after its JSON file."""
+    return run_dir.plots / run_dir.robustness.with_suffix(".png").name
 
 
 def _cell(value: float | None, signed: bool = False) -> str:

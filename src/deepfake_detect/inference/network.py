@@ -34,8 +34,8 @@ import torch
 from deepfake_detect.core.checkpoint import load_checkpoint, resolve_weights
 from deepfake_detect.core.exceptions import BackendError, CheckpointError
 from deepfake_detect.core.runtime import predict_logits, resolve_device
+from deepfake_detect.data import Sample
 from deepfake_detect.data.dataset import FaceDataset, make_loader
-from deepfake_detect.data.layout import Sample
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session
 from deepfake_detect.metrics import calibration as calibrate

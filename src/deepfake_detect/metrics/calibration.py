@@ -23,10 +23,18 @@ from deepfake_detect.metrics.classification import (
     _calibration_bins,
     _check_binary,
     _check_proba,
+    brier_score_loss,
+    expected_calibration_error,
     sigmoid,
 )
 
-__all__ = ["calibrated_p_fake", "fit_temperature", "logit_for_probability", "reliability_curve"]
+__all__ = [
+    "calibrated_p_fake",
+    "calibration_effect",
+    "fit_temperature",
+    "logit_for_probability",
+    "reliability_curve",
+]
 
 # Search range for T. Below 0.05 or above 20 the fit is almost surely chasing a degenerate
 # validation set (perfect separation or pure noise) rather than genuine miscalibration.
@@ -175,6 +183,59 @@ def logit_for_probability(
     _check_rate(prior, "prior")
     _check_rate(base_rate, "base_rate")
     return float(temperature * (_logit(p) - _logit(prior) + _logit(base_rate)))
+
+
+def calibration_effect(
+    y_true, logits, temperature: float, *, prior: float = 0.5, base_rate: float = 0.5, n_bins: int = 15
+) -> dict[str, float]:
+    """ECE and Brier score of ``p_fake`` before (raw sigmoid) and after calibration.
+
+    The one place the effect of calibration is measured: training records it on validation, ``evaluate``
+    and the report on the evaluated split, each under its own key names.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        0 = real, 1 = fake.
+    logits : array-like of shape (n_samples,)
+        Raw logits.
+    temperature : float
+        ``T > 0`` from :func:`fit_temperature`.
+    prior : float in (0, 1), default=0.5
+        Share of fakes the calibrated ``p_fake`` is targeted at (see :func:`calibrated_p_fake`). Calibration
+        is judged at the calibration set's own share: leave ``prior`` equal to ``base_rate`` (the defaults),
+        where the prior terms cancel and the calibrated ``p_fake`` is ``sigmoid(logit / T)``.
+    base_rate : float in (0, 1), default=0.5
+        Share of fakes in the calibration set.
+    n_bins : int, default=15
+        Bins of the ECE (see :func:`deepfake_detect.metrics.expected_calibration_error`).
+
+    Returns
+    -------
+    dict of str to float
+        ``ece_before``, ``ece_after``, ``brier_before``, ``brier_after``; lower is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepfake_detect.metrics.calibration import calibration_effect
+    >>> rng = np.random.default_rng(0)
+    >>> true_logit = rng.normal(0.0, 2.0, 4000)
+    >>> y = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    >>> effect = calibration_effect(y, 5.0 * true_logit, fit_temperature(y, 5.0 * true_logit))
+    >>> sorted(effect)
+    ['brier_after', 'brier_before', 'ece_after', 'ece_before']
+    >>> bool(effect["ece_after"] < effect["ece_before"] and effect["brier_after"] < effect["brier_before"])
+    True
+    """
+    before = sigmoid(logits)
+    after = calibrated_p_fake(logits, temperature, prior=prior, base_rate=base_rate)
+    return {
+        "ece_before": expected_calibration_error(y_true, before, n_bins=n_bins),
+        "ece_after": expected_calibration_error(y_true, after, n_bins=n_bins),
+        "brier_before": brier_score_loss(y_true, before),
+        "brier_after": brier_score_loss(y_true, after),
+    }
 
 
 def reliability_curve(y_true, p_fake, *, n_bins: int = 15) -> dict:

@@ -1,6 +1,6 @@
-"""Metrics and decision thresholds for the real-vs-fake face classifier.
+"""Point metrics of the real-vs-fake face classifier: counts, ROC AUC, expected cost, log loss, Brier, ECE.
 
-Conventions used throughout:
+Conventions used throughout the metrics package:
 
 * label ``0`` = real, ``1`` = fake; fake is the positive class;
 * scores are raw logits unless a parameter is named ``p_fake``;
@@ -9,24 +9,14 @@ Conventions used throughout:
 * ``*_score`` is higher-is-better, ``*_error`` / ``*_loss`` / ``*_cost`` lower-is-better.
 
 Everything here is a pure function. scikit-learn supplies the classification report and
-Brier score; the threshold searches, calibration error and stratified bootstrap are written
-here because scikit-learn lacks them. :func:`binary_metrics` counts with numpy (and ranks for
+Brier score; the calibration error is written here because scikit-learn lacks it (as are the
+threshold searches in :mod:`~deepfake_detect.metrics.thresholds` and the stratified bootstrap in
+:mod:`~deepfake_detect.metrics.bootstrap`). :func:`binary_metrics` counts with numpy (and ranks for
 ROC AUC) because it runs thousands of times inside bootstraps, where scikit-learn's per-call
 validation dominates; the tests check it against scikit-learn.
-
-Threshold placement
--------------------
-Every threshold search returns a logit placed *midway* between the lowest score
-that is flagged and the next lower distinct score (or 1.0 logit beyond the
-extreme score when there is no neighbour). The verdicts on the data the search
-saw are exactly those of the optimum, and numeric noise on a re-run (another BLAS,
-float32 vs float64) smaller than half the gap to the neighbouring score cannot flip
-the boundary image.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 from scipy.special import expit
@@ -35,22 +25,14 @@ from sklearn import metrics as _skm
 
 __all__ = [
     "binary_metrics",
-    "bootstrap_ci",
     "brier_score_loss",
     "classification_report_dict",
     "expected_calibration_error",
     "expected_cost",
-    "f1_optimal_threshold",
+    "expected_cost_curve",
     "log_loss_from_logits",
-    "min_cost_threshold",
-    "recall_at_fpr_score",
     "sigmoid",
-    "threshold_at_fpr",
 ]
-
-# Relative slack when comparing objective values, so that ties which are exact in
-# rational arithmetic but differ in the last bit are still broken by the documented rule.
-_TIE_RTOL = 1e-12
 
 
 # --------------------------------------------------------------------------- helpers
@@ -121,51 +103,8 @@ def _check_costs(cost_fp: float, cost_fn: float) -> None:
             raise ValueError(f"{name} must be a finite number >= 0, got {c!r}")
 
 
-def _place_threshold(upper: float, lower: float) -> float:
-    """A threshold t with ``lower < t <= upper`` (``>=`` rule): flags ``upper``, not ``lower``.
-
-    ``upper=+inf`` / ``lower=-inf`` mean "no neighbour"; one logit beyond the extreme is used.
-    """
-    if np.isinf(upper):
-        t = lower + 1.0
-        # For huge logits lower + 1.0 == lower would flag ``lower``; step one ulp instead.
-        return float(t if t > lower else np.nextafter(lower, np.inf))
-    if np.isinf(lower):
-        return float(upper - 1.0)
-    t = lower / 2 + upper / 2  # halve first so that huge logits cannot overflow
-    # Adjacent floats: the midpoint may round onto ``lower``; ``upper`` is still a valid cut.
-    return float(t if lower < t <= upper else upper)
-
-
-def _cut_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate cuts from the highest threshold down, with (tp, fp) flagged by each.
-
-    Returns ``cand`` of shape (n_distinct + 1,): ``cand[0] = +inf`` (flag nothing), then the
-    distinct scores in decreasing order; cut k flags every score ``>= cand[k]``.
-    """
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    # Only the last position of each run of equal scores is a valid cut (ties share a verdict).
-    ends = np.r_[np.flatnonzero(np.diff(s_sorted)), s.size - 1]
-    tp = np.cumsum(y_sorted)[ends]
-    fp = np.cumsum(1 - y_sorted)[ends]
-    return np.r_[np.inf, s_sorted[ends]], np.r_[0, tp], np.r_[0, fp]
-
-
-def _threshold_for_cut(cand: np.ndarray, k: int) -> float:
-    lower = cand[k + 1] if k + 1 < cand.size else -np.inf
-    return _place_threshold(cand[k], lower)
-
-
-def _first_best(values: np.ndarray, *, maximize: bool) -> int:
-    """Index of the first (= highest-threshold) near-optimal value."""
-    v = values if maximize else -values
-    best = v.max()
-    return int(np.flatnonzero(v >= best - _TIE_RTOL * max(1.0, abs(best)))[0])
-
-
-def _cost(fp, fn, n_neg: int, n_pos: int, cost_fp: float, cost_fn: float, prior: float | None):
-    """Expected cost per image from counts; shared by the search and the evaluation."""
+def _cost_from_counts(fp, fn, n_neg: int, n_pos: int, cost_fp: float, cost_fn: float, prior: float | None):
+    """Expected cost per image from error counts (scalars or arrays): the one formula of the expected cost."""
     if prior is None:
         return (cost_fp * fp + cost_fn * fn) / (n_neg + n_pos)
     if n_neg == 0 or n_pos == 0:
@@ -313,14 +252,50 @@ def expected_cost(
     >>> expected_cost([0, 0, 1, 1], [1.0, -1.0, -1.0, 2.0], 0.0, cost_fp=1.0, cost_fn=3.0)
     1.0
     """
+    curve = expected_cost_curve(
+        y_true, logits, [threshold_logit], cost_fp=cost_fp, cost_fn=cost_fn, prior=prior
+    )
+    return float(curve[0])
+
+
+def expected_cost_curve(
+    y_true, logits, thresholds, *, cost_fp: float = 1.0, cost_fn: float = 1.0, prior: float | None = None
+) -> np.ndarray:
+    """:func:`expected_cost` at many logit thresholds at once (a cost curve).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        0 = real, 1 = fake.
+    logits : array-like of shape (n_samples,)
+        Raw logits; the verdict is fake when ``logit >= threshold``.
+    thresholds : array-like of shape (n_thresholds,)
+        Logit thresholds.
+    cost_fp, cost_fn : float, default=1.0
+        Cost of calling a real photo fake, and of missing a fake.
+    prior : float in [0, 1] or None, default=None
+        Share of fakes expected in deployment; ``None`` weights by the sample's own mix (as in
+        :func:`expected_cost`).
+
+    Returns
+    -------
+    costs : ndarray of shape (n_thresholds,)
+
+    Examples
+    --------
+    >>> from deepfake_detect.metrics.classification import expected_cost_curve
+    >>> expected_cost_curve([0, 0, 1, 1], [1.0, -1.0, -1.0, 2.0], [0.0, 5.0], cost_fn=3.0).tolist()
+    [1.0, 1.5]
+    """
     y, s = _check_binary(y_true, logits)
     _check_costs(cost_fp, cost_fn)
     _check_prior(prior)
-    pred = s >= threshold_logit
-    fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
-    n_pos = int(y.sum())
-    return float(_cost(fp, fn, y.size - n_pos, n_pos, cost_fp, cost_fn, prior))
+    t = np.asarray(thresholds, dtype=float).ravel()
+    neg, pos = np.sort(s[y == 0]), np.sort(s[y == 1])
+    # Counts for every threshold at once from the sorted scores: fp = reals >= t, fn = fakes < t.
+    fp = neg.size - np.searchsorted(neg, t, side="left")
+    fn = np.searchsorted(pos, t, side="left")
+    return np.asarray(_cost_from_counts(fp, fn, neg.size, pos.size, cost_fp, cost_fn, prior), dtype=float)
 
 
 def log_loss_from_logits(y_true, logits) -> float:
@@ -422,238 +397,3 @@ def expected_calibration_error(y_true, p_fake, *, n_bins: int = 15) -> float:
     _, _, sum_p, sum_y = _calibration_bins(y, p, n_bins)
     # (n_b / n) * |sum_p/n_b - sum_y/n_b| simplifies to |sum_p - sum_y| / n.
     return float(np.abs(sum_p - sum_y).sum() / y.size)
-
-
-# ------------------------------------------------------------------ thresholds
-
-
-def f1_optimal_threshold(y_true, logits) -> float:
-    """Logit threshold that maximises F1 of the fake class under the ``>=`` rule.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    logits : array-like of shape (n_samples,)
-        Raw logits.
-
-    Returns
-    -------
-    threshold_logit : float
-        Placed midway between the lowest flagged score and the next lower distinct
-        score (1.0 logit beyond the extreme score when there is none), so a tiny
-        perturbation does not flip the boundary image. Ties in F1 go to the *higher*
-        threshold: among equally good cuts, flag fewer real photos. With no fakes F1 is
-        0 everywhere and the threshold lies above every score (nothing flagged).
-
-    Examples
-    --------
-    >>> from deepfake_detect.metrics.classification import f1_optimal_threshold
-    >>> f1_optimal_threshold([0, 0, 1, 0, 1, 1], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    2.5
-    """
-    y, s = _check_binary(y_true, logits)
-    cand, tp, fp = _cut_counts(y, s)
-    fn = y.sum() - tp
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2.0 * tp, denom, out=np.zeros(tp.size), where=denom > 0)
-    return _threshold_for_cut(cand, _first_best(f1, maximize=True))
-
-
-def min_cost_threshold(
-    y_true, logits, *, cost_fp: float = 1.0, cost_fn: float = 1.0, prior: float | None = None
-) -> float:
-    """Logit threshold minimising the expected cost per image.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    logits : array-like of shape (n_samples,)
-        Raw logits.
-    cost_fp : float, default=1.0
-        Cost of calling a real photo fake.
-    cost_fn : float, default=1.0
-        Cost of missing a fake.
-    prior : float in [0, 1] or None, default=None
-        Share of fakes expected in deployment. The empirical FPR and FNR are reweighted:
-        ``cost = cost_fp * (1 - prior) * FPR + cost_fn * prior * FNR`` (needs both
-        classes). ``None`` uses the sample's own share of fakes. Same objective as
-        :func:`expected_cost`.
-
-    Returns
-    -------
-    threshold_logit : float
-        Placed midway between sample scores as in :func:`f1_optimal_threshold`; ties in
-        cost go to the higher threshold (fewer images flagged).
-
-    Examples
-    --------
-    >>> from deepfake_detect.metrics.classification import min_cost_threshold
-    >>> y, z = [0, 0, 1, 0, 1, 1], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    >>> min_cost_threshold(y, z), min_cost_threshold(y, z, cost_fn=10.0)
-    (4.5, 2.5)
-    >>> min_cost_threshold(y, z, prior=0.9)  # fakes expected to dominate: flag more
-    2.5
-    """
-    y, s = _check_binary(y_true, logits)
-    _check_costs(cost_fp, cost_fn)
-    _check_prior(prior)
-    cand, tp, fp = _cut_counts(y, s)
-    n_pos = int(y.sum())
-    cost = _cost(fp, n_pos - tp, y.size - n_pos, n_pos, cost_fp, cost_fn, prior)
-    return _threshold_for_cut(cand, _first_best(cost, maximize=False))
-
-
-def _allowed_false_positives(target_fpr: float, n_neg: int) -> int:
-    """Largest k with ``k / n_neg <= target_fpr``, robust to float error in the product."""
-    k = int(np.floor(target_fpr * n_neg))
-    if k + 1 <= n_neg and (k + 1) / n_neg <= target_fpr:
-        k += 1
-    while k > 0 and k / n_neg > target_fpr:
-        k -= 1
-    return k
-
-
-def threshold_at_fpr(y_true, logits, target_fpr: float) -> float:
-    """Lowest logit threshold whose false-positive rate on the reals is <= ``target_fpr``.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        0 = real, 1 = fake; at least one real is required.
-    logits : array-like of shape (n_samples,)
-        Raw logits.
-    target_fpr : float in [0, 1]
-        Largest acceptable share of real photos called fake.
-
-    Returns
-    -------
-    threshold_logit : float
-        "Lowest" in terms of verdicts: it flags as many images as possible while
-        ``FPR <= target_fpr``. Any cut between the highest real score that must stay
-        unflagged and the next higher sample score gives the same verdicts; the midpoint is
-        returned (1.0 logit beyond the extreme score when there is no neighbour).
-
-    Raises
-    ------
-    ValueError
-        If there is no real sample (FPR undefined) or ``target_fpr`` is outside [0, 1].
-
-    Examples
-    --------
-    >>> from deepfake_detect.metrics.classification import threshold_at_fpr
-    >>> y, z = [0, 0, 0, 0, 1, 1], [1.0, 2.0, 3.0, 5.0, 4.0, 6.0]
-    >>> threshold_at_fpr(y, z, 0.0), threshold_at_fpr(y, z, 0.25), threshold_at_fpr(y, z, 1.0)
-    (5.5, 3.5, 0.0)
-    """
-    y, s = _check_binary(y_true, logits)
-    if not 0.0 <= target_fpr <= 1.0:
-        raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr!r}")
-    neg = np.sort(s[y == 0])[::-1]
-    if neg.size == 0:
-        raise ValueError("threshold_at_fpr needs at least one real (label 0) sample")
-    k = _allowed_false_positives(target_fpr, neg.size)
-    if k >= neg.size:  # every real may be flagged: flag everything
-        return _place_threshold(s.min(), -np.inf)
-    # neg[k] is the highest real score that must stay below the threshold.
-    above = s[s > neg[k]]
-    return _place_threshold(above.min() if above.size else np.inf, neg[k])
-
-
-def recall_at_fpr_score(y_true, logits, target_fpr: float) -> float:
-    """Recall of fakes at :func:`threshold_at_fpr` (the threshold is fit on the same data).
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        0 = real, 1 = fake; at least one real is required.
-    logits : array-like of shape (n_samples,)
-        Raw logits.
-    target_fpr : float in [0, 1]
-        Largest acceptable share of real photos called fake.
-
-    Returns
-    -------
-    recall : float
-        Share of fakes with ``logit >= threshold``; NaN when there is no fake.
-
-    Examples
-    --------
-    >>> from deepfake_detect.metrics.classification import recall_at_fpr_score
-    >>> recall_at_fpr_score([0, 0, 0, 0, 1, 1], [1.0, 2.0, 3.0, 5.0, 4.0, 6.0], 0.25)
-    1.0
-    """
-    t = threshold_at_fpr(y_true, logits, target_fpr)
-    y, s = _check_binary(y_true, logits)
-    pos = s[y == 1]
-    return float(np.mean(pos >= t)) if pos.size else float("nan")
-
-
-# ------------------------------------------------------------------- uncertainty
-
-
-def bootstrap_ci(
-    y_true,
-    y_score,
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    *,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``metric(y_true, y_score)``.
-
-    Stratified by class: reals and fakes are resampled separately (with replacement, each
-    to its own count), so every resample has both classes whenever the data does and
-    metrics such as ROC AUC stay defined.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    y_score : array-like of shape (n_samples,)
-        Logits or probabilities, whatever ``metric`` expects.
-    metric : callable
-        ``metric(y_true, y_score) -> float``.
-    n_resamples : int, default=1000
-        Number of bootstrap resamples.
-    confidence : float in (0, 1), default=0.95
-        Coverage of the interval.
-    seed : int, default=0
-        Seed for ``np.random.default_rng``; the same seed gives the same interval.
-
-    Returns
-    -------
-    (low, high) : tuple of float
-        ``(NaN, NaN)`` if the metric is NaN on any resample.
-
-    Examples
-    --------
-    >>> from sklearn.metrics import roc_auc_score
-    >>> from deepfake_detect.metrics.classification import bootstrap_ci
-    >>> y, z = [0, 0, 0, 1, 1, 1], [-2.0, -1.0, 0.5, 0.0, 1.0, 2.0]
-    >>> low, high = bootstrap_ci(y, z, roc_auc_score, n_resamples=200, seed=0)
-    >>> bool(0.0 <= low <= roc_auc_score(y, z) <= high <= 1.0)
-    True
-    """
-    y, s = _check_binary(y_true, y_score, name="y_score")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    stats = np.array([metric(y[i], s[i]) for i in _stratified_resamples(y, n_resamples, seed)], dtype=float)
-    if np.isnan(stats).any():
-        return float("nan"), float("nan")
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(stats, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return float(low), float(high)
-
-
-def _stratified_resamples(y: np.ndarray, n_resamples: int, seed: int):
-    """Yield index arrays resampling each present class with replacement to its own count."""
-    if not (isinstance(n_resamples, int | np.integer) and n_resamples >= 1):
-        raise ValueError(f"n_resamples must be a positive int, got {n_resamples!r}")
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == c) for c in (0, 1) if np.any(y == c)]
-    # One resample at a time: an (n_resamples, n) index matrix would be 160 MB for 20k images.
-    for _ in range(n_resamples):
-        yield np.concatenate([g[rng.integers(0, g.size, g.size)] for g in groups])

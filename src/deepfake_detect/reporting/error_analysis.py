@@ -1,6 +1,6 @@
 """Error analysis of an evaluated run: which images the model gets wrong, and what they have in common.
 
-``error_analysis(run)`` writes ``runs/<id>/errors/``: galleries of the most confident false positives and
+``error_analysis(run)`` writes the run's errors folder: galleries of the most confident false positives and
 false negatives (PNG grids and ``errors.html``), the per-image attributes (``attributes.csv``) and a bucket
 table (``buckets.csv``, ``buckets.md``) of the error rate by brightness, contrast, saturation, sharpness,
 estimated JPEG quality and original image size.
@@ -12,11 +12,8 @@ found by eye in a table of twenty are chance.
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import math
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +24,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from deepfake_detect.core.runs import resolve_run, write_json
-from deepfake_detect.data.layout import resolve_data_root
-from deepfake_detect.reporting.report import ensure_evaluated, read_scores
+from deepfake_detect.core import html
+from deepfake_detect.core.runs import RunDir, write_json
+from deepfake_detect.core.runtime import available_cores
+from deepfake_detect.data import resolve_data_root
+from deepfake_detect.reporting.report import Scores, ensure_evaluated, read_scores
 from deepfake_detect.viz import plots
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "format_buckets",
 ]
 
-ERRORS_DIR = "errors"
 #: Attributes cut into quantile bins; the others are discrete (one bucket per value, or a few).
 CONTINUOUS = ("brightness", "contrast", "saturation", "sharpness")
 DISCRETE = ("jpeg_quality", "size")
@@ -386,12 +384,12 @@ class ErrorAnalysis:
 
 def _attributes_of(paths: Sequence[Path], workers: int | None) -> list[dict[str, Any]]:
     # Pillow decodes without the GIL, so threads overlap decoding of different files.
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, available_cores())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(image_attributes, paths, chunksize=16))
 
 
-def _top_errors(scores, kind: str, top_k: int) -> list[dict[str, Any]]:
+def _top_errors(scores: Scores, kind: str, top_k: int) -> list[dict[str, Any]]:
     """The most confident false positives (highest logit on reals) or false negatives (lowest on fakes)."""
     label = 0 if kind == "fp" else 1
     idx = np.flatnonzero(scores.wrong & (scores.labels == label))
@@ -445,16 +443,16 @@ def error_analysis(
     """
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
-    run_dir = resolve_run(run, runs_dir)
+    run_dir = RunDir.find(run, runs_dir)
     ev = ensure_evaluated(run_dir, data, split, progress=progress)
     root = resolve_data_root(data) if data is not None else Path(ev["data_root"])
-    scores = read_scores(run_dir / f"scores_{split}.csv")
+    scores = read_scores(run_dir.scores_csv(split))
     attrs = _attributes_of([root / p for p in scores.paths], workers)
     wrong = scores.wrong
     n, k = len(scores.paths), int(wrong.sum())
     result = ErrorAnalysis(
-        run_dir=run_dir,
-        out_dir=run_dir / ERRORS_DIR,
+        run_dir=run_dir.path,
+        out_dir=run_dir.errors,
         split=split,
         n=n,
         n_errors=k,
@@ -483,7 +481,7 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, A
         writer.writerows(rows)
 
 
-def _write_outputs(result: ErrorAnalysis, root: Path, scores, attrs: list[dict[str, Any]]) -> None:
+def _write_outputs(result: ErrorAnalysis, root: Path, scores: Scores, attrs: list[dict[str, Any]]) -> None:
     out = result.out_dir
     out.mkdir(exist_ok=True)
     galleries = {
@@ -508,51 +506,34 @@ def _write_outputs(result: ErrorAnalysis, root: Path, scores, attrs: list[dict[s
     (out / "errors.html").write_text(_html(result, pngs), encoding="utf-8")
 
 
-def _error_list(items: list[dict[str, Any]]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(i['path'])}</td><td>{i['p_fake']:.4f}</td><td>{i['logit']:.4f}</td></tr>"
-        for i in items
-    )
-    return f"<table><tr><th>path</th><th>p_fake</th><th>logit</th></tr>{rows}</table>"
+# The report's look, with the buckets flagged worse shaded.
+_STYLE = html.BASE_STYLE + ".worse { background: #fdd; }\n"
 
 
 def _html(result: ErrorAnalysis, pngs: Mapping[str, bytes]) -> str:
     """A self-contained page: embedded PNG galleries, the error lists and the bucket table."""
     low, high = result.error_rate_ci95
     parts = [
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        f"<title>Errors: {html.escape(result.run_dir.name)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "img{max-width:100%}table{border-collapse:collapse;font-size:.9em}"
-        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}.worse{background:#fdd}</style>",
-        f"</head><body><h1>Errors of {html.escape(result.run_dir.name)} on {html.escape(result.split)}</h1>",
         f"<p>{result.n_errors} errors in {result.n} images: {result.error_rate:.1%} "
-        f"(95% Wilson interval {low:.1%} to {high:.1%}).</p>",
+        f"(95% Wilson interval {low:.1%} to {high:.1%}).</p>"
     ]
     for name, items in (
         ("false_positives", result.false_positives),
         ("false_negatives", result.false_negatives),
     ):
-        data = base64.b64encode(pngs[name]).decode("ascii")
         parts += [
             f"<h2>{name.replace('_', ' ').capitalize()}</h2>",
-            f'<img src="data:image/png;base64,{data}" alt="{name}">',
-            _error_list(items),
+            html.img(pngs[name], name),
+            html.table(["path", "p_fake", "logit"], [[i["path"], i["p_fake"], i["logit"]] for i in items]),
         ]
-    parts.append(
+    parts += [
         "<h2>Error rate by attribute</h2><p>Flag <b>worse</b>: the bucket's 95% interval lies entirely above "
-        "the overall error rate; <b>maybe worse</b>: only its point estimate does.</p>"
-    )
-    head = "".join(f"<th>{c}</th>" for c in BUCKET_COLUMNS)
-    body = "".join(
-        f"<tr class='{'worse' if r['flag'] == 'worse' else ''}'>"
-        + "".join(f"<td>{_fmt(r[c])}</td>" for c in BUCKET_COLUMNS)
-        + "</tr>"
-        for r in result.buckets
-    )
-    parts.append(f"<table><tr>{head}</tr>{body}</table></body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+        "the overall error rate; <b>maybe worse</b>: only its point estimate does.</p>",
+        html.table(
+            BUCKET_COLUMNS,
+            [[r[c] for c in BUCKET_COLUMNS] for r in result.buckets],
+            row_classes=["worse" if r["flag"] == "worse" else "" for r in result.buckets],
+        ),
+    ]
+    name = result.run_dir.name
+    return html.page(f"Errors: {name}", parts, style=_STYLE, heading=f"Errors of {name} on {result.split}")

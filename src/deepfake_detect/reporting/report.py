@@ -1,17 +1,14 @@
 """A self-contained HTML report of one run: figures people would rather look at than read.
 
-``report(run)`` writes ``runs/<id>/report.html`` (every image embedded as a base64 PNG, no scripts, no
-external style sheets, nothing fetched from a network) and each figure again as a PNG under
-``runs/<id>/plots/``. It reads what training and :func:`deepfake_detect.evaluate.evaluate` left in the run
-folder and runs the evaluation first when its files are missing; the model is not run otherwise.
+``report(run)`` writes the run's report page (every image embedded as a base64 PNG, no scripts, no external
+style sheets, nothing fetched from a network) and each figure again as a PNG in the run's plots folder. It
+reads what training and :func:`deepfake_detect.evaluation.evaluate.evaluate` left in the run folder and runs
+the evaluation first when its files are missing; the model is not run otherwise.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,17 +18,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from deepfake_detect.core.runs import read_json, resolve_run
-from deepfake_detect.metrics import classification as metrics
-from deepfake_detect.metrics.calibration import calibrated_p_fake
+from deepfake_detect import metrics
+from deepfake_detect.core import html
+from deepfake_detect.core.runs import RunDir, read_json
+from deepfake_detect.data import resolve_data_root
+from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.evaluation.robustness import figure_path as robustness_figure_path
 from deepfake_detect.viz import plots
 
-__all__ = ["report", "compare_roc", "read_scores", "ensure_evaluated", "cost_by_threshold", "Scores"]
+__all__ = ["report", "compare_roc", "read_scores", "ensure_evaluated", "Scores"]
 
-log = logging.getLogger("deepfake_detect.report")
+log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
-PLOTS_DIR = "plots"
 SAMPLES_PER_CLASS = 8
 METRIC_NAMES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
 
@@ -65,7 +63,7 @@ class Scores:
 
 
 def read_scores(path: str | Path) -> Scores:
-    """Read a ``scores_<split>.csv`` written by :func:`deepfake_detect.evaluate.evaluate`.
+    """Read a ``scores_<split>.csv`` written by :func:`deepfake_detect.evaluation.evaluate.evaluate`.
 
     Parameters
     ----------
@@ -88,7 +86,7 @@ def read_scores(path: str | Path) -> Scores:
 
 
 def ensure_evaluated(
-    run_dir: Path,
+    run_dir: RunDir,
     data: str | Path | None,
     split: str,
     *,
@@ -100,7 +98,7 @@ def ensure_evaluated(
 
     Parameters
     ----------
-    run_dir : Path
+    run_dir : RunDir
         The run folder.
     data : path, optional
         Data set folder; defaults to the one recorded in the run.
@@ -116,59 +114,18 @@ def ensure_evaluated(
     dict
         The evaluation result.
     """
-    from deepfake_detect.evaluation.evaluate import evaluate
-
-    result_path, scores_path = run_dir / f"eval_{split}.json", run_dir / f"scores_{split}.csv"
-    if result_path.is_file() and scores_path.is_file():
-        return read_json(result_path)
+    if run_dir.eval_json(split).is_file() and run_dir.scores_csv(split).is_file():
+        return read_json(run_dir.eval_json(split))
     log.info("%s: no evaluation of %s yet; running evaluate", run_dir.name, split)
     return evaluate(
-        run_dir,
+        run_dir.path,
         data,
         split=split,
         cost_fp=cost_fp,
         cost_fn=cost_fn,
-        runs_dir=run_dir.parent,
+        runs_dir=run_dir.path.parent,
         progress=progress,
     )
-
-
-def cost_by_threshold(
-    labels, logits, thresholds, *, cost_fp: float = 1.0, cost_fn: float = 1.0, prior: float | None = None
-) -> np.ndarray:
-    """Expected cost per image at each threshold, the objective of :func:`metrics.expected_cost`.
-
-    Parameters
-    ----------
-    labels : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    logits : array-like of shape (n_samples,)
-        Raw logits; the verdict is fake when ``logit >= threshold``.
-    thresholds : array-like of shape (n_thresholds,)
-        Logit thresholds.
-    cost_fp, cost_fn : float
-        Cost of calling a real photo fake, and of missing a fake.
-    prior : float, optional
-        Share of fakes expected in use; ``None`` weights by the sample's own mix.
-
-    Returns
-    -------
-    ndarray of shape (n_thresholds,)
-
-    Examples
-    --------
-    >>> cost_by_threshold([0, 0, 1, 1], [1.0, -1.0, -1.0, 2.0], [0.0, 5.0], cost_fn=3.0).tolist()
-    [1.0, 1.5]
-    """
-    y, s = np.asarray(labels), np.asarray(logits, dtype=float)
-    t = np.asarray(thresholds, dtype=float)
-    neg, pos = np.sort(s[y == 0]), np.sort(s[y == 1])
-    # Counts for every threshold at once: sorted scores and searchsorted instead of a loop.
-    fp = neg.size - np.searchsorted(neg, t, side="left")
-    fn = np.searchsorted(pos, t, side="left")
-    if prior is None:
-        return (cost_fp * fp + cost_fn * fn) / y.size
-    return cost_fp * (1 - prior) * fp / max(neg.size, 1) + cost_fn * prior * fn / max(pos.size, 1)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -187,7 +144,7 @@ class _Section:
 
 @dataclass
 class _Context:
-    run_dir: Path
+    run_dir: RunDir
     split: str
     ev: dict[str, Any]
     scores: Scores
@@ -196,20 +153,6 @@ class _Context:
     class_names: tuple[str, str]
     cost_fp: float
     cost_fn: float
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict | list):
-        return f"<code>{html.escape(json.dumps(value))}</code>"
-    return html.escape("" if value is None else str(value))
 
 
 def _samples_section(ctx: _Context) -> _Section:
@@ -242,11 +185,10 @@ def _samples_section(ctx: _Context) -> _Section:
     return _Section("sample_faces", "Sample faces", body, plots.figure_png(fig), "sample faces grid")
 
 
-def _read_history(run_dir: Path) -> list[dict[str, str]]:
-    path = run_dir / "history.csv"
-    if not path.is_file():
+def _read_history(run_dir: RunDir) -> list[dict[str, str]]:
+    if not run_dir.history.is_file():
         return []
-    with open(path, newline="") as handle:
+    with open(run_dir.history, newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -254,7 +196,7 @@ def _learning_section(ctx: _Context) -> _Section:
     history = _read_history(ctx.run_dir)
     best = ctx.run_metrics.get("best_epoch")
     if not history:
-        return _Section("learning_curves", "Learning curves", "<p>This run has no history.csv.</p>")
+        return _Section("learning_curves", "Learning curves", "<p>This run has no training history.</p>")
     fig = plots.learning_curves(history, best_epoch=best)
     body = (
         f"<p>{len(history)} epoch(s); the weights kept are those of epoch {best} (best validation "
@@ -289,34 +231,6 @@ def _histogram_section(ctx: _Context) -> _Section:
     return _Section("score_histograms", "Score histograms", body, plots.figure_png(fig), "score histograms")
 
 
-def calibration_summary(labels, logits, temperature: float) -> dict[str, float]:
-    """ECE and Brier score of ``p_fake`` before (raw sigmoid) and after temperature scaling.
-
-    Parameters
-    ----------
-    labels : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    logits : array-like of shape (n_samples,)
-        Raw logits.
-    temperature : float
-        The temperature fitted on validation.
-
-    Returns
-    -------
-    dict
-        ``ece_before``, ``ece_after``, ``brier_before``, ``brier_after`` (lower is better).
-    """
-    # At the calibration base rate the prior terms cancel: p = sigmoid(logit / T), as evaluate judges it.
-    before = metrics.sigmoid(logits)
-    after = calibrated_p_fake(logits, temperature)
-    return {
-        "ece_before": metrics.expected_calibration_error(labels, before),
-        "ece_after": metrics.expected_calibration_error(labels, after),
-        "brier_before": metrics.brier_score_loss(labels, before),
-        "brier_after": metrics.brier_score_loss(labels, after),
-    }
-
-
 def _calibration_text(cal: dict[str, float], temperature: float, split: str, n: int) -> str:
     """Say plainly whether temperature scaling helped on this split; it is fitted on validation only."""
     lines = [
@@ -341,14 +255,13 @@ def _calibration_text(cal: dict[str, float], temperature: float, split: str, n: 
 def _calibration_section(ctx: _Context) -> _Section:
     s = ctx.scores
     temperature = float(ctx.run_metrics.get("temperature", ctx.ev["model"]["temperature"]))
-    cal = calibration_summary(s.labels, s.logits, temperature)
+    cal = metrics.calibration_effect(s.labels, s.logits, temperature)
     summary = (
         f"ECE {cal['ece_before']:.4f} → {cal['ece_after']:.4f}, "
         f"Brier {cal['brier_before']:.4f} → {cal['brier_after']:.4f} (before → after)"
     )
-    fig = plots.reliability_diagram(
-        s.labels, metrics.sigmoid(s.logits), calibrated_p_fake(s.logits, temperature), summary=summary
-    )
+    p_after = metrics.calibrated_p_fake(s.logits, temperature)
+    fig = plots.reliability_diagram(s.labels, metrics.sigmoid(s.logits), p_after, summary=summary)
     body = _calibration_text(cal, temperature, ctx.split, len(s.labels))
     val = ctx.run_metrics.get("val_calibration")
     if val:
@@ -375,7 +288,7 @@ def _metrics_section(ctx: _Context) -> _Section:
     body = (
         f"<p>{ev['split']} split, n = {ev['n']}. Threshold rule <b>{html.escape(t['rule'])}</b> "
         f"(logit {t['logit']:.4f}, p_fake {t['p_fake']:.4f}), chosen on validation. "
-        "95% intervals: stratified bootstrap.</p>" + _table(["metric", "value", "95% CI"], rows)
+        "95% intervals: stratified bootstrap.</p>" + html.table(["metric", "value", "95% CI"], rows)
     )
     report_rows = [
         [name, r["precision"], r["recall"], r["f1-score"], int(r["support"])]
@@ -383,7 +296,9 @@ def _metrics_section(ctx: _Context) -> _Section:
         if isinstance(r, dict)
     ]
     if report_rows:
-        body += "<h3>Per class</h3>" + _table(["class", "precision", "recall", "f1", "support"], report_rows)
+        body += "<h3>Per class</h3>" + html.table(
+            ["class", "precision", "recall", "f1", "support"], report_rows
+        )
     return _Section("metrics", "Metrics", body)
 
 
@@ -394,13 +309,11 @@ def _cost_section(ctx: _Context) -> _Section:
     lo, hi = float(min(s.logits.min(), chosen)), float(max(s.logits.max(), chosen))
     pad = max(0.05 * (hi - lo), 1e-3)  # relative: an untrained model's logits may span only 0.01
     grid = np.unique(np.r_[np.linspace(lo - pad, hi + pad, 600), s.logits, chosen])
-    costs = cost_by_threshold(s.labels, s.logits, grid, cost_fp=ctx.cost_fp, cost_fn=ctx.cost_fn, prior=prior)
-    best = int(np.argmin(costs))
-    chosen_cost = float(
-        cost_by_threshold(
-            s.labels, s.logits, [chosen], cost_fp=ctx.cost_fp, cost_fn=ctx.cost_fn, prior=prior
-        )[0]
+    costs = metrics.expected_cost_curve(
+        s.labels, s.logits, grid, cost_fp=ctx.cost_fp, cost_fn=ctx.cost_fn, prior=prior
     )
+    best = int(np.argmin(costs))
+    chosen_cost = float(costs[np.searchsorted(grid, chosen)])  # the grid holds the chosen threshold
     label = f"false positive : false negative = {ctx.cost_fp:g} : {ctx.cost_fn:g}"
     fig = plots.cost_curve(
         grid, costs, chosen=(chosen, chosen_cost), best=(grid[best], costs[best]), label=label
@@ -432,19 +345,19 @@ def _robustness_rows(data: Any) -> list[dict[str, Any]]:
 
 
 def _robustness_section(ctx: _Context) -> _Section | None:
-    path = ctx.run_dir / "robustness.json"
+    path = ctx.run_dir.robustness
     if not path.is_file():
         return None  # written by the robustness command, when someone has run it
     try:
         rows = _robustness_rows(read_json(path))
     except (OSError, ValueError) as err:
         return _Section(
-            "robustness", "Robustness", f"<p>robustness.json could not be read: {html.escape(str(err))}</p>"
+            "robustness", "Robustness", f"<p>{path.name} could not be read: {html.escape(err)}</p>"
         )
     extra = [k for r in rows for k in r if k not in ROBUSTNESS_COLUMNS]
     columns = list(ROBUSTNESS_COLUMNS) + list(dict.fromkeys(extra))
-    body = _table(columns, [[r.get(c) for c in columns] for r in rows]) if rows else "<p>No rows.</p>"
-    png_path = ctx.run_dir / PLOTS_DIR / "robustness.png"
+    body = html.table(columns, [[r.get(c) for c in columns] for r in rows]) if rows else "<p>No rows.</p>"
+    png_path = robustness_figure_path(ctx.run_dir)
     png = png_path.read_bytes() if png_path.is_file() else None
     return _Section("robustness", "Robustness", body, png, "robustness")
 
@@ -452,47 +365,29 @@ def _robustness_section(ctx: _Context) -> _Section | None:
 def _dict_section(slug: str, title: str, values: dict[str, Any]) -> _Section:
     # repr keeps every digit of a setting (lr 1e-05 must not print as 0.0000, as a metric would).
     rows = [[k, repr(v) if isinstance(v, float) else v] for k, v in values.items()]
-    return _Section(slug, title, _table(["key", "value"], rows))
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-nav a { margin-right: 1em; } img { max-width: 100%; border: 1px solid #eee; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } code { font-size: 0.85em; word-break: break-all; }
-.meta { color: #555; }
-"""
+    return _Section(slug, title, html.table(["key", "value"], rows))
 
 
 def _render(title: str, meta: str, sections: list[_Section]) -> str:
     nav = " ".join(f'<a href="#{s.slug}">{html.escape(s.title)}</a>' for s in sections)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='meta'>{meta}</p><nav>{nav}</nav>",
-    ]
+    parts = [f"<p class='meta'>{meta}</p><nav>{nav}</nav>"]
     for s in sections:
         parts.append(f'<section id="{s.slug}"><h2>{html.escape(s.title)}</h2>')
         if s.png is not None:
-            data = base64.b64encode(s.png).decode("ascii")
-            parts.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(s.alt)}">')
+            parts.append(html.img(s.png, s.alt))
         parts.append(s.body + "</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return html.page(title, parts)
 
 
-def _load_context(run_dir: Path, ev: dict[str, Any], split: str, cost_fp, cost_fn) -> _Context:
-    config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+def _load_context(run_dir: RunDir, ev: dict[str, Any], split: str, cost_fp, cost_fn) -> _Context:
+    config = run_dir.read_config()
     return _Context(
         run_dir=run_dir,
         split=split,
         ev=ev,
-        scores=read_scores(run_dir / f"scores_{split}.csv"),
+        scores=read_scores(run_dir.scores_csv(split)),
         config=config,
-        run_metrics=read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {},
+        run_metrics=run_dir.read_metrics(),
         class_names=tuple(config.get("class_names", ("real", "fake"))),
         cost_fp=1.0 if cost_fp is None else float(cost_fp),
         cost_fn=1.0 if cost_fn is None else float(cost_fn),
@@ -545,11 +440,9 @@ def report(
     Path
         The written ``report.html``.
     """
-    run_dir = resolve_run(run, runs_dir)
+    run_dir = RunDir.find(run, runs_dir)
     ev = ensure_evaluated(run_dir, data, split, cost_fp=cost_fp, cost_fn=cost_fn, progress=progress)
     if data is not None:
-        from deepfake_detect.data.layout import resolve_data_root
-
         ev = {**ev, "data_root": str(resolve_data_root(data))}
     ctx = _load_context(run_dir, ev, split, cost_fp, cost_fn)
     sections = [s for s in (build(ctx) for build in SECTIONS) if s is not None]
@@ -557,23 +450,26 @@ def report(
         _dict_section("config", "Configuration", ctx.config),
         _dict_section("environment", "Environment", _environment(run_dir)),
     ]
-    for s in sections:
-        if s.png is not None and s.slug != "robustness":  # robustness.png is someone else's file
-            (run_dir / PLOTS_DIR).mkdir(exist_ok=True)
-            (run_dir / PLOTS_DIR / f"{s.slug}.png").write_bytes(s.png)
+    _save_figures(run_dir, sections)
     model = ev.get("model", {})
     meta = html.escape(
         f"model {model.get('name', '?')} (sha256 {str(model.get('sha256', ''))[:12]}), {split} split, "
         f"n = {ev['n']}, data {ev['data_root']}"
     )
-    out = run_dir / REPORT_FILE
-    out.write_text(_render(f"Report: {run_dir.name}", meta, sections), encoding="utf-8")
-    return out
+    run_dir.report.write_text(_render(f"Report: {run_dir.name}", meta, sections), encoding="utf-8")
+    return run_dir.report
 
 
-def _environment(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "environment.json"
-    return read_json(path) if path.is_file() else {}
+def _save_figures(run_dir: RunDir, sections: list[_Section]) -> None:
+    """Each section's figure as ``<slug>.png`` among the run's plots (the robustness one is its command's)."""
+    for s in sections:
+        if s.png is not None and s.slug != "robustness":
+            run_dir.plots.mkdir(exist_ok=True)
+            (run_dir.plots / f"{s.slug}.png").write_bytes(s.png)
+
+
+def _environment(run_dir: RunDir) -> dict[str, Any]:
+    return read_json(run_dir.environment) if run_dir.environment.is_file() else {}
 
 
 def compare_roc(
@@ -606,9 +502,9 @@ def compare_roc(
     """
     curves = {}
     for run in runs:
-        run_dir = resolve_run(run, runs_dir)
+        run_dir = RunDir.find(run, runs_dir)
         ensure_evaluated(run_dir, None, split, progress=progress)
-        scores = read_scores(run_dir / f"scores_{split}.csv")
+        scores = read_scores(run_dir.scores_csv(split))
         curves[run_dir.name] = (scores.labels, scores.logits)
     fig = plots.roc_overlay(curves, title=f"ROC curves on {split}")
     plots.figure_png(fig, plot)

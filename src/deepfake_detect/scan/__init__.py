@@ -1,0 +1,13 @@
+"""The scan layer: find the faces in photos and videos, frame them like the training data, judge each one.
+
+Its public surface is the detector (:func:`load_detector`, :meth:`Detector.scan`) and the input helpers; the
+modules below it are one stage each: ``inputs`` (what to read), ``faces`` (finding), ``decode`` and ``video``
+(framing), ``pipeline`` (batching and scoring), ``explain`` (heatmaps in results), ``output`` (JSONL, CSV,
+HTML report), ``detector`` (the user-facing class).
+"""
+
+from deepfake_detect.scan.detector import Detector, load_detector
+from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.pipeline import iter_scan
+
+__all__ = ["Detector", "load_detector", "iter_scan", "iter_inputs", "read_path_list"]

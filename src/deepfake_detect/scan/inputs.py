@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from deepfake_detect.data.layout import IMAGE_EXTENSIONS
+from deepfake_detect.data import IMAGE_EXTENSIONS, walk_files
 
 __all__ = ["VIDEO_EXTENSIONS", "iter_inputs", "read_path_list", "input_label", "output_key", "is_video_path"]
 
@@ -34,25 +34,10 @@ def is_video_path(item: Any) -> bool:
     return isinstance(item, str) and os.path.splitext(item)[1].lower() in VIDEO_EXTENSIONS
 
 
-def _is_media_name(name: str) -> bool:
-    suffix = os.path.splitext(name)[1].lower()
-    return suffix in IMAGE_EXTENSIONS or suffix in VIDEO_EXTENSIONS
-
-
 def _walk_media(top: str) -> Iterator[str]:
     """Image and video files below ``top``, sorted, hidden names skipped, each real folder walked once."""
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop, or a folder linked twice
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        # Sorting in place makes os.walk descend in sorted order too.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and _is_media_name(name):
-                yield os.path.join(dirpath, name)
+    for rel in walk_files(top, suffixes=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS):
+        yield os.path.join(top, rel)
 
 
 def iter_inputs(paths: Iterable[Any], *, stdin: io.TextIOBase | None = None) -> Iterator[Any]:

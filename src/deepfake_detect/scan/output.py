@@ -6,10 +6,9 @@ already wrote (``resume``), streams results to the chosen writer as they come, a
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
+import itertools
 import json
 import os
 import sys
@@ -19,10 +18,14 @@ from typing import Any, TextIO
 
 from PIL import ImageDraw, ImageOps
 
+from deepfake_detect.core import html
 from deepfake_detect.core.exceptions import ScanError
+from deepfake_detect.data.transforms import _to_rgb, load_image
+from deepfake_detect.inference.gradcam import png_bytes
 from deepfake_detect.scan.decode import image_size
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.video import timeline_png
 
 __all__ = ["ScanSummary", "scan_paths", "write_report", "CSV_COLUMNS", "FORMATS"]
 
@@ -279,15 +282,8 @@ def _write_all(results, summary, fmt, output, resume, stdout, progress, report) 
 # ------------------------------------------------------------------------------------------ HTML report
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _thumbnail(result: dict[str, Any]) -> bytes | None:
     """A small copy of the image with its face boxes drawn (None when the file cannot be shown)."""
-    from deepfake_detect.data.transforms import _to_rgb, load_image
-    from deepfake_detect.inference.gradcam import png_bytes
-
     try:
         full_w, _ = image_size(result["path"])
         image = _to_rgb(ImageOps.exif_transpose(load_image(result["path"], THUMB_SIDE)))
@@ -304,15 +300,13 @@ def _thumbnail(result: dict[str, Any]) -> bytes | None:
 
 
 def _card(result: dict[str, Any]) -> str:
-    from deepfake_detect.scan.video import timeline_png
-
     esc = html.escape
     picture = timeline_png(result) if result.get("kind") == "video" else _thumbnail(result)
     verdict = "error" if result["error"] else (result["verdict"] or "no face")
     score = "" if result["p_fake"] is None else f"p_fake {result['p_fake']:.3f}"
     parts = [f'<div class="card {esc(verdict.replace(" ", "-"))}">']
     if picture is not None:
-        parts.append(f'<img class="thumb" src="{_data_uri(picture)}" alt="">')
+        parts.append(f'<img class="thumb" src="{html.data_uri(picture)}" alt="">')
     parts.append(
         f"<h3>{esc(verdict)} <small>{esc(score)}</small></h3><p class=path>{esc(result['path'])}</p>"
     )
@@ -326,7 +320,7 @@ def _card(result: dict[str, Any]) -> str:
         )
         heatmap = face.get("heatmap")
         if heatmap and os.path.isfile(heatmap):
-            uri = _data_uri(Path(heatmap).read_bytes())
+            uri = html.data_uri(Path(heatmap).read_bytes())
             parts.append(f'<img class="heat" src="{uri}" alt="Grad-CAM of face {k}">')
     return "\n".join(parts) + "</div>"
 
@@ -356,15 +350,13 @@ def write_report(
     n_fake = sum(r["verdict"] == "fake" for r in results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    intro = (
+        f"<p>{len(results)} file(s), {n_fake} judged fake. The model judges whole GAN-generated faces, "
+        "not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
+        "top-3 faces.</p>"
+    )
+    # Cards are made as they are written: only one card's images are in memory at a time.
+    cards = (_card(result) for result in ordered)
     with open(path, "w", encoding="utf-8") as out:
-        out.write(f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>")
-        out.write(f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
-        out.write(
-            f"<p>{len(results)} file(s), {n_fake} judged fake. The model judges whole GAN-generated faces, "
-            "not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
-            "top-3 faces.</p>"
-        )
-        for result in ordered:  # written one by one: only one card's images are in memory at a time
-            out.write(_card(result) + "\n")
-        out.write("</body></html>\n")
+        out.writelines(html.page_parts(title, itertools.chain([intro], cards), style=_STYLE))
     return path

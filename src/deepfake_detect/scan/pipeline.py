@@ -42,7 +42,6 @@ import collections
 import itertools
 import logging
 import multiprocessing
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_detect.core.exceptions import ScanError
+from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.scan.decode import Decoded, DecodeOptions, Face, decode_image
@@ -100,10 +100,7 @@ def default_workers(detect: bool = True) -> int:
     int8 default model scanned 865 img/s decoding in-process against 622 with 2 workers and 518 with one, so
     workers start only from 4 cores, one for every two.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     if not detect:
         return 0 if cores <= 2 else min(cores // 2, 4)
     return min(cores, 4)
@@ -238,7 +235,7 @@ def iter_scan(
     Parameters
     ----------
     det : Detector
-        From :func:`~deepfake_detect.inference.load_detector`.
+        From :func:`~deepfake_detect.scan.detector.load_detector`.
     inputs : iterable
         Paths, folders (recursive, sorted), globs, ``-`` (paths on stdin), ``PIL.Image`` or ``(H, W, 3)``
         uint8 arrays; see :func:`iter_inputs`.

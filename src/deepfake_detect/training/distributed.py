@@ -6,7 +6,7 @@ Two ways to start it, with the same result:
 * ``torchrun --nproc-per-node N -m deepfake_detect train ...`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
   ``MASTER_ADDR`` and ``MASTER_PORT`` itself.
 
-Either way :func:`session` (entered by :func:`~deepfake_detect.train.train`) reads that torchrun-style
+Either way :func:`session` (entered by :func:`~deepfake_detect.training.train.train`) reads that torchrun-style
 environment and joins a process group: gloo on CPU, NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``). Without
 the environment it is a world of one and nothing changes.
 
@@ -17,11 +17,11 @@ How a distributed run behaves:
   rounding (when no image is unreadable).
 * Each epoch's order is the single-process ``(seed, epoch)`` permutation, padded by repeating its first indices
   until its length divides by the world size, and then dealt out by rank (see
-  :class:`~deepfake_detect.dataset.EpochShuffle`). Every rank runs the same number of steps; in the last one a
+  :class:`~deepfake_detect.data.dataset.EpochShuffle`). Every rank runs the same number of steps; in the last one a
   few images may be seen twice when the train split does not divide evenly.
 * Only rank 0 validates (on its own copy of the weights) and writes the run folder and checkpoints; it sends
   the monitored value to the other ranks so every rank makes the same plateau and early-stopping decisions.
-  The train columns of history.csv are rank 0's shard.
+  The train columns of the run's history are rank 0's shard.
 * Batch normalisation: SyncBatchNorm refuses CPU tensors in torch 2.13, so during training each rank
   normalises with its own batch statistics, and DDP (``forward_sync_buffers=True``, the successor of
   ``broadcast_buffers=True``) copies rank 0's running statistics to every rank before each forward pass.

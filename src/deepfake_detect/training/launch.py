@@ -101,16 +101,20 @@ def launch(cfg: TrainConfig, nproc: int, *, progress: bool = True, resume: str |
     Returns
     -------
     TrainResult
-        As :func:`~deepfake_detect.train.train` returns on rank 0.
+        As :func:`~deepfake_detect.training.train.train` returns on rank 0.
 
     Raises
     ------
+    ConfigError
+        Before anything starts, for a config with no data set, a bad ``nproc`` or a global batch it does not
+        divide.
     DistributedError
         When a rank fails; the others are stopped.
     """
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     DistContext(world_size=nproc).local_batch(cfg.batch_size)  # fail before spawning anything
+    cfg.data_folder()  # likewise a config without a data set
     if cfg.device.startswith("cuda") and nproc > torch.cuda.device_count():
         raise ConfigError(
             f"--nproc {nproc} with --device cuda needs {nproc} GPUs; {torch.cuda.device_count()} visible"

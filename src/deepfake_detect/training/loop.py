@@ -1,15 +1,14 @@
-"""Training: ``train(cfg)`` reads top to bottom, from data to a calibrated checkpoint in a run folder.
+"""Training: ``train_process(cfg)`` reads top to bottom, from data to a calibrated checkpoint in a run folder.
 
 Model selection, the decision threshold and the temperature are all fixed on the validation split; the test
-split is never opened here. Checkpoints in ``runs/<id>/checkpoints/`` let ``train(cfg, resume=run)`` continue a
-killed run bit-identically (see :mod:`deepfake_detect.resume`), and the same function runs each rank of a
-data-parallel run (see :mod:`deepfake_detect.distributed`).
+split is never opened here. The run's checkpoints let ``train(cfg, resume=run)`` continue a killed run
+bit-identically (see :mod:`deepfake_detect.training.state`), and the same function runs each rank of a
+data-parallel run (see :mod:`deepfake_detect.training.distributed`). The parts it is built from (optimiser,
+schedules, EMA, early stopping) are in :mod:`deepfake_detect.training.parts`.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
 import itertools
 import logging
 import math
@@ -26,53 +25,33 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from deepfake_detect import metrics
 from deepfake_detect.core.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from deepfake_detect.core.config import ConfigError, TrainConfig
-from deepfake_detect.core.runs import (
-    RunDir,
-    append_index,
-    code_version,
-    environment_info,
-    new_run_dir,
-    write_json,
-)
+from deepfake_detect.core.exceptions import BadImageError
+from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import make_deterministic, predict_logits
-from deepfake_detect.data.dataset import BadImageError, DecodedCache, FaceDataset, make_loader
-from deepfake_detect.data.layout import fingerprint_dataset as _fingerprint
-from deepfake_detect.data.layout import list_split, resolve_data_root
+from deepfake_detect.data import fingerprint_dataset, list_split, resolve_data_root
+from deepfake_detect.data.dataset import DecodedCache, FaceDataset, make_loader
 from deepfake_detect.data.transforms import Degradations, Preprocess
 from deepfake_detect.metrics import calibration as calibrate
-from deepfake_detect.metrics import classification as metrics
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.training.distributed import DistContext, session
-from deepfake_detect.training.state import (
-    CHECKPOINT_DIR,
-    Checkpointer,
-    EpochProgress,
-    TrainState,
-    find_run_to_resume,
+from deepfake_detect.training.parts import (
+    EarlyStopping,
+    WeightAverage,
+    build_optimizer,
+    epoch_line,
+    index_entry,
+    plateau_schedule,
+    step_schedule,
+    write_history,
 )
+from deepfake_detect.training.state import Checkpointer, EpochProgress, TrainState
 
 __all__ = ["train_process", "TrainResult", "preprocess_for", "train_one_epoch"]
 
-log = logging.getLogger("deepfake_detect.train")
-
-HISTORY_FIELDS = [
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_accuracy",
-    "train_roc_auc",
-    "val_loss",
-    "val_accuracy",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_roc_auc",
-    "train_img_per_s",
-    "epoch_seconds",
-    "bad_images",
-]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,6 +78,127 @@ def preprocess_for(cfg: TrainConfig) -> Preprocess:
         std=tuple(model_cfg.std),
         draft=cfg.draft,
     )
+
+
+def train_process(
+    cfg: TrainConfig, *, progress: bool = True, resume: str | Path | None = None
+) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data`` in this process and write a complete run folder.
+
+    This is one rank's work; :func:`deepfake_detect.training.train.train` is the entry point that also starts
+    several processes.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Everything that decides the run; saved as the run's config.
+    progress : bool
+        Show progress bars on stderr.
+    resume : path or run id, optional
+        Continue this run folder from its newest good checkpoint instead of starting a new run. ``cfg`` must
+        be the run's config (see :func:`deepfake_detect.training.state.resume_config`); the result is
+        bit-identical to a run that was never interrupted.
+
+    Returns
+    -------
+    TrainResult
+        ``run_dir`` is a complete run folder (see :class:`~deepfake_detect.core.runs.RunDir`): config,
+        environment, history, metrics and weights (and checkpoints while the run is unfinished or was
+        interrupted).
+
+    Notes
+    -----
+    Inside a torchrun-style environment (``WORLD_SIZE`` set, see :mod:`deepfake_detect.training.distributed`) this
+    process joins the process group as one rank of a data-parallel run, and leaves it on return.
+
+    Examples
+    --------
+    >>> from deepfake_detect import TrainConfig                             # doctest: +SKIP
+    >>> result = train_process(TrainConfig(data="faces140k", epochs=3))              # doctest: +SKIP
+    >>> result.metrics["val"]["roc_auc"]                                     # doctest: +SKIP
+    """
+    preprocess = preprocess_for(cfg)  # first, so an unknown model name fails before any work
+    with session(cfg.device) as ctx:
+        return _train(cfg, preprocess, ctx, progress=progress and ctx.is_main, resume=resume)
+
+
+def _train(
+    cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, *, progress: bool, resume
+) -> TrainResult:
+    """The body of :func:`train_process`, for one process (the only one, or one rank)."""
+    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads))
+    device = ctx.device
+    root = resolve_data_root(cfg.data_folder())
+    fingerprint = ctx.broadcast_str(_data_fingerprint(cfg, root, progress) if ctx.is_main else "")
+    train_ds, val_ds = _datasets(cfg, preprocess, root, fingerprint, progress, ctx)
+    local_batch = ctx.local_batch(cfg.batch_size)  # the global batch, shared out between the ranks
+    train_loader, sampler, val_loader = _loaders(cfg, train_ds, val_ds, local_batch, ctx)
+    steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
+
+    generators = {"train": train_loader.generator, "valid": val_loader.generator}
+    state = _initial_state(cfg, device, steps_per_epoch, generators, load_weights=resume is None)
+    run = _open_run(cfg, root, preprocess, threads, ctx, resume)
+    meta = {"config": cfg.to_dict(), "data_fingerprint": fingerprint, "world_size": ctx.world_size}
+    checkpoints = Checkpointer(run.checkpoints, meta, enabled=ctx.is_main)
+    if resume is not None:
+        checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
+    net = ctx.wrap(state.model)
+    judged = state.ema.module if state.ema is not None else state.model  # the weights validated and saved
+    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
+    if ctx.is_main:
+        log.info("run %s: %d train / %d valid images, %s", run.name, len(train_ds), len(val_ds), preprocess)
+
+    interrupted, start = False, time.perf_counter() - state.elapsed
+    save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, steps_per_epoch, start)
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            if state.stopper.should_stop:
+                break
+            # Resuming mid-epoch skips the batches already trained; the order itself draws nothing.
+            sampler.set_epoch(epoch, skip=state.position[1] * local_batch)
+            train_ds.set_epoch(epoch)
+            _begin_epoch(state, epoch, train_loader.generator)
+            row = train_one_epoch(
+                net,
+                train_loader,
+                state.optimizer,
+                state.schedule,
+                device,
+                channels_last=cfg.channels_last,
+                progress=progress,
+                ema=state.ema,
+                state=state.progress,
+                max_batches=steps_per_epoch,
+                after_batch=save_mid_epoch,
+            )
+            _end_epoch(cfg, ctx, state, row, judged, val_loader, run, views)
+            state.elapsed = time.perf_counter() - start
+            checkpoints.save(state)
+            if state.stopper.should_stop:
+                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
+                break
+    except KeyboardInterrupt:
+        interrupted = _on_interrupt(ctx, "interrupted")
+    except RuntimeError as err:
+        if not _peer_lost(ctx, err):
+            raise
+        interrupted = _on_interrupt(ctx, f"another process stopped ({err})")
+
+    if not ctx.is_main:
+        return TrainResult(run_dir=run.path, metrics={}, interrupted=interrupted, rank=ctx.rank)
+    if state.best_state is not None:
+        judged.load_state_dict(state.best_state)
+    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
+    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
+    summary = _finish_run(cfg, run, judged, preprocess, fingerprint, summary, interrupted=interrupted)
+    if not interrupted:
+        checkpoints.discard()  # the finished run is in its weights file; an interrupted one may resume
+    return TrainResult(run_dir=run.path, metrics=summary, interrupted=interrupted)
+
+
+def _data_fingerprint(cfg: TrainConfig, root: Path, progress: bool) -> str:
+    names = tuple(cfg.class_names)
+    return fingerprint_dataset(root, class_names=names, progress=progress, manifest=cfg.manifest or None)
 
 
 def _datasets(
@@ -131,71 +231,82 @@ def _datasets(
     return train_ds, val_ds
 
 
-def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+def _loaders(cfg: TrainConfig, train_ds, val_ds, local_batch: int, ctx: DistContext):
+    """The training loader (this rank's shard of each epoch's order), its sampler, and the validation loader."""
+    train_loader, sampler = make_loader(
+        train_ds,
+        batch_size=local_batch,
+        shuffle=True,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+    )
+    val_loader, _ = make_loader(
+        val_ds, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=cfg.seed, num_workers=cfg.num_workers
+    )
+    return train_loader, sampler, val_loader
 
 
-def _step_schedule(cfg: TrainConfig, optimizer, steps_per_epoch: int):
-    """A per-step schedule for ``cosine``/``onecycle``; None for ``plateau`` (stepped once an epoch)."""
-    total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(total, 1))
-    if cfg.schedule == "cosine":
-        warmup = int(cfg.warmup_epochs * steps_per_epoch)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return None
+def _initial_state(cfg, device, steps_per_epoch: int, generators, *, load_weights: bool) -> TrainState:
+    """Fresh model, optimiser, schedules, early stopping and EMA (a resumed run overwrites them all)."""
+    model = _initial_model(cfg, device, load_weights=load_weights)
+    optimizer = build_optimizer(cfg, model)
+    schedule = step_schedule(cfg, optimizer, steps_per_epoch)
+    plateau = plateau_schedule(cfg, optimizer) if schedule is None else None
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    return TrainState(model, optimizer, schedule, plateau, stopper, ema, generators)
 
 
-class WeightAverage:
-    """Exponential moving average of a model's weights (buffers are copied), updated after each step."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        for averaged, current in zip(self.module.parameters(), model.parameters(), strict=True):
-            averaged.lerp_(current, 1.0 - self.decay)
-        for averaged, current in zip(self.module.buffers(), model.buffers(), strict=True):
-            averaged.copy_(current)
+def _initial_model(cfg: TrainConfig, device: torch.device, *, load_weights: bool = True) -> torch.nn.Module:
+    has_weights = get_model_cfg(cfg.model).pretrained_source is not None
+    pretrained = cfg.pretrained and has_weights and cfg.init is None and load_weights
+    model = create_model(cfg.model, pretrained=pretrained)
+    if cfg.init is not None and load_weights:
+        state, meta = load_checkpoint(resolve_weights(cfg.init, cfg.runs_dir))
+        if meta["model"] != cfg.model:
+            raise ConfigError(f"--init weights are a {meta['model']!r} model but --model is {cfg.model!r}")
+        model.load_state_dict(state)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format)
 
 
-class EarlyStopping:
-    """Track the best epoch of a validation metric and say when patience runs out."""
+def _open_run(cfg, root: Path, preprocess: Preprocess, threads: int, ctx: DistContext, resume) -> RunDir:
+    """The run folder: the one being resumed, or a new one (made by rank 0) with its config and environment."""
+    if resume is not None:
+        return RunDir.find_resumable(resume, cfg.runs_dir)
+    if not ctx.is_main:
+        return RunDir(Path(ctx.broadcast_str("")))
+    run = RunDir.create(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
+    write_json(run.config, {**cfg.to_dict(), "data_root": str(root), "preprocess": preprocess.to_dict()})
+    environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
+    write_json(run.environment, environment)
+    return RunDir(Path(ctx.broadcast_str(str(run.path))))
 
-    def __init__(self, metric: str, patience: int):
-        self.sign = -1.0 if metric == "loss" else 1.0
-        self.patience = patience
-        self.best = -math.inf
-        self.best_epoch = -1
-        self.bad_epochs = 0
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record an epoch's value; return True when it is the best so far."""
-        score = self.sign * value if not math.isnan(value) else -math.inf
-        if score > self.best:
-            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
+def _mid_epoch_saver(
+    cfg: TrainConfig, checkpoints: Checkpointer, state: TrainState, steps: int, start: float
+):
+    """A callback saving a checkpoint every ``checkpoint_every_steps`` batches (None when that is off)."""
+    every = cfg.checkpoint_every_steps
+    if not every or not checkpoints.enabled:
+        return None
 
-    @property
-    def should_stop(self) -> bool:
-        return self.bad_epochs >= self.patience
+    def save(progress: EpochProgress) -> None:
+        if progress.batches % every == 0 and progress.batches < steps:  # the epoch-end save covers the last
+            state.elapsed = time.perf_counter() - start
+            checkpoints.save(state)
+
+    return save
+
+
+def _begin_epoch(state: TrainState, epoch: int, generator: torch.Generator) -> None:
+    """Start (or, after a mid-epoch resume, continue) an epoch's running totals."""
+    state.epoch = epoch
+    state.epoch_rng = generator.get_state()  # the loader draws its worker seed from it when iteration starts
+    if state.progress is None:
+        state.progress = EpochProgress(lr=state.optimizer.param_groups[0]["lr"])
 
 
 def train_one_epoch(
@@ -287,310 +398,7 @@ def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
     }
 
 
-def validate(model, loader, device, *, channels_last=True, tta_flip=False):
-    """Validation metrics at logit 0 plus the raw logits and labels."""
-    logits, labels, _, _ = predict_logits(
-        model, loader, device, channels_last=channels_last, tta_flip=tta_flip
-    )
-    stats = metrics.binary_metrics(labels, logits, 0.0)
-    stats["loss"] = metrics.log_loss_from_logits(labels, logits)
-    return stats, logits, labels
-
-
-def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Temperature, F1-optimal threshold and the validation metrics at that threshold."""
-    temperature = calibrate.fit_temperature(labels, logits)
-    threshold = metrics.f1_optimal_threshold(labels, logits)
-    p_raw = metrics.sigmoid(logits)
-    p_cal = calibrate.calibrated_p_fake(logits, temperature)
-    return {
-        "temperature": float(temperature),
-        "threshold_logit": float(threshold),
-        "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
-        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
-        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
-        "val": metrics.binary_metrics(labels, logits, threshold),
-        "val_calibration": {
-            "ece_before": metrics.expected_calibration_error(labels, p_raw),
-            "ece_after": metrics.expected_calibration_error(labels, p_cal),
-            "brier_before": float(metrics.brier_score_loss(labels, p_raw)),
-            "brier_after": float(metrics.brier_score_loss(labels, p_cal)),
-        },
-    }
-
-
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _initial_model(cfg: TrainConfig, device: torch.device, *, load_weights: bool = True) -> torch.nn.Module:
-    has_weights = get_model_cfg(cfg.model).pretrained_source is not None
-    pretrained = cfg.pretrained and has_weights and cfg.init is None and load_weights
-    model = create_model(cfg.model, pretrained=pretrained)
-    if cfg.init is not None and load_weights:
-        state, meta = load_checkpoint(resolve_weights(cfg.init, cfg.runs_dir))
-        if meta["model"] != cfg.model:
-            raise ConfigError(f"--init weights are a {meta['model']!r} model but --model is {cfg.model!r}")
-        model.load_state_dict(state)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    return model.to(device, memory_format=memory_format)
-
-
-def _finish_run(cfg, run_dir, model, preprocess, fingerprint, summary, *, interrupted) -> dict[str, Any]:
-    """Write the checkpoint, metrics.json and the index line."""
-    meta = {
-        "model": cfg.model,
-        "model_kwargs": {},
-        "input_size": preprocess.size,
-        "preprocess": preprocess.to_dict(),
-        "class_names": list(cfg.class_names),
-        "threshold_logit": summary["threshold_logit"],
-        "threshold_rule": "f1",
-        "tta_flip": cfg.tta_flip,
-        "temperature": summary["temperature"],
-        "base_rate": summary["base_rate"],
-        "config": cfg.to_dict(),
-        "data_fingerprint": fingerprint,
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run_id": run_dir.name,
-        "val_metrics": summary["val"],
-    }
-    summary["tensor_sha256"] = save_checkpoint(RunDir(run_dir).model, model, meta)
-    summary["interrupted"] = interrupted
-    write_json(run_dir / "metrics.json", summary)
-    entry = {
-        "id": run_dir.name,
-        "time": meta["created"],
-        "model": cfg.model,
-        "data_fingerprint": fingerprint,
-        "epochs": summary["epochs_run"],
-        "val_roc_auc": summary["val"]["roc_auc"],
-        "val_accuracy": summary["val"]["accuracy"],
-        "val_f1": summary["val"]["f1"],
-        "tensor_sha256": summary["tensor_sha256"],
-        "interrupted": interrupted,
-    }
-    append_index(run_dir.parent, entry)
-    return summary
-
-
-def train_process(
-    cfg: TrainConfig, *, progress: bool = True, resume: str | Path | None = None
-) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data`` in this process and write a complete run folder.
-
-    This is one rank's work; :func:`deepfake_detect.training.train.train` is the entry point that also starts
-    several processes.
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-        Everything that decides the run; saved as ``config.json``.
-    progress : bool
-        Show progress bars on stderr.
-    resume : path or run id, optional
-        Continue this run folder from its newest good checkpoint instead of starting a new run. ``cfg`` must
-        be the run's config (see :func:`deepfake_detect.resume.resume_config`); the result is bit-identical to
-        a run that was never interrupted.
-
-    Returns
-    -------
-    TrainResult
-        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json and model.safetensors
-        (and checkpoints/ while the run is unfinished or was interrupted).
-
-    Notes
-    -----
-    Inside a torchrun-style environment (``WORLD_SIZE`` set, see :mod:`deepfake_detect.distributed`) this
-    process joins the process group as one rank of a data-parallel run, and leaves it on return.
-
-    Examples
-    --------
-    >>> from deepfake_detect import TrainConfig                             # doctest: +SKIP
-    >>> result = train_process(TrainConfig(data="faces140k", epochs=3))              # doctest: +SKIP
-    >>> result.metrics["val"]["roc_auc"]                                     # doctest: +SKIP
-    """
-    preprocess = preprocess_for(cfg)  # first, so an unknown model name fails before any work
-    with session(cfg.device) as ctx:
-        return _train(cfg, preprocess, ctx, progress=progress and ctx.is_main, resume=resume)
-
-
-def _train(
-    cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, *, progress: bool, resume
-) -> TrainResult:
-    """The body of :func:`train`, for one process (the only one, or one rank)."""
-    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads))
-    device = ctx.device
-    root = resolve_data_root(cfg.data)
-    fingerprint = ctx.broadcast_str(_data_fingerprint(cfg, root, progress) if ctx.is_main else "")
-    train_ds, val_ds = _datasets(cfg, preprocess, root, fingerprint, progress, ctx)
-    local_batch = ctx.local_batch(cfg.batch_size)  # the global batch, shared out between the ranks
-    train_loader, sampler, val_loader = _loaders(cfg, train_ds, val_ds, local_batch, ctx)
-    steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
-
-    generators = {"train": train_loader.generator, "valid": val_loader.generator}
-    state = _initial_state(cfg, device, steps_per_epoch, generators, load_weights=resume is None)
-    run_dir = _open_run_dir(cfg, root, preprocess, threads, ctx, resume)
-    meta = {"config": cfg.to_dict(), "data_fingerprint": fingerprint, "world_size": ctx.world_size}
-    checkpoints = Checkpointer(run_dir / CHECKPOINT_DIR, meta, enabled=ctx.is_main)
-    if resume is not None:
-        checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
-    net = ctx.wrap(state.model)
-    judged = state.ema.module if state.ema is not None else state.model  # the weights validated and saved
-    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
-    if ctx.is_main:
-        log.info(
-            "run %s: %d train / %d valid images, %s", run_dir.name, len(train_ds), len(val_ds), preprocess
-        )
-
-    interrupted, start = False, time.perf_counter() - state.elapsed
-    save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, steps_per_epoch, start)
-    try:
-        for epoch in range(state.epoch, cfg.epochs):
-            if state.stopper.should_stop:
-                break
-            # Resuming mid-epoch skips the batches already trained; the order itself draws nothing.
-            sampler.set_epoch(epoch, skip=state.position[1] * local_batch)
-            train_ds.set_epoch(epoch)
-            _begin_epoch(state, epoch, train_loader.generator)
-            row = train_one_epoch(
-                net,
-                train_loader,
-                state.optimizer,
-                state.schedule,
-                device,
-                channels_last=cfg.channels_last,
-                progress=progress,
-                ema=state.ema,
-                state=state.progress,
-                max_batches=steps_per_epoch,
-                after_batch=save_mid_epoch,
-            )
-            _end_epoch(cfg, ctx, state, row, judged, val_loader, run_dir, views)
-            state.elapsed = time.perf_counter() - start
-            checkpoints.save(state)
-            if state.stopper.should_stop:
-                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
-                break
-    except KeyboardInterrupt:
-        interrupted = _on_interrupt(ctx, "interrupted")
-    except RuntimeError as err:
-        if not _peer_lost(ctx, err):
-            raise
-        interrupted = _on_interrupt(ctx, f"another process stopped ({err})")
-
-    if not ctx.is_main:
-        return TrainResult(run_dir=run_dir, metrics={}, interrupted=interrupted, rank=ctx.rank)
-    if state.best_state is not None:
-        judged.load_state_dict(state.best_state)
-    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
-    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
-    summary = _finish_run(cfg, run_dir, judged, preprocess, fingerprint, summary, interrupted=interrupted)
-    if not interrupted:
-        checkpoints.discard()  # the finished run is in model.safetensors; an interrupted one may resume
-    return TrainResult(run_dir=run_dir, metrics=summary, interrupted=interrupted)
-
-
-def _loaders(cfg: TrainConfig, train_ds, val_ds, local_batch: int, ctx: DistContext):
-    """The training loader (this rank's shard of each epoch's order), its sampler, and the validation loader."""
-    train_loader, sampler = make_loader(
-        train_ds,
-        batch_size=local_batch,
-        shuffle=True,
-        seed=cfg.seed,
-        num_workers=cfg.num_workers,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
-    val_loader, _ = make_loader(
-        val_ds, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=cfg.seed, num_workers=cfg.num_workers
-    )
-    return train_loader, sampler, val_loader
-
-
-def _run_totals(cfg: TrainConfig, state: TrainState, start: float, threads: int) -> dict[str, Any]:
-    return {
-        "best_epoch": state.stopper.best_epoch,
-        "epochs_run": len(state.history),
-        "monitor": cfg.monitor,
-        "stopped_early": state.stopper.should_stop,
-        "train_seconds": time.perf_counter() - start,
-        "bad_images": sum(r["bad_images"] for r in state.history),
-        "threads": threads,
-    }
-
-
-def _data_fingerprint(cfg: TrainConfig, root: Path, progress: bool) -> str:
-    names = tuple(cfg.class_names)
-    return _fingerprint(root, class_names=names, progress=progress, manifest=cfg.manifest or None)
-
-
-def _initial_state(cfg, device, steps_per_epoch: int, generators, *, load_weights: bool) -> TrainState:
-    """Fresh model, optimiser, schedules, early stopping and EMA (a resumed run overwrites them all)."""
-    model = _initial_model(cfg, device, load_weights=load_weights)
-    optimizer = _optimizer(cfg, model)
-    schedule = _step_schedule(cfg, optimizer, steps_per_epoch)
-    plateau = (
-        torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="min" if cfg.monitor == "loss" else "max",
-            factor=cfg.lr_factor,
-            patience=cfg.lr_patience,
-        )
-        if schedule is None
-        else None
-    )
-    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    stopper = EarlyStopping(cfg.monitor, cfg.patience)
-    return TrainState(model, optimizer, schedule, plateau, stopper, ema, generators)
-
-
-def _open_run_dir(cfg, root: Path, preprocess: Preprocess, threads: int, ctx: DistContext, resume) -> Path:
-    """The run folder: the one being resumed, or a new one (made by rank 0) with its config and environment."""
-    if resume is not None:
-        return find_run_to_resume(resume, cfg.runs_dir)
-    if not ctx.is_main:
-        return Path(ctx.broadcast_str(""))
-    run_dir = new_run_dir(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
-    write_json(
-        run_dir / "config.json", {**cfg.to_dict(), "data_root": str(root), "preprocess": preprocess.to_dict()}
-    )
-    environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
-    write_json(run_dir / "environment.json", environment)
-    return Path(ctx.broadcast_str(str(run_dir)))
-
-
-def _begin_epoch(state: TrainState, epoch: int, generator: torch.Generator) -> None:
-    """Start (or, after a mid-epoch resume, continue) an epoch's running totals."""
-    state.epoch = epoch
-    state.epoch_rng = generator.get_state()  # the loader draws its worker seed from it when iteration starts
-    if state.progress is None:
-        state.progress = EpochProgress(lr=state.optimizer.param_groups[0]["lr"])
-
-
-def _mid_epoch_saver(
-    cfg: TrainConfig, checkpoints: Checkpointer, state: TrainState, steps: int, start: float
-):
-    """A callback saving a checkpoint every ``checkpoint_every_steps`` batches (None when that is off)."""
-    every = cfg.checkpoint_every_steps
-    if not every or not checkpoints.enabled:
-        return None
-
-    def save(progress: EpochProgress) -> None:
-        if progress.batches % every == 0 and progress.batches < steps:  # the epoch-end save covers the last
-            state.elapsed = time.perf_counter() - start
-            checkpoints.save(state)
-
-    return save
-
-
-def _end_epoch(
-    cfg, ctx: DistContext, state: TrainState, row, judged, val_loader, run_dir: Path, views
-) -> None:
+def _end_epoch(cfg, ctx: DistContext, state: TrainState, row, judged, val_loader, run: RunDir, views) -> None:
     """Validate (rank 0), record the row, and step early stopping and the plateau schedule on every rank."""
     value = math.nan
     if ctx.is_main:
@@ -600,8 +408,8 @@ def _end_epoch(
         row.update({"epoch": state.epoch + 1, "lr": state.progress.lr, "epoch_seconds": epoch_seconds})
         row.update({f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"})
         state.history.append(row)
-        _write_history(run_dir / "history.csv", state.history)
-        log.info(_epoch_line(row, cfg.epochs))
+        write_history(run.history, state.history)
+        log.info(epoch_line(row, cfg.epochs))
         value = val_stats[cfg.monitor]
     value = ctx.broadcast_float(value)  # every rank takes the same schedule and stopping decisions
     if state.stopper.update(value, state.epoch + 1) and ctx.is_main:
@@ -609,6 +417,16 @@ def _end_epoch(
     if state.plateau is not None:
         state.plateau.step(value)
     state.epoch, state.progress = state.epoch + 1, None
+
+
+def validate(model, loader, device, *, channels_last=True, tta_flip=False):
+    """Validation metrics at logit 0 plus the raw logits and labels."""
+    logits, labels, _, _ = predict_logits(
+        model, loader, device, channels_last=channels_last, tta_flip=tta_flip
+    )
+    stats = metrics.binary_metrics(labels, logits, 0.0)
+    stats["loss"] = metrics.log_loss_from_logits(labels, logits)
+    return stats, logits, labels
 
 
 def _peer_lost(ctx: DistContext, err: RuntimeError) -> bool:
@@ -629,12 +447,56 @@ def _on_interrupt(ctx: DistContext, reason: str) -> bool:
     return True
 
 
-def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    return (
-        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-        f"val_acc {row['val_accuracy']:.4f}  val_prec {row['val_precision']:.4f}  "
-        f"val_rec {row['val_recall']:.4f}  "
-        f"val_f1 {row['val_f1']:.4f}  val_auc {row['val_roc_auc']:.4f}  lr {row['lr']:.2e}  "
-        f"{row['train_img_per_s']:.1f} img/s  {row['epoch_seconds']:.0f}s"
-        + (f"  skipped {row['bad_images']} unreadable" if row["bad_images"] else "")
-    )
+def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Temperature, F1-optimal threshold and the validation metrics at that threshold."""
+    temperature = calibrate.fit_temperature(labels, logits)
+    threshold = metrics.f1_optimal_threshold(labels, logits)
+    return {
+        "temperature": float(temperature),
+        "threshold_logit": float(threshold),
+        "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
+        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
+        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
+        "val": metrics.binary_metrics(labels, logits, threshold),
+        # ECE and Brier before and after, at the validation split's own share of fakes (the prior terms cancel).
+        "val_calibration": calibrate.calibration_effect(labels, logits, temperature),
+    }
+
+
+def _run_totals(cfg: TrainConfig, state: TrainState, start: float, threads: int) -> dict[str, Any]:
+    return {
+        "best_epoch": state.stopper.best_epoch,
+        "epochs_run": len(state.history),
+        "monitor": cfg.monitor,
+        "stopped_early": state.stopper.should_stop,
+        "train_seconds": time.perf_counter() - start,
+        "bad_images": sum(r["bad_images"] for r in state.history),
+        "threads": threads,
+    }
+
+
+def _finish_run(cfg, run: RunDir, model, preprocess, fingerprint, summary, *, interrupted) -> dict[str, Any]:
+    """Write the weights with their metadata, the run's metrics and its line in the runs index."""
+    meta = {
+        "model": cfg.model,
+        "model_kwargs": {},
+        "input_size": preprocess.size,
+        "preprocess": preprocess.to_dict(),
+        "class_names": list(cfg.class_names),
+        "threshold_logit": summary["threshold_logit"],
+        "threshold_rule": "f1",
+        "tta_flip": cfg.tta_flip,
+        "temperature": summary["temperature"],
+        "base_rate": summary["base_rate"],
+        "config": cfg.to_dict(),
+        "data_fingerprint": fingerprint,
+        "code_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run_id": run.name,
+        "val_metrics": summary["val"],
+    }
+    summary["tensor_sha256"] = save_checkpoint(run.model, model, meta)
+    summary["interrupted"] = interrupted
+    write_json(run.metrics, summary)
+    append_index(run.path.parent, index_entry(cfg, run.name, meta["created"], fingerprint, summary))
+    return summary

@@ -7,12 +7,12 @@ position (epoch and batch within it) with the running totals of a half-done epoc
 function of ``(seed, epoch)`` and augmentation of ``(seed, epoch, index)``, so resuming mid-epoch skips the
 epoch's first batches without drawing anything, and a resumed run ends bit-identical to an uninterrupted one.
 
-Layout, in ``runs/<id>/checkpoints/``::
+Layout, in the run's checkpoint folder (``RunDir(run).checkpoints``)::
 
     last.safetensors   the newest checkpoint
     prev.safetensors   the one before, kept in case ``last`` is damaged
 
-The folder is deleted when the run finishes without interruption (``model.safetensors`` then holds the result);
+The folder is deleted when the run finishes without interruption (the run's weights then hold the result);
 an interrupted run keeps it for ``--resume``.
 
 Each file holds the tensors (named ``model/...``, ``optimizer/<param>/<key>``, ``ema/...``, ``best/...``,
@@ -43,14 +43,13 @@ from deepfake_detect.core.checkpoint import CheckpointError, tensor_hash
 from deepfake_detect.core.config import (
     ConfigError,
     TrainConfig,
-    _read_file,
     config_from_dict,
     parse_set_pairs,
+    read_config_file,
 )
-from deepfake_detect.core.runs import RunError, read_json
+from deepfake_detect.core.runs import RunDir
 
 __all__ = [
-    "CHECKPOINT_DIR",
     "FORMAT",
     "NEUTRAL_KEYS",
     "EpochProgress",
@@ -66,7 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "deepfake-detect-train-state/1"
-CHECKPOINT_DIR = "checkpoints"
 LAST, PREV = "last.safetensors", "prev.safetensors"
 # Config keys that do not change the weights, so a resumed run may give them new values (``data`` is then
 # checked by its content fingerprint instead).
@@ -80,7 +78,7 @@ class EpochProgress:
     Attributes
     ----------
     lr : float
-        Learning rate at the start of the epoch (what history.csv reports).
+        Learning rate at the start of the epoch (what the run's history reports).
     batches : int
         Batches consumed from this epoch's order, including all-unreadable ones.
     seen, n_bad : int
@@ -107,7 +105,7 @@ class EpochProgress:
 class TrainState:
     """Everything in a training run that changes as it trains.
 
-    ``stopper`` is an ``EarlyStopping`` and ``ema`` a ``WeightAverage`` (see :mod:`deepfake_detect.train`);
+    ``stopper`` is an ``EarlyStopping`` and ``ema`` a ``WeightAverage`` (see :mod:`deepfake_detect.training.parts`);
     ``generators`` are the DataLoaders' generators by name, and ``epoch_rng`` is the train loader's generator
     state at the start of the current epoch (the loader draws from it once an epoch, when iteration starts).
     """
@@ -369,7 +367,7 @@ class Checkpointer:
     Parameters
     ----------
     folder : path
-        ``runs/<id>/checkpoints``.
+        The run's checkpoint folder, ``RunDir(run).checkpoints``.
     meta : dict
         JSON stored with every checkpoint and checked on resume: ``config``, ``data_fingerprint``,
         ``world_size``.
@@ -388,7 +386,7 @@ class Checkpointer:
             write_state(self.folder, *_payload(state, self.meta))
 
     def discard(self) -> None:
-        """Delete the checkpoints once the run has finished: model.safetensors then holds the result."""
+        """Delete the checkpoints once the run has finished: the run's weights then hold the result."""
         if self.enabled:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -441,23 +439,21 @@ class Checkpointer:
 
 
 def find_run_to_resume(run: str | Path, runs_dir: str | Path = "runs") -> Path:
-    """A run folder from its path or its id under ``runs_dir``; it must hold config.json and checkpoints/.
+    """The folder of an unfinished run with checkpoints, from its path or its id (see :meth:`RunDir.find_resumable`).
 
     Raises
     ------
     RunError
         When no such folder exists, it has no checkpoints, or the run already finished.
+
+    Examples
+    --------
+    >>> find_run_to_resume("no-such-run", runs_dir="/no/such/runs")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    deepfake_detect.core.exceptions.RunError: no run folder with a ...
     """
-    candidates = [Path(run).expanduser(), Path(runs_dir).expanduser() / str(run)]
-    found = next((p for p in candidates if (p / "config.json").is_file()), None)
-    if found is None:
-        raise RunError(f"no run folder with a config.json at {run!r} or under {runs_dir}/")
-    metrics = found / "metrics.json"
-    if metrics.is_file() and not read_json(metrics).get("interrupted", False):
-        raise RunError(f"run {found.name} already finished; there is nothing to resume")
-    if not (found / CHECKPOINT_DIR).is_dir():
-        raise RunError(f"{found} has no {CHECKPOINT_DIR}/ folder: it was not trained with checkpoints")
-    return found.resolve()
+    return RunDir.find_resumable(run, runs_dir).path
 
 
 def config_differences(saved: TrainConfig, wanted: TrainConfig) -> str:
@@ -475,7 +471,7 @@ def resume_config(
     flags: dict[str, Any] | None = None,
     sets: list[str] | None = None,
 ) -> tuple[Path, TrainConfig]:
-    """The run folder to resume and its config (from its config.json), with any overrides checked.
+    """The run folder to resume and the config it was started with, with any overrides checked.
 
     Overrides may only touch :data:`NEUTRAL_KEYS`; anything else would not give the run that was started.
 
@@ -484,17 +480,17 @@ def resume_config(
     ConfigError
         When an override changes a key that changes results.
     """
-    run_dir = find_run_to_resume(run, runs_dir)
-    stored = read_json(run_dir / "config.json")
+    run = RunDir.find_resumable(run, runs_dir)
+    stored = run.read_config()
     saved = config_from_dict({k: v for k, v in stored.items() if k not in ("data_root", "preprocess")})
-    overrides: dict[str, Any] = dict(_read_file(file)) if file is not None else {}
+    overrides: dict[str, Any] = dict(read_config_file(file)) if file is not None else {}
     overrides.update({k: v for k, v in (flags or {}).items() if v is not None})
     overrides.update(parse_set_pairs(sets))
     wanted = saved.replace(**overrides)
     differences = config_differences(saved, wanted)
     if differences:
         raise ConfigError(
-            f"--resume continues {run_dir.name} with the config it was started with; these differ: "
+            f"--resume continues {run.name} with the config it was started with; these differ: "
             f"{differences}. Start a new run to change them (only {', '.join(NEUTRAL_KEYS)} may change)"
         )
-    return run_dir, wanted
+    return run.path, wanted

@@ -23,7 +23,7 @@ def train(
     Parameters
     ----------
     cfg : TrainConfig
-        Everything that decides the run; saved as ``config.json``.
+        Everything that decides the run; saved as the run's config.
     nproc : int
         Local processes of a data-parallel run (``--nproc``); ``cfg.batch_size`` is the global batch and must
         divide by it. 1 trains in this process (also as one rank under torchrun).
@@ -37,7 +37,7 @@ def train(
     Returns
     -------
     TrainResult
-        ``run_dir`` holds config.json, environment.json, history.csv, metrics.json and model.safetensors.
+        ``run_dir`` is a complete run folder (see :class:`~deepfake_detect.core.runs.RunDir`).
     """
     if nproc != 1:  # launch refuses nproc < 1 with a clear message
         return launch(cfg, nproc, progress=progress, resume=resume)

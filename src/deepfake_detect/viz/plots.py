@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 from sklearn import metrics as skm
 
 from deepfake_detect.data.transforms import load_image
+from deepfake_detect.metrics import reliability_curve
 
 __all__ = [
     "new_figure",
@@ -377,8 +378,6 @@ def reliability_diagram(labels, p_before, p_after, *, n_bins: int = 15, summary:
     -------
     Figure
     """
-    from deepfake_detect.metrics.calibration import reliability_curve
-
     fig = new_figure(7.5, 7.5)
     top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
@@ -409,7 +408,7 @@ def cost_curve(
     Parameters
     ----------
     thresholds, costs : array-like of shape (n_points,)
-        The curve, e.g. from :func:`deepfake_detect.report.cost_by_threshold`.
+        The curve, e.g. from :func:`deepfake_detect.metrics.expected_cost_curve`.
     chosen, best : (threshold, cost)
         The threshold in use (chosen on validation) and the lowest cost on this split (known only in
         hindsight).

@@ -1,0 +1,202 @@
+"""Commands that use a trained model: ``scan``, ``export``, ``serve``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepfake_detect.cli._app import RunsDir, _example, _out, app
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect scan holiday.jpg photos/ --report scan.html",
+        "find /photos -name '*.jpg' | deepfake-detect scan - --json --output scan.jsonl --resume",
+        "deepfake-detect scan ../shared/data/faces140k/test --no-detect --csv --model RUN",
+    )
+)
+def scan(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images, videos, folders (recursive, sorted), globs, or - for paths on stdin."),
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="default, a run folder or id, a .safetensors or an .onnx file.")
+    ] = "default",
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="Find faces (Haar cascade). --no-detect: each image is already a face crop, like the 140k data.",
+        ),
+    ] = True,
+    fallback_whole_image: Annotated[
+        bool, typer.Option(help="Score the whole image when no face is found (default: no verdict).")
+    ] = False,
+    threshold: Annotated[
+        float | None, typer.Option(help="Decision threshold as a p_fake in (0, 1); default: the model's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object a file.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row a face.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Write results to this file instead of stdout.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Append to --output and skip the paths already in it.")
+    ] = False,
+    paths_from: Annotated[
+        Path | None, typer.Option(help="Text file of paths (one a line) or CSV (its path column).")
+    ] = None,
+    explain: Annotated[
+        Path | None, typer.Option(help="Folder for a Grad-CAM overlay PNG a face (needs torch weights).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    fps: Annotated[float, typer.Option(help="Video frames sampled a second.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Faces a forward pass.")] = 32,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Decoding processes (0: in this process); default: the cores (at most 4), or none on 2 cores with --no-detect."
+        ),
+    ] = None,
+    prior: Annotated[
+        float | None,
+        typer.Option(help="Expected share of fakes, for p_fake (default: validation's, 50% for 140k)."),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="auto (ONNX Runtime float, else torch: exactly evaluate's scores), onnx, torch, or onnx-int8: "
+            "the int8 graph beside the weights, about 2x faster, scores a little off (the default model ships one)."
+        ),
+    ] = "auto",
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Find the faces in photos and videos and judge each one: a real photo or a GAN-generated face.
+
+    The model judges whole GAN-made faces (StyleGAN-like), **not face swaps** or edits of real photos.
+    Each face is cropped like the training faces and scored on its own; **a photo's verdict is that of
+    its face with the highest p_fake**. No face found: no verdict and a note (not an error). A video
+    (.mp4 .webm .mov ...) is sampled at --fps; its score is the mean p_fake of its top-3 faces.
+
+    Exit codes: 0 every file was read (whatever the verdicts), 1 some files could not be read, 2 usage error.
+    """
+    from deepfake_detect.core.exceptions import ScanError
+    from deepfake_detect.scan.output import scan_paths
+
+    if as_json and as_csv:
+        raise ScanError("choose one of --json and --csv")
+    summary = scan_paths(
+        paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
+        threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
+        resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
+        batch_size=batch_size, workers=workers, prior=prior, backend=backend, runs_dir=runs_dir,
+        progress=not quiet,
+    )  # fmt: skip
+    if not quiet:
+        sys.stderr.write(summary.format_text() + "\n")
+    raise typer.Exit(1 if summary.n_failed else 0)
+
+
+@app.command(
+    "export",
+    epilog=_example(
+        "deepfake-detect export runs/20261125-101500-notebook-cnn-s42 --format onnx",
+        "deepfake-detect export RUN --output model.onnx --quantize",
+    ),
+)
+def export_command(
+    run: Annotated[str, typer.Argument(help="Run folder, run id, default or a .safetensors file.")],
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    output: Annotated[Path | None, typer.Option(help="Destination; default model.onnx in the run.")] = None,
+    quantize: Annotated[
+        bool,
+        typer.Option(help="Also write an int8 model (static QOperator int8, calibrated on real images)."),
+    ] = False,
+    data: Annotated[Path | None, typer.Option(help="Data set for parity/calibration images.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Export a model to ONNX with its metadata (model.onnx.json) and check it against torch.
+
+    Prints the largest |ONNX - torch| logit difference on real images (the run's validation split);
+    fails (exit 1) above 1e-4. `scan --model model.onnx` then runs without torch weights.
+    """
+    from deepfake_detect.export import export_run
+
+    result = export_run(run, format=format, output=output, quantize=quantize, data=data, runs_dir=runs_dir)
+    _out(f"wrote {result['onnx']} and {result['metadata']}")
+    _out(f"max |onnx - torch| logit difference: {result['max_abs_diff']:.2e} on {result['parity_images']}")
+    if "int8" in result:
+        q = result["int8"]
+        _out(
+            f"wrote {q['onnx']}: max |int8 - float| logit {q['max_abs_diff_vs_float']:.3f}, "
+            f"verdict agreement {q['verdict_agreement']:.1%} (calibrated on {q['calibration_images']})"
+        )
+
+
+@app.command(
+    epilog=_example(
+        "deepfake-detect serve",
+        'deepfake-detect serve --host 0.0.0.0 --port 8080 --api-key "$(openssl rand -hex 16)"',
+        "curl -F files=@photo.jpg http://127.0.0.1:8000/v1/scan",
+    )
+)
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback, set an --api-key.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[
+        str, typer.Option(help="default, a run folder or id, a .safetensors or an .onnx file.")
+    ] = "default",
+    workers: Annotated[int, typer.Option(help="Server processes, each with its own copy of the model.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(help="Scans a process runs at once; further requests wait their turn.")
+    ] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="Compute threads a process; default: the cores / --workers.")
+    ] = None,
+    max_request_mb: Annotated[
+        float, typer.Option(help="Largest request (all its files), in MiB; larger gets 413.")
+    ] = 32.0,
+    max_files: Annotated[int, typer.Option(help="Most files a request; more gets 413.")] = 16,
+    max_pixels: Annotated[
+        int, typer.Option(help="Largest image, width x height, read from its header; larger gets 413.")
+    ] = 50_000_000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DEEPFAKE_API_KEY",
+            show_default=False,
+            help="Require 'Authorization: Bearer KEY' on /v1/* (the page, /healthz and /docs stay open).",
+        ),
+    ] = None,
+    keep_uploads: Annotated[
+        Path | None, typer.Option(help="Save every upload here (named by content hash); default: none kept.")
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="As for scan: auto (evaluate's exact scores) or onnx-int8 (the model's int8 graph, ~2x faster)."
+        ),
+    ] = "auto",
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Serve the detector over HTTP: a REST API (POST /v1/scan, GET /v1/model, /healthz, docs at /docs) and a
+    web page at / to drop photos on and see each face's verdict, p_fake and heatmap.
+
+    The model is loaded once and runs on ONNX Runtime when it works. Uploads are sniffed (not trusted to their
+    name), kept in memory and not written anywhere unless --keep-uploads is given. Ctrl-C stops the server.
+    """
+    from deepfake_detect.serve import ServeConfig
+    from deepfake_detect.serve import serve as run_server
+
+    config = ServeConfig(
+        host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
+        max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
+        keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend,
+        runs_dir=str(runs_dir),
+    )  # fmt: skip
+    run_server(config)
