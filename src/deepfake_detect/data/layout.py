@@ -150,6 +150,7 @@ def list_split(
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     limit_per_class: int | None = None,
     manifest: bool | None = None,
+    classes_present: str = "both",
 ) -> list[Sample]:
     """List the labelled images of one split.
 
@@ -169,6 +170,9 @@ def list_split(
         :func:`~deepfake_detect.data.manifests.read_manifest`) even where the split folder exists;
         ``False`` reads folders only; ``None`` (default) reads the folder and falls back to the manifest
         when the folder is absent.
+    classes_present : {"both", "any"}
+        ``both`` (default) refuses a split without one of the class folders; ``any`` lists whichever class
+        folders exist (at least one): a source of a data mix may hold one class only.
 
     Returns
     -------
@@ -202,8 +206,15 @@ def list_split(
             return manifest_samples(csv_path, base, split, names, limit_per_class)
     if not (base / split).is_dir():
         raise DataError(f"missing split folder {split}/: {_expected_layout(base, names)}")
+    present = [
+        (label, name)
+        for label, name in enumerate(names)
+        if classes_present == "both" or (base / split / name).is_dir()
+    ]
+    if not present:
+        raise DataError(f"no class folder ({' or '.join(names)}) in {base / split}/")
     samples: list[Sample] = []
-    for label, name in enumerate(names):
+    for label, name in present:
         rels = _class_files(base, split, name, limit_per_class)
         samples.extend(Sample(base / rel, label) for rel in rels)
     return samples

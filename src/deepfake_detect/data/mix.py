@@ -10,14 +10,17 @@ train splits together. A single source with weight 1 keeps the plain shuffled ep
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.data.layout import list_split
+from deepfake_detect.data.samples import DEFAULT_CLASS_NAMES, Sample
 
-__all__ = ["Source", "parse_source", "source_name", "balanced_epoch_order"]
+__all__ = ["Source", "parse_source", "source_name", "parse_sources", "list_mix_split", "balanced_epoch_order"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,59 @@ def parse_source(spec: str | os.PathLike[str] | Source) -> Source:
     if not weight > 0:
         raise DataError(f"a source's weight must be positive, got {weight} in {text!r}")
     return Source(root, weight, source_name(root))
+
+
+def parse_sources(specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | Source]) -> list[Source]:
+    """The sources of a mix from one spec or a list of them; names made unique by their parent folder.
+
+    Examples
+    --------
+    >>> [s.name for s in parse_sources(["a/faces140k", "b/sd21-sdfd:2"])]
+    ['faces140k', 'sd21-sdfd']
+    >>> [s.name for s in parse_sources(["x/real", "y/real"])]
+    ['x/real', 'y/real']
+    """
+    items = [specs] if isinstance(specs, str | os.PathLike | Source) else list(specs)
+    if not items:
+        raise DataError("a data mix needs at least one source folder")
+    sources = [parse_source(item) for item in items]
+    names = [s.name for s in sources]
+    return [
+        s if names.count(s.name) == 1 else Source(s.root, s.weight, Path(s.root).parent.name + "/" + s.name)
+        for s in sources
+    ]
+
+
+def list_mix_split(
+    sources: Sequence[Source],
+    split: str,
+    *,
+    class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
+    limit_per_class: int | None = None,
+) -> list[Sample]:
+    """The labelled images of one split of every source, each tagged with its source's name.
+
+    A source may hold one class only; the mix as a whole must hold both.
+
+    Raises
+    ------
+    DataError
+        When a source lacks the split, or the mix lacks a class.
+    """
+    samples: list[Sample] = []
+    for source in sources:
+        listed = list_split(
+            source.root,
+            split,
+            class_names=class_names,
+            limit_per_class=limit_per_class,
+            classes_present="any",
+        )
+        samples.extend(Sample(s.path, s.label, source.name) for s in listed)
+    missing = [name for label, name in enumerate(class_names) if not any(s.label == label for s in samples)]
+    if missing:
+        raise DataError(f"the data mix has no {' or '.join(missing)} images in its {split} split")
+    return samples
 
 
 def _is_number(text: str) -> bool:

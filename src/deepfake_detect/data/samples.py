@@ -47,6 +47,9 @@ class Sample:
         The image file (the data root joined with its relative path).
     label : int
         Index into the class names: 0 = real, 1 = fake with the defaults.
+    source : str
+        The name of the data mix source it comes from (see :mod:`~deepfake_detect.data.mix`); empty for a
+        plain one-folder listing.
 
     Examples
     --------
@@ -56,6 +59,7 @@ class Sample:
 
     path: Path
     label: int
+    source: str = ""
 
 
 def check_class_names(class_names: Sequence[str]) -> tuple[str, ...]:
