@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from deepfake_detect.core.config import load_config
-from deepfake_detect.core.runs import code_version, environment_info, read_json
+from deepfake_detect.core.runs import RunDir, code_version, environment_info
 from deepfake_detect.evaluation.evaluate import evaluate, probe_generalisation
 from deepfake_detect.export import export_run
 from deepfake_detect.inference.onnx import onnx_logits, onnx_session
@@ -66,7 +66,7 @@ def remeasure_speed(rows: list[dict], data: str) -> None:
     stamp = f"{time.strftime('%Y-%m-%d')} {code_version()}"
     for row in rows:
         run_dir = Path("runs") / row["run"]
-        if "onnx_img_s" in row and (run_dir / "model.safetensors").is_file():
+        if "onnx_img_s" in row and RunDir(run_dir).model.is_file():
             row.update(model_speed(run_dir, data), speed_measured=stamp)
             print(f"{row['label']}: {row['onnx_img_s']:.0f} img/s float, {row['int8_img_s']:.0f} int8")
 
@@ -76,8 +76,8 @@ def score_run(run_dir: Path, data: str, probe: str, label: str) -> dict:
     result = evaluate(run_dir, data, split="test", progress=False)
     probe_result = probe_generalisation(run_dir, probe, Path(data) / "test" / "real")
     det = load_detector(run_dir)
-    metrics = read_json(run_dir / "metrics.json")
-    config = read_json(run_dir / "config.json")
+    metrics = RunDir(run_dir).read_metrics()
+    config = RunDir(run_dir).read_config()
     return {
         "label": label,
         "model": det.name,

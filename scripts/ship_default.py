@@ -23,29 +23,21 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
+from deepfake_detect.core.runs import RunDir
 from deepfake_detect.data import list_split, resolve_data_root
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
 from deepfake_detect.scan.detector import load_detector
+from deepfake_detect.serve.model_card import TEST_METRIC_KEYS
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "deepfake_detect" / "weights"
-KEPT = (
-    "split",
-    "n",
-    "threshold",
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "ci95",
-)
+# What /v1/model shows of the test figures (serve's list), plus where they come from.
+KEPT = ("split", "threshold", *TEST_METRIC_KEYS)
 
 
 def test_metrics(run: Path, data: str) -> dict:
     """The run's test-split evaluation (threshold from valid), as ``evaluate`` reports it."""
-    saved = run / "eval_test.json"
+    saved = RunDir(run).eval_json("test")
     result = (
         json.loads(saved.read_text())
         if saved.is_file()
@@ -78,7 +70,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/faces140k")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
-    state, meta = load_checkpoint(args.run / "model.safetensors")
+    state, meta = load_checkpoint(RunDir(args.run).model)
     meta["test_metrics"] = test_metrics(args.run, args.data)
     weights = args.out / "default.safetensors"
     save_checkpoint(weights, state, meta)

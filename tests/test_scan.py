@@ -77,7 +77,8 @@ def evaluated_run(tiny_run) -> Path:
 def test_scan_equals_evaluate_scores(evaluated_run, tiny_dataset, backend, tol, tmp_path):
     with open(evaluated_run / "scores_test.csv") as handle:
         expected = {row["path"]: row for row in csv.DictReader(handle)}
-    det = dd.load_detector(evaluated_run, backend=backend, onnx_cache=tmp_path)
+    # abstain=False: evaluate's verdicts are two-way (the run's "uncertain" band is tested in test_abstain.py).
+    det = dd.load_detector(evaluated_run, backend=backend, onnx_cache=tmp_path, abstain=False)
     results = det.scan([tiny_dataset / "test"], detect=False)
     assert det.backend == backend and len(results) == len(expected) == 12
     for r in results:

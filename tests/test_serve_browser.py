@@ -130,3 +130,50 @@ def test_errors_are_shown_in_plain_words(page, tmp_path):
     )
     page.click("#scan-button")
     sync_api.expect(message).to_contain_text("The API key is missing or wrong.")
+
+
+@pytest.fixture(scope="module")
+def uncertain_server(tmp_path_factory, untrained_checkpoint, face_photo):
+    """A service whose model has an "uncertain" band around the astronaut's face score (no key)."""
+    from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("band")
+    raw = untrained_checkpoint(folder / "raw.safetensors", gain=1000)
+    logit = dd.load_detector(raw, backend="torch").scan([face_photo])[0]["faces"][0]["logit"]
+    state, meta = load_checkpoint(raw)
+    band = {"threshold_logit": logit, "abstain_lower_logit": logit - 1.0, "abstain_upper_logit": logit + 1.0}
+    save_checkpoint(folder / "band.safetensors", state, {**meta, **band, "abstain_target_precision": 0.99})
+    det = dd.load_detector(folder / "band.safetensors", backend="torch")
+    config = ServeConfig(backend="torch", onnx_cache=str(tmp_path_factory.mktemp("onnx")))
+    with running_server(create_app(config, detector=det)) as url:
+        yield url
+    torch.set_num_threads(threads)
+
+
+def test_an_uncertain_verdict_is_shown_apart_with_its_explanation(
+    browser, uncertain_server, tmp_path, face_photo
+):
+    page = browser.new_page()
+    problems = []
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    page.goto(uncertain_server)
+    sync_api.expect(page.locator("#model-info")).to_contain_text('"uncertain" in between')
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(face_photo).save(photo, quality=92)
+    page.set_input_files("#file-input", str(photo))
+    page.click("#scan-button")
+
+    card = page.locator(".card")
+    sync_api.expect(card).to_have_count(1, timeout=60_000)
+    sync_api.expect(card.locator("h2 .verdict")).to_have_text("UNCERTAIN")
+    sync_api.expect(card.locator(".uncertain-note")).to_contain_text("judge it yourself")
+    badge = card.locator(".face .verdict.uncertain").first
+    sync_api.expect(badge).to_be_visible()
+    # Amber, not the green of "real" or the red of "fake".
+    assert badge.evaluate("node => getComputedStyle(node).backgroundColor") == "rgb(161, 92, 0)"
+    assert card.locator(".face .bar .band").count() == 1  # the band drawn on the p_fake bar
+    sync_api.expect(card.locator(".photo .box.uncertain")).to_have_count(1)
+    assert not problems, problems
+    page.close()

@@ -29,25 +29,64 @@ def data_download(
     _out(str(download_dataset(dest)))
 
 
-@data_app.command("check", epilog=_example("deepfake-detect data check ~/data/real_vs_fake"))
+@data_app.command(
+    "check",
+    epilog=_example(
+        "deepfake-detect data check ~/data/real_vs_fake",
+        "deepfake-detect data check faces140k sources/sd21-sdfd sources/utkface",
+    ),
+)
 def data_check(
     directory: Annotated[
-        Path, typer.Argument(help="Data set folder with train/valid/test, or the Kaggle download.")
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="Data set folder with train/valid/test, or the Kaggle download. Several (each PATH[:WEIGHT], "
+            "as train --data takes them) check a data mix, whose sources may hold one class each."
+        ),
+    ] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="A folder of the mix, as for train (repeatable).")
+    ] = None,
     real_name: Annotated[str, typer.Option(help="Folder name of the real class (label 0).")] = "real",
     fake_name: Annotated[str, typer.Option(help="Folder name of the fake class (label 1).")] = "fake",
     workers: Annotated[int | None, typer.Option(help="Parallel readers; default: every core.")] = None,
+    near_distance: Annotated[
+        int | None,
+        typer.Option(
+            help="Near-duplicates: images whose perceptual hashes differ in at most this many of 256 bits "
+            "(default 24; negative: no search)."
+        ),
+    ] = None,
+    fail_on_near: Annotated[
+        bool, typer.Option(help="Also exit 1 when near-duplicates cross splits (or sources' splits).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ) -> None:
-    """Count, decode and hash every image; report balance, sizes, bad files, duplicates and split leakage.
+    """Count, decode and hash every image; report balance, sizes, bad files, duplicates and split leakage,
+    by identical content and by near-duplicate (re-encoded, resized) images; for a mix, also between sources.
 
-    Exits 1 when the same image is in two splits (leakage) or the layout is unusable.
+    Exits 1 when the same file is in two splits (leakage, inside a source or between two) or the layout is
+    unusable (a mix: a split without one of the classes).
     """
-    from deepfake_detect.data import check_dataset, resolve_data_root
+    from deepfake_detect.data.near_duplicates import NEAR_DISTANCE
 
-    report = check_dataset(resolve_data_root(directory), class_names=(real_name, fake_name), workers=workers)
+    specs = [*(directory or []), *(data or [])]
+    if not specs:
+        raise typer.BadParameter("give a data set folder, or several for a data mix")
+    near = NEAR_DISTANCE if near_distance is None else (None if near_distance < 0 else near_distance)
+    names = (real_name, fake_name)
+    if len(specs) == 1:  # one folder: the report it always had
+        from deepfake_detect.core.sources import parse_source
+        from deepfake_detect.data import check_dataset, resolve_data_root
+
+        root = resolve_data_root(parse_source(specs[0]).root)
+        report = check_dataset(root, class_names=names, workers=workers, near_distance=near)
+    else:
+        from deepfake_detect.data.mix_check import check_mix
+
+        report = check_mix(specs, class_names=names, workers=workers, near_distance=near)
     _out(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
-    if report.has_leakage or not report.is_usable:
+    if report.has_leakage or not report.is_usable or (fail_on_near and report.has_near_leakage):
         raise typer.Exit(1)
 
 
@@ -62,7 +101,7 @@ def runs_list(runs_dir: RunsDir = Path("runs")) -> None:
             e["id"],
             e["time"],
             e["model"],
-            e["data_fingerprint"][:12],
+            e["data_fingerprint"][:12] + _mix_size(e),
             e["epochs"],
             e["val_roc_auc"],
             e["val_accuracy"],
@@ -72,6 +111,12 @@ def runs_list(runs_dir: RunsDir = Path("runs")) -> None:
     print_table(
         ["id", "time", "model", "data", "epochs", "val AUC", "val acc"], rows, title=f"runs in {runs_dir}"
     )
+
+
+def _mix_size(entry: dict) -> str:
+    """`` (3 sources)`` for a run trained on a data mix, else ''."""
+    sources = entry.get("data_fingerprints") or {}
+    return f" ({len(sources)} sources)" if len(sources) > 1 else ""
 
 
 @runs_app.command("show", epilog=_example("deepfake-detect runs show 20261125-101500-notebook-cnn-s42"))

@@ -37,8 +37,20 @@ def scan(
         bool, typer.Option(help="Score the whole image when no face is found (default: no verdict).")
     ] = False,
     threshold: Annotated[
-        float | None, typer.Option(help="Decision threshold as a p_fake in (0, 1); default: the model's.")
+        float | None,
+        typer.Option(
+            help="Decision threshold as a p_fake in (0, 1): a two-way cut, so the model's uncertain band does "
+            "not apply; default: the model's threshold (and band)."
+        ),
     ] = None,
+    abstain: Annotated[
+        bool,
+        typer.Option(
+            "--abstain/--no-abstain",
+            help="Say 'uncertain' for a face whose score lies in the model's abstention band (chosen on "
+            "validation; models without one are two-way anyway). --no-abstain: always real or fake.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object a file.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row a face.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write results to this file instead of stdout.")] = None,
@@ -81,6 +93,9 @@ def scan(
     its face with the highest p_fake**. No face found: no verdict and a note (not an error). A video
     (.mp4 .webm .mov ...) is sampled at --fps; its score is the mean p_fake of its top-3 faces.
 
+    Verdicts are real, fake or **uncertain**: a model with an abstention band (chosen on validation, see
+    `calibrate-abstention`) says uncertain where its score is a coin toss; --no-abstain turns that off.
+
     Exit codes: 0 every file was read (whatever the verdicts), 1 some files could not be read, 2 usage error.
     """
     from deepfake_detect.core.exceptions import ScanError
@@ -92,8 +107,8 @@ def scan(
         paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
         threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
         resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
-        batch_size=batch_size, workers=workers, prior=prior, backend=backend, runs_dir=runs_dir,
-        progress=not quiet,
+        batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
+        runs_dir=runs_dir, progress=not quiet,
     )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")
@@ -182,6 +197,13 @@ def serve(
             help="As for scan: auto (evaluate's exact scores) or onnx-int8 (the model's int8 graph, ~2x faster)."
         ),
     ] = "auto",
+    abstain: Annotated[
+        bool,
+        typer.Option(
+            "--abstain/--no-abstain",
+            help="As for scan: 'uncertain' inside the model's abstention band; --no-abstain: always real or fake.",
+        ),
+    ] = True,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Serve the detector over HTTP: a REST API (POST /v1/scan, GET /v1/model, /healthz, docs at /docs) and a
@@ -196,7 +218,7 @@ def serve(
     config = ServeConfig(
         host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
         max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
-        keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend,
+        keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend, abstain=abstain,
         runs_dir=str(runs_dir),
     )  # fmt: skip
     run_server(config)

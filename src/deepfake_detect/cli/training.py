@@ -16,10 +16,17 @@ from deepfake_detect.cli._app import RunsDir, _example, _out, app
     epilog=_example(
         "deepfake-detect train --data ../shared/data/faces140k --model notebook-cnn --epochs 5",
         "deepfake-detect train --data DIR --config my.toml --set optimizer=adamw --set weight_decay=0.05",
+        "deepfake-detect train --data faces140k --data sources/sd21-sdfd:2 --data sources/utkface",
     )
 )
 def train(
-    data: Annotated[str | None, typer.Option(help="Data set folder (train/valid/test, real/fake).")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Data set folder (train/valid/test, real/fake). Repeat for a data mix, each PATH[:WEIGHT]: "
+            "a source may hold one class; classes are drawn half and half, by weight within a class."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Model name; see `deepfake-detect models`.")] = None,
     config: Annotated[Path | None, typer.Option(help="JSON or TOML file of config keys.")] = None,
     epochs: Annotated[
@@ -63,7 +70,7 @@ def train(
     from deepfake_detect.training.train import train as run_training
 
     flags = dict(
-        data=data,
+        data=data[0] if data and len(data) == 1 else data or None,  # one --data: the one-folder string
         model=model,
         epochs=epochs,
         batch_size=batch_size,
@@ -109,11 +116,16 @@ def train(
         "deepfake-detect evaluate runs/20261125-101500-notebook-cnn-s42 --split test",
         "deepfake-detect evaluate RUN --cost-fp 1 --cost-fn 5 --json",
         "deepfake-detect evaluate RUN --target-fpr 0.01 --save-threshold",
+        "deepfake-detect evaluate RUN --data ../shared/data/faces140k --data ../shared/data/sources/utkface",
+        "deepfake-detect evaluate RUN --split valid --launder --seed 0",
     )
 )
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
-    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one the run used.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="Data set folder (repeatable: a mix, one row per source); default: the run's."),
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to score.")] = "test",
     cost_fp: Annotated[float | None, typer.Option(help="Cost of calling a real photo fake.")] = None,
     cost_fn: Annotated[float | None, typer.Option(help="Cost of missing a fake.")] = None,
@@ -129,11 +141,20 @@ def evaluate(
         ),
     ] = None,
     save_threshold: Annotated[bool, typer.Option(help="Store the chosen threshold in the model.")] = False,
+    launder: Annotated[
+        bool,
+        typer.Option(
+            help="Launder every image first (long side 128-1024 px, then JPEG q30-95) and write "
+            "eval_<split>_laundered.*; the clean files are left alone."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Laundering seed (with --launder).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Score a split with the threshold chosen on validation: metrics, 95% bootstrap CIs, report, confusion.
+    """Score a split with the threshold chosen on validation: metrics, 95% bootstrap CIs, report, confusion,
+    and one row per data source.
 
     Rules: the stored F1-optimal threshold by default; --cost-fp/--cost-fn pick the minimum expected cost;
     --target-fpr caps the false-positive rate. Cost and FPR thresholds are chosen on the validation split.
@@ -143,13 +164,14 @@ def evaluate(
 
     result = run_evaluation(
         run,
-        data,
+        data or None,
         split=split,
         cost_fp=cost_fp,
         cost_fn=cost_fn,
         target_fpr=target_fpr,
         prior=prior,
         save_threshold=save_threshold,
+        launder_seed=seed if launder else None,
         runs_dir=runs_dir,
         progress=not quiet and not as_json,
     )
@@ -167,7 +189,9 @@ def evaluate(
 )
 def robustness(
     run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
-    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one the run used.")] = None,
+    data: Annotated[
+        list[str] | None, typer.Option(help="Data set folder (repeatable: a mix); default: the run's.")
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to perturb and score.")] = "test",
     limit_per_class: Annotated[
         int | None, typer.Option(help="At most this many images a class, of the split and of validation.")
@@ -195,7 +219,7 @@ def robustness(
 
     result = run_robustness(
         run,
-        data,
+        data or None,
         split=split,
         limit_per_class=limit_per_class,
         batch_size=batch_size,
@@ -216,7 +240,10 @@ def robustness(
 )
 def report(
     run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
-    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one evaluated.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="Data set folder (repeatable: a mix); default: the evaluated ones."),
+    ] = None,
     split: Annotated[str, typer.Option(help="Evaluated split to report on.")] = "test",
     cost_fp: Annotated[
         float | None, typer.Option(help="Cost of calling a real photo fake, for the cost curve (default 1).")
@@ -228,13 +255,20 @@ def report(
     """Write a self-contained report.html (and plots/*.png) in the run folder; prints its path.
 
     Sample faces, learning curves, ROC and PR curves, confusion matrix, score histograms, reliability diagram
-    before and after temperature scaling, metrics with 95% CIs, cost curve, config and environment. Runs
-    `evaluate` first when the split has not been evaluated.
+    before and after temperature scaling, metrics with 95% CIs, one row per data source, the laundered
+    evaluation when `evaluate --launder` wrote one, cost curve, config and environment. Runs `evaluate` first
+    when the split has not been evaluated.
     """
     from deepfake_detect.reporting.report import report as write_report
 
     path = write_report(
-        run, data, split=split, cost_fp=cost_fp, cost_fn=cost_fn, runs_dir=runs_dir, progress=not quiet
+        run,
+        data or None,
+        split=split,
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+        runs_dir=runs_dir,
+        progress=not quiet,
     )
     _out(str(path))
 
@@ -247,7 +281,10 @@ def report(
 )
 def errors(
     run: Annotated[str, typer.Argument(help="Run folder, or a run id under --runs-dir.")],
-    data: Annotated[Path | None, typer.Option(help="Data set folder; default: the one evaluated.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="Data set folder (repeatable: a mix); default: the evaluated ones."),
+    ] = None,
     split: Annotated[str, typer.Option(help="Evaluated split to analyse.")] = "test",
     top_k: Annotated[int, typer.Option(help="False positives and false negatives shown, each.")] = 16,
     n_bins: Annotated[int, typer.Option(help="Quantile bins for continuous attributes.")] = 4,
@@ -257,7 +294,8 @@ def errors(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Galleries of the most confident errors and the error rate by brightness, contrast, saturation,
-    sharpness, JPEG quality and size, in the run's errors/ folder; prints the bucket table.
+    sharpness, JPEG quality, size and (on a data mix) source, in the run's errors/ folder; prints the bucket
+    table.
 
     A bucket is flagged "worse" only when its 95% Wilson interval lies above the overall error rate.
     """
@@ -265,7 +303,7 @@ def errors(
 
     result = error_analysis(
         run,
-        data,
+        data or None,
         split=split,
         top_k=top_k,
         n_bins=n_bins,
@@ -304,3 +342,64 @@ def baselines(
 
     result = run_baselines(data, limit_per_class=limit_per_class, methods=method, workers=workers, seed=seed)
     _out(json.dumps(result) if as_json else format_table(result))
+
+
+@app.command(
+    "calibrate-abstention",
+    epilog=_example(
+        "deepfake-detect calibrate-abstention runs/20261125-101500-notebook-cnn-s42",
+        "deepfake-detect calibrate-abstention RUN --precision 0.995 --json",
+        "deepfake-detect calibrate-abstention default --data ../shared/data/faces140k --output band.safetensors",
+    ),
+)
+def calibrate_abstention(
+    run: Annotated[str, typer.Argument(help="Run folder, run id, default or a .safetensors file.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Data set folder whose valid split is scored (repeatable: a mix); default: the run's."
+        ),
+    ] = None,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            help="Precision each decided verdict must reach (default: the run's abstain_precision, 0.99)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the weights with the band here instead of rewriting them.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Choose a model's "uncertain" band on its validation split and store it with the weights.
+
+    The validation images are scored clean and laundered once (seed 0: random resize, then JPEG q30-95), and
+    the band around the stored threshold is the narrowest one outside which each verdict, real or fake, reaches
+    the target precision on them. Training does this by itself; this command is for older runs and the shipped
+    model. Only the metadata is rewritten: the tensors and their hash do not change. `scan` and `serve` then say
+    "uncertain" inside the band (`--no-abstain` turns it off).
+    """
+    from deepfake_detect.evaluation.abstain import calibrate_abstention as fit_band
+
+    result = fit_band(
+        run, data or None, target_precision=precision, output=output, runs_dir=runs_dir,
+        progress=not quiet and not as_json,
+    )  # fmt: skip
+    if as_json:
+        _out(json.dumps(result))
+        return
+    lower, upper = result["abstain_lower_logit"], result["abstain_upper_logit"]
+    fitted = result["abstain_validation"]
+    _out(
+        f'"real" below logit {_end(lower)}, "fake" from {_end(upper)}, "uncertain" in between '
+        f"(threshold {result['threshold_logit']:.4f}); decides {result['abstain_coverage']:.1%} of "
+        f"{fitted['n']} validation faces ({fitted['n_laundered']} laundered) at precision "
+        f"{result['abstain_target_precision']:g}; written into {result['weights']}"
+    )
+
+
+def _end(logit: float | None) -> str:
+    """A band end for the terminal: None decides nothing."""
+    return "never" if logit is None else f"{logit:.4f}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 import types
 import typing
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.core.exceptions import ConfigError
+from deepfake_detect.core.sources import Source, parse_sources
 
 __all__ = [
     "ConfigError",
@@ -36,16 +38,27 @@ DATA_ENV = "DEEPFAKE_DATA"
 MISSING_DATA = f"no data set given: pass --data or set {DATA_ENV} (in Python: TrainConfig(data=...))"
 
 
+def _normal_data(data: Any) -> str | tuple[str, ...] | None:
+    """``data`` as stored: None, one spec as a string (one folder, as before mixes), or a tuple of specs."""
+    if data is None:
+        return None
+    specs = (os.fspath(data),) if isinstance(data, str | os.PathLike) else tuple(os.fspath(d) for d in data)
+    parse_sources(specs)  # a bad weight fails here, when the config is made
+    return specs[0] if len(specs) == 1 else specs
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides the outcome of one training run.
 
     Parameters
     ----------
-    data : str or None
+    data : str, sequence of str, or None
         Data set folder holding ``train/``, ``valid/`` and ``test/`` (or the Kaggle nesting above them), or
         ``train.csv``/``valid.csv``/``test.csv`` manifests. ``None`` until given: :func:`load_config` takes
-        ``DEEPFAKE_DATA`` from the ``env`` it is passed, and training refuses a config without one.
+        ``DEEPFAKE_DATA`` from the ``env`` it is passed, and training refuses a config without one. A list of
+        ``PATH[:WEIGHT]`` specs trains on a data mix (see :meth:`data_sources`); a source may hold one class
+        only. A list of one spec is stored as that string, so it means what one folder always meant.
     manifest : bool
         Read the splits from the ``<split>.csv`` manifests even where split folders exist (they are read
         anyway when the folders are absent).
@@ -77,13 +90,42 @@ class TrainConfig:
     hflip : bool
         Random horizontal flips during training.
     aug_jpeg_p, aug_blur_p, aug_rescale_p, aug_color_p : float
-        Probabilities of seeded JPEG re-compression (quality 30-95), Gaussian blur (sigma 0.2-1.5 px),
-        down- and up-scaling (x0.5-0.9) and colour jitter during training; 0 turns a step off.
+        Probabilities of seeded JPEG re-compression, Gaussian blur, down- or up-scaling and colour jitter
+        during training, on both classes; 0 turns a step off (and it then draws no random numbers).
+    aug_jpeg_quality : tuple of int
+        JPEG quality range, both ends included, in [1, 100]; default (30, 95). CNNDetection-style: 30,100.
+    aug_blur_sigma : tuple of float
+        Gaussian blur sigma range in pixels, at least 0; default (0.2, 1.5). CNNDetection-style: 0,3.
+    aug_rescale : tuple of float
+        Scaling factor range, above 0: the image is scaled by the factor and back (below 1 loses detail,
+        above 1 adds resampling traces); default (0.5, 0.9). Wider: 0.25,2.
+    aug_brightness, aug_contrast, aug_saturation : float
+        Colour jitter strengths in [0, 1]: each factor is 1 plus a value drawn from [-strength, strength]
+        (torchvision's convention); default 0.2 each. SAFE uses 0.5.
+    aug_rotate_p : float
+        Probability of a rotation (nearest-neighbour, black corners); 0 turns it off.
+    aug_rotate_degrees : tuple of float
+        Rotation angle range in degrees, within [-180, 180]; default (-15, 15).
+    aug_mask_p : float
+        Probability of SAFE's random patch masking: grid squares are blacked out; 0 turns it off.
+    aug_mask_ratio : tuple of float
+        Share of the image area masked, a range within [0, 1]; default (0, 0.75) as SAFE.
+    aug_mask_patch : float
+        Side of one masked square as a share of the image side, in (0, 1]; default 0.07 (16 px at 224).
+    aug_zoom_p : float
+        Probability of a random resized crop of the stored image before the model's crop, to break
+        framing shortcuts (face size and position); 0 turns it off.
+    aug_zoom_scale : tuple of float
+        Share of the stored image's area that crop covers, a range within (0, 1]; default (0.5, 1).
     ema_decay : float
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
         save the average; 0 turns it off.
     tta_flip : bool
         Average the logits of each image and its mirror image at validation and inference.
+    abstain_precision : float
+        Target precision of the "uncertain" band fitted at the end of training on the validation split,
+        clean and laundered: outside the band each decided verdict ("real" or "fake") reaches it there; in
+        [0.5, 1], default 0.99. It decides nothing about the weights.
     seed : int
         Seeds Python, NumPy, torch, the data order and every augmentation.
     threads : int or None
@@ -98,7 +140,8 @@ class TrainConfig:
     lr_patience, lr_factor : int, float
         Plateau schedule: multiply the learning rate by ``lr_factor`` after ``lr_patience`` flat epochs.
     train_limit, val_limit : int or None
-        Use at most this many images a class (a deterministic, spread-out subset); for quick runs.
+        Use at most this many images a class (a deterministic, spread-out subset; in a data mix, a class of
+        each source); for quick runs.
     max_steps_per_epoch : int or None
         End each epoch after this many batches (the schedule is sized to match); ``None`` runs every batch.
     checkpoint_every_steps : int
@@ -123,7 +166,7 @@ class TrainConfig:
         Run id; ``None`` makes one from the time, model and seed.
     """
 
-    data: str | None = None
+    data: str | tuple[str, ...] | None = None
     manifest: bool = False
     model: str = "notebook-cnn"
     pretrained: bool = True
@@ -144,8 +187,22 @@ class TrainConfig:
     aug_blur_p: float = 0.0
     aug_rescale_p: float = 0.0
     aug_color_p: float = 0.0
+    aug_jpeg_quality: tuple[int, int] = (30, 95)
+    aug_blur_sigma: tuple[float, float] = (0.2, 1.5)
+    aug_rescale: tuple[float, float] = (0.5, 0.9)
+    aug_brightness: float = 0.2
+    aug_contrast: float = 0.2
+    aug_saturation: float = 0.2
+    aug_rotate_p: float = 0.0
+    aug_rotate_degrees: tuple[float, float] = (-15.0, 15.0)
+    aug_mask_p: float = 0.0
+    aug_mask_ratio: tuple[float, float] = (0.0, 0.75)
+    aug_mask_patch: float = 0.07
+    aug_zoom_p: float = 0.0
+    aug_zoom_scale: tuple[float, float] = (0.5, 1.0)
     ema_decay: float = 0.0
     tta_flip: bool = False
+    abstain_precision: float = 0.99
     seed: int = 42
     threads: int | None = None
     num_workers: int = 0
@@ -167,6 +224,7 @@ class TrainConfig:
     run_name: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _normal_data(self.data))  # frozen: normalised once, here
         _check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         _check_choice("schedule", self.schedule, ("plateau", "cosine", "onecycle"))
         _check_choice("monitor", self.monitor, ("roc_auc", "accuracy", "f1", "loss"))
@@ -185,21 +243,21 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("aug_jpeg_p", "aug_blur_p", "aug_rescale_p", "aug_color_p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if not 0.5 <= self.abstain_precision <= 1.0:
+            raise ConfigError(f"abstain_precision must be in [0.5, 1], got {self.abstain_precision}")
+        _check_augmentation(self)
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if len(self.class_names) != 2 or self.class_names[0] == self.class_names[1]:
             raise ConfigError(f"class_names must be two different folder names, got {self.class_names}")
 
     def data_folder(self) -> str:
-        """The data set folder, refusing a config that names none.
+        """The data set folder of a one-folder config, refusing a config that names none or a mix.
 
         Raises
         ------
         ConfigError
-            When ``data`` is None.
+            When ``data`` is None, or names several sources (use :meth:`data_sources`).
 
         Examples
         --------
@@ -210,9 +268,32 @@ class TrainConfig:
         ...
         deepfake_detect.core.exceptions.ConfigError: no data set given: pass --data or set DEEPFAKE_DATA ...
         """
+        sources = self.data_sources()
+        if len(sources) > 1:
+            names = ", ".join(s.name for s in sources)
+            raise ConfigError(
+                f"data names a mix of {len(sources)} sources ({names}), not one data set folder"
+            )
+        return sources[0].root
+
+    def data_sources(self) -> list[Source]:
+        """The data mix: every source folder with its weight and name (one source for a one-folder config).
+
+        Raises
+        ------
+        ConfigError
+            When ``data`` is None.
+
+        Examples
+        --------
+        >>> [(s.name, s.weight) for s in TrainConfig(data=["d/faces140k", "d/sd21-sdfd:2"]).data_sources()]
+        [('faces140k', 1.0), ('sd21-sdfd', 2.0)]
+        >>> TrainConfig(data=["faces"]).data
+        'faces'
+        """
         if self.data is None:
             raise ConfigError(MISSING_DATA)
-        return self.data
+        return parse_sources(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-serialisable dict."""
@@ -221,6 +302,46 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """Return a copy with ``changes`` applied and type-checked."""
         return _build({**self.to_dict(), **changes})
+
+
+# The augmentation fields that are (low, high) ranges and the closed interval each end must lie in.
+_AUG_RANGES = {
+    "aug_jpeg_quality": (1, 100),
+    "aug_blur_sigma": (0.0, float("inf")),
+    "aug_rescale": (0.0, float("inf")),
+    "aug_rotate_degrees": (-180.0, 180.0),
+    "aug_mask_ratio": (0.0, 1.0),
+    "aug_zoom_scale": (0.0, 1.0),
+}
+# Ranges whose low end must be strictly above the interval's bottom: a zero factor or crop is no image.
+_AUG_POSITIVE = ("aug_rescale", "aug_zoom_scale")
+
+
+def _check_augmentation(cfg: TrainConfig) -> None:
+    """Refuse augmentation settings that cannot be drawn from, with the field's name and value."""
+    for name in (f.name for f in dataclasses.fields(cfg) if f.name.startswith("aug_")):
+        value = getattr(cfg, name)
+        if name.endswith("_p") and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name} is a probability in [0, 1], got {value}")
+    for name in ("aug_brightness", "aug_contrast", "aug_saturation"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(f"{name} is a jitter strength in [0, 1], got {getattr(cfg, name)}")
+    if not 0.0 < cfg.aug_mask_patch <= 1.0:
+        raise ConfigError(f"aug_mask_patch is a share of the image side in (0, 1], got {cfg.aug_mask_patch}")
+    for name, (bottom, top) in _AUG_RANGES.items():
+        _check_range(name, getattr(cfg, name), bottom, top, open_bottom=name in _AUG_POSITIVE)
+
+
+def _check_range(name: str, value: tuple, bottom: float, top: float, *, open_bottom: bool) -> None:
+    if len(value) != 2:
+        raise ConfigError(f"{name} expects two values low,high; got {value}")
+    low, high = value
+    if low > high:
+        raise ConfigError(f"{name} must be ordered low <= high, got {low},{high}")
+    if low < bottom or (open_bottom and low == bottom) or high > top:
+        lowest = f"above {bottom:g}" if open_bottom else f"at least {bottom:g}"
+        limits = lowest if top == float("inf") else f"{lowest} and at most {top:g}"
+        raise ConfigError(f"{name} must be {limits}, got {low},{high}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -241,12 +362,20 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
+        sequences = [a for a in args if typing.get_origin(a) is tuple]
+        if isinstance(value, list | tuple) and sequences:  # e.g. data: one folder or a list of them
+            return _coerce(name, value, sequences[0])
         return _coerce(name, value, args[0])
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise ConfigError(f"{name} expects a list like a,b; got {value!r}")
-        return tuple(_coerce(name, v, t) for v, t in zip(items, typing.get_args(annotation), strict=False))
+        kinds = typing.get_args(annotation)
+        if kinds[-1:] == (Ellipsis,):  # tuple[str, ...]: any number of items of one type
+            return tuple(_coerce(name, v, kinds[0]) for v in items)
+        if Ellipsis not in kinds and len(items) != len(kinds):
+            raise ConfigError(f"{name} expects {len(kinds)} values separated by commas; got {value!r}")
+        return tuple(_coerce(name, v, t) for v, t in zip(items, kinds, strict=False))
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -299,14 +428,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_set_pairs(pairs: list[str] | None) -> dict[str, str]:
-    """Turn ``["lr=0.01", "hflip=false"]`` into a dict, rejecting malformed items."""
-    out: dict[str, str] = {}
+def parse_set_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    """Turn ``["lr=0.01", "hflip=false"]`` into a dict, rejecting malformed items.
+
+    ``data=a,b:2`` gives a data mix: the list ``["a", "b:2"]``.
+
+    Examples
+    --------
+    >>> parse_set_pairs(["lr=0.01", "data=faces140k,sources/sd21-sdfd:2"])
+    {'lr': '0.01', 'data': ['faces140k', 'sources/sd21-sdfd:2']}
+    """
+    out: dict[str, Any] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"--set expects name=value; got {pair!r}")
-        out[name.strip().replace("-", "_")] = value.strip()
+        key, text = name.strip().replace("-", "_"), value.strip()
+        out[key] = (
+            [v.strip() for v in text.split(",") if v.strip()] if key == "data" and "," in text else text
+        )
     return out
 
 

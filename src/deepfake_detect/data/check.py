@@ -1,7 +1,9 @@
 """Check a data set before training on it: counts, balance, sizes, bad files, duplicates and split leakage.
 
 :func:`check_dataset` reads every image under ``split/class/`` once, hashes and decodes it in parallel, and
-returns a :class:`DataReport` (``deepfake-detect data check`` prints it).
+returns a :class:`DataReport` (``deepfake-detect data check`` prints it). Leakage is found by content hash
+(identical files) and by a perceptual hash (near-duplicates: re-encoded, resized or re-cropped copies, see
+:mod:`~deepfake_detect.data.near_duplicates`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PIL import Image, ImageFile
 from deepfake_detect.core.exceptions import describe_error
 from deepfake_detect.data.fingerprint import fingerprint_pairs, map_batched, resolve_workers
 from deepfake_detect.data.layout import resolve_data_root, walk_files
+from deepfake_detect.data.near_duplicates import DRAFT_SIZE, NEAR_DISTANCE, difference_hash, near_pairs
 from deepfake_detect.data.samples import (
     DEFAULT_CLASS_NAMES,
     SPLITS,
@@ -65,6 +68,17 @@ class DataReport:
         Expected ``split`` or ``split/class`` folders that are absent.
     class_names : tuple of str
         The class folder names checked (label order).
+    near_distance : int or None
+        The largest Hamming distance (of 256 bits) of the near-duplicate search; None when it was off.
+    near_leakage : list of (str, str, int)
+        ``(path, path, distance)`` of near-duplicate images (not identical files) in two different splits.
+    near_within : list of (str, str, int)
+        The same, inside one split.
+    classes_present : str
+        ``both`` requires every class in every split; ``any`` accepts one class (a source of a data mix).
+    content_hashes, perceptual_hashes : dict
+        ``relative path -> SHA-256`` and ``-> difference hash`` of the images that decode (for
+        :func:`~deepfake_detect.data.mix_check.check_mix`; not in :meth:`to_dict`).
     """
 
     root: Path
@@ -79,6 +93,12 @@ class DataReport:
     fingerprint: str | None
     missing: list[str]
     class_names: tuple[str, ...] = field(default=DEFAULT_CLASS_NAMES)
+    near_distance: int | None = None
+    near_leakage: list[tuple[str, str, int]] = field(default_factory=list)
+    near_within: list[tuple[str, str, int]] = field(default_factory=list)
+    classes_present: str = "both"
+    content_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    perceptual_hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def has_leakage(self) -> bool:
@@ -86,11 +106,19 @@ class DataReport:
         return bool(self.leakage)
 
     @property
+    def has_near_leakage(self) -> bool:
+        """True when near-duplicate images (not identical files) appear in more than one split."""
+        return bool(self.near_leakage)
+
+    @property
     def is_usable(self) -> bool:
-        """True when every split has every class folder with at least one image."""
-        return not self.missing and all(
-            self.counts.get(split, {}).get(name, 0) > 0 for split in SPLITS for name in self.class_names
-        )
+        """True when every split has every class folder with at least one image (one class: ``any``)."""
+        if self.missing:
+            return False
+        found = [
+            [self.counts.get(split, {}).get(name, 0) > 0 for name in self.class_names] for split in SPLITS
+        ]
+        return all(all(row) if self.classes_present == "both" else any(row) for row in found)
 
     def to_dict(self) -> dict:
         """Return the report as plain JSON-serialisable types (counters ordered by frequency)."""
@@ -107,9 +135,13 @@ class DataReport:
                 s: [list(g) for g in groups] for s, groups in self.duplicates_within.items()
             },
             "leakage": [list(group) for group in self.leakage],
+            "near_distance": self.near_distance,
+            "near_leakage": _pair_dicts(self.near_leakage),
+            "near_within": _pair_dicts(self.near_within),
             "fingerprint": self.fingerprint,
             "missing": list(self.missing),
             "has_leakage": self.has_leakage,
+            "has_near_leakage": self.has_near_leakage,
             "is_usable": self.is_usable,
         }
 
@@ -131,6 +163,7 @@ class DataReport:
             lines += _list_lines("Leaked groups", [", ".join(g) for g in self.leakage])
         else:
             lines.append("Leakage: none (no identical files across splits)")
+        lines += near_lines(self.near_distance, self.near_leakage, self.near_within, "splits")
         lines.append(f"Fingerprint: {self.fingerprint or 'unavailable (some files could not be read)'}")
         lines.append(f"Usable for training: {'yes' if self.is_usable else 'no'}")
         return "\n".join(lines)
@@ -152,6 +185,31 @@ class DataReport:
         return lines
 
 
+def near_lines(
+    distance: int | None, across: list[tuple[str, str, int]], within: list[tuple[str, str, int]], what: str
+) -> list[str]:
+    """Report lines for near-duplicate pairs found ``across`` splits or sources, and ``within`` them."""
+    if distance is None:
+        return ["Near-duplicates: not searched"]
+    shown = [f"{a}, {b} (distance {d})" for a, b, d in across]
+    if not across:
+        lines = [f"Near-duplicate leakage: none (no near-duplicates across {what}, distance <= {distance})"]
+    else:
+        lines = [
+            f"NEAR-DUPLICATE LEAKAGE: {len(across)} pair(s) across {what} (distance <= {distance} of 256 bits)"
+        ]
+        lines += _list_lines("Near-duplicate pairs", shown)
+    if within:
+        lines += _list_lines(
+            f"Near-duplicates within one of the {what}", [f"{a}, {b} (distance {d})" for a, b, d in within]
+        )
+    return lines
+
+
+def _pair_dicts(pairs: list[tuple[str, str, int]]) -> list[dict]:
+    return [{"a": a, "b": b, "distance": d} for a, b, d in pairs]
+
+
 def _counter_lines(title: str, counter: Counter[str], top: int = 5) -> list[str]:
     if not counter:
         return [f"{title}: none"]
@@ -170,31 +228,32 @@ def _list_lines(title: str, items: Sequence[str]) -> list[str]:
     return lines
 
 
-# (sha256 or None if unreadable, "WxH" or None, mode or None, reason it is bad or None)
-_Inspected = tuple[str | None, str | None, str | None, str | None]
+# (sha256 or None if unreadable, "WxH" or None, mode or None, reason it is bad or None, perceptual hash or None)
+_Inspected = tuple[str | None, str | None, str | None, str | None, bytes | None]
 
 
 def _inspect_file(path: str) -> _Inspected:
-    """Hash a file and check that it decodes, reading its bytes only once."""
+    """Hash a file, check that it decodes and take its perceptual hash, reading its bytes only once."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        return None, None, None, f"cannot read: {exc.strerror or exc}"
+        return None, None, None, f"cannot read: {exc.strerror or exc}", None
     digest = hashlib.sha256(data).hexdigest()
     if not data:
-        return digest, None, None, "empty file (0 bytes)"
+        return digest, None, None, "empty file (0 bytes)", None
     try:
         with Image.open(io.BytesIO(data)) as img:
             (width, height), mode = img.size, img.mode
             if img.format == "JPEG":
-                # Decoding at 1/8 scale skips most of the IDCT work but still reads every
-                # entropy-coded byte, so a truncated file still fails.
-                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                # Decoding at a reduced scale (the perceptual hash's input size) skips most of the IDCT
+                # work but still reads every entropy-coded byte, so a truncated file still fails.
+                img.draft("RGB", DRAFT_SIZE)
             img.load()
+            perceptual = difference_hash(img)
     except Exception as exc:  # any decoder failure, whatever its type, means a bad file
-        return digest, None, None, describe_error(exc)
-    return digest, f"{width}x{height}", mode, None
+        return digest, None, None, describe_error(exc), None
+    return digest, f"{width}x{height}", mode, None, perceptual
 
 
 def _inspect_batch(paths: Sequence[str]) -> list[_Inspected]:
@@ -226,13 +285,15 @@ def _classify(root: Path, names: tuple[str, ...]) -> tuple[dict[tuple[str, str],
     return images, unexpected
 
 
-def _missing_folders(root: Path, names: tuple[str, ...]) -> list[str]:
+def _missing_folders(root: Path, names: tuple[str, ...], classes_present: str) -> list[str]:
     missing: list[str] = []
     for split in SPLITS:
         if not (root / split).is_dir():
             missing.append(split)
             continue
-        missing += [f"{split}/{name}" for name in names if not (root / split / name).is_dir()]
+        absent = [f"{split}/{name}" for name in names if not (root / split / name).is_dir()]
+        if classes_present == "both" or len(absent) == len(names):  # "any": one class folder will do
+            missing += absent
     return missing
 
 
@@ -264,12 +325,14 @@ def check_dataset(
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     workers: int | None = None,
     progress: bool = True,
+    near_distance: int | None = NEAR_DISTANCE,
+    classes_present: str = "both",
 ) -> DataReport:
     """Walk a data set and report counts, balance, bad files, duplicates and leakage.
 
-    Every image under ``split/class/`` is read once, hashed (SHA-256) and decoded (JPEGs at
-    1/8 scale, which still reads all their data) in parallel, so a truncated, empty or
-    non-image file is reported instead of crashing a training run hours later.
+    Every image under ``split/class/`` is read once, hashed (SHA-256 and a perceptual hash) and
+    decoded (JPEGs at a reduced scale, which still reads all their data) in parallel, so a
+    truncated, empty or non-image file is reported instead of crashing a training run hours later.
 
     Parameters
     ----------
@@ -281,6 +344,11 @@ def check_dataset(
         Parallel workers; defaults to the usable cores plus two.
     progress : bool, default True
         Show a tqdm progress bar on stderr.
+    near_distance : int or None, default NEAR_DISTANCE (24)
+        Report images whose perceptual hashes differ in at most this many of 256 bits as
+        near-duplicates; None skips the search.
+    classes_present : {"both", "any"}
+        ``any`` checks a source of a data mix that holds one class only.
 
     Returns
     -------
@@ -303,7 +371,7 @@ def check_dataset(
     names = check_class_names(class_names)
     base = resolve_data_root(root)
     images, unexpected = _classify(base, names)
-    missing = _missing_folders(base, names)
+    missing = _missing_folders(base, names, classes_present)
     rels = [rel for key in sorted(images) for rel in images[key]]
     # Threads, not processes: Pillow and hashlib release the GIL in their C code, and on the
     # 11.7k-file sample on 2 cores threads used less CPU than a process pool, without its
@@ -316,7 +384,25 @@ def check_dataset(
             progress=progress,
             desc="checking",
         )
-    return _build_report(base, names, rels, results, unexpected, missing)
+    report = _build_report(base, names, rels, results, unexpected, missing)
+    report.classes_present = classes_present
+    if near_distance is not None:
+        report.near_distance = near_distance
+        report.near_leakage, report.near_within = _near_duplicates(report, near_distance)
+    return report
+
+
+def _near_duplicates(report: DataReport, distance: int) -> tuple[list, list]:
+    """Near-duplicate pairs (identical files left out: they are duplicates or leakage already) across
+    splits and within one."""
+    rels = list(report.perceptual_hashes)
+    hashes = report.content_hashes
+    across, within = [], []
+    for i, j, d in near_pairs([report.perceptual_hashes[r] for r in rels], distance):
+        a, b = rels[i], rels[j]
+        if hashes[a] != hashes[b]:
+            (within if a.split("/", 1)[0] == b.split("/", 1)[0] else across).append((a, b, d))
+    return across, within
 
 
 def _empty_counts(base: Path, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
@@ -331,9 +417,10 @@ class _Tally:
     bad: list[tuple[str, str]] = field(default_factory=list)
     good_hashes: dict[str, str] = field(default_factory=dict)  # decodable files only
     all_hashes: dict[str, str] = field(default_factory=dict)  # every readable image
+    perceptual: dict[str, bytes] = field(default_factory=dict)  # decodable files with some structure
 
     def add(self, rel: str, result: _Inspected) -> None:
-        digest, size, mode, reason = result
+        digest, size, mode, reason, perceptual = result
         split, name = rel.split("/", 2)[:2]
         self.counts[split][name] += 1
         if digest is not None:
@@ -344,6 +431,8 @@ class _Tally:
         self.sizes[size] += 1
         self.modes[mode] += 1
         self.good_hashes[rel] = digest
+        if perceptual is not None:
+            self.perceptual[rel] = perceptual
 
 
 def _build_report(
@@ -375,4 +464,6 @@ def _build_report(
         fingerprint=fingerprint_pairs(tally.all_hashes.items()) if readable else None,
         missing=missing,
         class_names=names,
+        content_hashes=tally.good_hashes,
+        perceptual_hashes=tally.perceptual,
     )

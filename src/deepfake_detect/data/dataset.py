@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from deepfake_detect.core.exceptions import BadImageError
+from deepfake_detect.data.launder import launder_bytes, launder_rng
+from deepfake_detect.data.mix import balanced_epoch_order
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import Preprocess, normalize
 
@@ -140,12 +142,29 @@ class FaceDataset(Dataset):
     strict : bool
         Raise :class:`BadImageError` on an unreadable image instead of yielding None.
     degrade : Degradations, optional
-        Extra seeded training augmentations (JPEG, blur, rescale, colour).
+        Extra seeded training augmentations (JPEG, blur, rescale, colour, rotation, masking, zoom).
+    launder_seed : int, optional
+        Launder each file before the usual load path (:func:`~deepfake_detect.data.launder.launder_bytes`, the
+        image at position ``i`` with ``launder_rng(launder_seed, i)``), one image at a time; not with ``cache``.
     """
 
     def __init__(
-        self, samples, preprocess, *, train=False, seed=0, hflip=True, cache=None, strict=False, degrade=None
+        self,
+        samples,
+        preprocess,
+        *,
+        train=False,
+        seed=0,
+        hflip=True,
+        cache=None,
+        strict=False,
+        degrade=None,
+        launder_seed=None,
     ):
+        if launder_seed is not None and cache is not None:
+            raise ValueError(
+                "a laundered dataset decodes its files each time; it cannot read a decoded cache"
+            )
         self.samples = list(samples)
         self.preprocess = preprocess
         self.train = train
@@ -154,6 +173,7 @@ class FaceDataset(Dataset):
         self.cache = cache
         self.strict = strict
         self.degrade = degrade
+        self.launder_seed = launder_seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -170,20 +190,33 @@ class FaceDataset(Dataset):
                 raise BadImageError(f"cannot read image {self.samples[index].path}")
             return stored
         try:
-            return self.preprocess.load(self.samples[index].path)
+            return self.preprocess.load(self._source(index))
         except Exception as err:  # noqa: BLE001 - a bad file is reported and skipped, the epoch goes on
             if self.strict:
                 raise BadImageError(f"cannot read image {self.samples[index].path}: {err}") from err
             log.debug("skipping %s: %s", self.samples[index].path, err)
             return None
 
-    def __getitem__(self, index: int):
+    def _source(self, index: int) -> Path | bytes:
+        """The file to load, or its laundered bytes (seeded by index, so any worker launders it alike)."""
+        path = self.samples[index].path
+        if self.launder_seed is None:
+            return path
+        laundered, _ = launder_bytes(Path(path).read_bytes(), launder_rng(self.launder_seed, index))
+        return laundered
+
+    def __getitem__(self, item: int):
+        # A data mix's epoch may draw an image more than once; its k-th draw comes as index + k * len(self)
+        # (see EpochShuffle) and gets its own augmentation. A first draw keeps the (seed, epoch, index) key.
+        draw, index = divmod(item, len(self.samples))
         stored = self._stored(index)
         if stored is None:
             return None
         if self.train:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
-            view = self.preprocess.augment(stored, rng, hflip=self.hflip, degrade=self.degrade)
+            key = (self.seed, self.epoch, index) if draw == 0 else (self.seed, self.epoch, index, draw)
+            view = self.preprocess.augment(
+                stored, np.random.default_rng(key), hflip=self.hflip, degrade=self.degrade
+            )
         else:
             view = self.preprocess.finish(stored)
         x = normalize(view, self.preprocess.mean, self.preprocess.std)[0]
@@ -203,7 +236,13 @@ def collate_skip_bad(items):
 
 
 class EpochShuffle(Sampler[int]):
-    """A permutation that depends only on ``(seed, epoch)``, optionally sharded across ranks.
+    """An epoch order that depends only on ``(seed, epoch)``, optionally sharded across ranks.
+
+    The order is a permutation of the ``n`` indices, or, given each sample's ``labels`` and source
+    ``weights``, a data mix's balanced draw (:func:`~deepfake_detect.data.mix.balanced_epoch_order`: half of
+    each class, by weight within a class, ``n`` indices with replacement). Either is dealt out alike. In a
+    mix's order an image's second draw of the epoch comes as ``index + n``, its third as ``index + 2n`` and so
+    on, so that :class:`FaceDataset` gives each draw its own augmentation.
 
     With ``world_size`` ranks the epoch's permutation is padded by repeating its first indices until its
     length divides by ``world_size`` (as ``DistributedSampler`` does with ``drop_last=False``), and rank
@@ -218,18 +257,38 @@ class EpochShuffle(Sampler[int]):
     seed : int
     rank, world_size : int
         This process's shard; ``0`` and ``1`` give the plain permutation.
+    labels, weights : Tensor of shape (n,), optional
+        Each sample's class and source weight; given together, they make each epoch a balanced mix draw.
 
     Examples
     --------
     >>> shards = [list(EpochShuffle(5, seed=0, rank=r, world_size=2)) for r in (0, 1)]
     >>> shards  # 5 indices padded to 6 by repeating the first one
     [[4, 1, 2], [0, 3, 4]]
+    >>> mix = EpochShuffle(6, seed=0, labels=torch.tensor([0, 0, 0, 0, 0, 1]), weights=torch.ones(6))
+    >>> sorted(i for i in mix if i % 6 == 5)  # the one fake is half of the epoch: drawn 3 times
+    [5, 11, 17]
     """
 
-    def __init__(self, n: int, seed: int, *, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        labels: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if (labels is None) != (weights is None) or (
+            labels is not None and not len(labels) == len(weights) == n
+        ):
+            raise ValueError(f"labels and weights go together, one for each of the {n} samples")
         self.n = n
+        self.labels = labels
+        self.weights = weights
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
@@ -241,10 +300,18 @@ class EpochShuffle(Sampler[int]):
         self.epoch = epoch
         self.skip = skip
 
-    def shard(self) -> list[int]:
-        """This rank's whole share of the epoch's permutation, ignoring ``skip``."""
+    def order(self) -> list[int]:
+        """The whole epoch's order, before it is dealt out to the ranks."""
+        if self.weights is not None:
+            return _number_repeats(
+                balanced_epoch_order(self.labels, self.weights, self.seed, self.epoch), self.n
+            )
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def shard(self) -> list[int]:
+        """This rank's whole share of the epoch's order, ignoring ``skip``."""
+        order = self.order()
         if self.world_size == 1:
             return order
         padded = order + order[: (-len(order)) % self.world_size] if order else order
@@ -257,6 +324,23 @@ class EpochShuffle(Sampler[int]):
     def __iter__(self):
         # Skipping draws nothing: the order is a pure function of (seed, epoch, rank, world_size).
         return iter(self.shard()[self.skip :])
+
+
+def _number_repeats(order: list[int], n: int) -> list[int]:
+    """Each index's k-th appearance in ``order`` as ``index + k * n`` (the first one unchanged).
+
+    Examples
+    --------
+    >>> _number_repeats([2, 0, 2, 2], 3)
+    [2, 0, 5, 8]
+    """
+    seen: dict[int, int] = {}
+    numbered = []
+    for index in order:
+        draw = seen.get(index, 0)
+        seen[index] = draw + 1
+        numbered.append(index + draw * n)
+    return numbered
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -275,6 +359,7 @@ def make_loader(
     num_workers: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    weights: torch.Tensor | None = None,
 ):
     """A DataLoader with a seeded generator, seeded workers and bad-image skipping.
 
@@ -290,6 +375,9 @@ def make_loader(
         Decoding worker processes.
     rank, world_size : int
         With ``shuffle``, give this rank its shard of the order (see :class:`EpochShuffle`).
+    weights : Tensor of shape (len(dataset),), optional
+        With ``shuffle``, each sample's source weight: epochs are a data mix's balanced draw (half of each
+        class, by weight within a class) instead of a permutation.
 
     Returns
     -------
@@ -297,7 +385,12 @@ def make_loader(
     sampler : EpochShuffle or None
         Call ``sampler.set_epoch(e)`` (and ``dataset.set_epoch(e)``) before each epoch when shuffling.
     """
-    sampler = EpochShuffle(len(dataset), seed, rank=rank, world_size=world_size) if shuffle else None
+    sampler = None
+    if shuffle:
+        labels = None if weights is None else torch.tensor([s.label for s in dataset.samples])
+        sampler = EpochShuffle(
+            len(dataset), seed, rank=rank, world_size=world_size, labels=labels, weights=weights
+        )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

@@ -1,7 +1,9 @@
 """Content fingerprints of a data set: SHA-256 of every file, hashed in parallel threads.
 
 :func:`fingerprint_dataset` is what a run records as its ``data_fingerprint``: it changes when any image is
-renamed, added, removed or edited, and not with where the data set sits on disk.
+renamed, added, removed or edited, and not with where the data set sits on disk. A data mix records one
+fingerprint a source (:func:`fingerprint_sources`) and :func:`combine_fingerprints` of them, which for one
+source of weight 1 is that source's own fingerprint, as a one-folder run always recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm import tqdm
 
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runtime import available_cores
+from deepfake_detect.core.sources import Source
 from deepfake_detect.data.layout import list_split, resolve_data_root
 from deepfake_detect.data.samples import DEFAULT_CLASS_NAMES, SPLITS
 
@@ -25,6 +28,8 @@ __all__ = [
     "data_fingerprint",
     "fingerprint_dataset",
     "fingerprint_pairs",
+    "fingerprint_sources",
+    "combine_fingerprints",
     "map_batched",
     "resolve_workers",
 ]
@@ -207,6 +212,7 @@ def fingerprint_dataset(
     workers: int | None = None,
     progress: bool = True,
     manifest: bool | None = None,
+    classes_present: str = "both",
 ) -> str:
     """Hash every image of the given splits and return :func:`data_fingerprint` of them.
 
@@ -224,6 +230,8 @@ def fingerprint_dataset(
         Show a progress bar on stderr.
     manifest : bool, optional
         Where the splits are listed, as for :func:`~deepfake_detect.data.list_split`.
+    classes_present : {"both", "any"}
+        ``any`` accepts a source of a data mix that holds one class only (the same files where both exist).
 
     Returns
     -------
@@ -239,6 +247,61 @@ def fingerprint_dataset(
     paths = [
         s.path
         for split in splits
-        for s in list_split(base, split, class_names=class_names, manifest=manifest)
+        for s in list_split(
+            base, split, class_names=class_names, manifest=manifest, classes_present=classes_present
+        )
     ]
     return data_fingerprint(base, hash_files(paths, workers=workers, progress=progress))
+
+
+def fingerprint_sources(
+    sources: Sequence[Source],
+    *,
+    class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
+    workers: int | None = None,
+    progress: bool = True,
+    manifest: bool | None = None,
+) -> dict[str, str]:
+    """:func:`fingerprint_dataset` of each source of a data mix (one class may be absent), by source name.
+
+    Returns
+    -------
+    dict of str to str
+        ``{source name: fingerprint}`` in the mix's order.
+    """
+    return {
+        source.name: fingerprint_dataset(
+            source.root,
+            class_names=class_names,
+            workers=workers,
+            progress=progress,
+            manifest=manifest,
+            classes_present="any",
+        )
+        for source in sources
+    }
+
+
+def combine_fingerprints(sources: Sequence[Source], fingerprints: dict[str, str]) -> str:
+    """One fingerprint for a data mix: its sources' fingerprints and weights, in order.
+
+    One source of weight 1 gives its own fingerprint unchanged, so a one-folder run keeps the value it always
+    recorded (and its checkpoints still resume). Otherwise it is the SHA-256 over ``"{weight!r}\t{fingerprint}\n"``
+    lines in the mix's order: the order decides the epochs, so it counts; the names (folder names) do not.
+
+    Examples
+    --------
+    >>> one = [Source("d/faces140k", 1.0, "faces140k")]
+    >>> combine_fingerprints(one, {"faces140k": "ab12"})
+    'ab12'
+    >>> mix = one + [Source("d/sd21-sdfd", 2.0, "sd21-sdfd")]
+    >>> a = combine_fingerprints(mix, {"faces140k": "ab12", "sd21-sdfd": "cd34"})
+    >>> a != combine_fingerprints(mix[::-1], {"faces140k": "ab12", "sd21-sdfd": "cd34"}), len(a)
+    (True, 64)
+    """
+    if len(sources) == 1 and sources[0].weight == 1.0:
+        return fingerprints[sources[0].name]
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(f"{source.weight!r}\t{fingerprints[source.name]}\n".encode())
+    return digest.hexdigest()

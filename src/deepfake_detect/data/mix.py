@@ -9,81 +9,25 @@ train splits together. A single source with weight 1 keeps the plain shuffled ep
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.core.sources import Source, parse_source, parse_sources, source_name
 from deepfake_detect.data.layout import list_split
 from deepfake_detect.data.samples import DEFAULT_CLASS_NAMES, Sample
 
-__all__ = ["Source", "parse_source", "source_name", "parse_sources", "list_mix_split", "balanced_epoch_order"]
-
-
-@dataclass(frozen=True)
-class Source:
-    """One folder of a mix, its sampling weight within each class, and the name its rows are reported under."""
-
-    root: str
-    weight: float = 1.0
-    name: str = ""
-
-
-def source_name(root: str | os.PathLike[str]) -> str:
-    """The name a source is reported under: its folder's name (``sources/sd21-sdfd`` -> ``sd21-sdfd``).
-
-    Examples
-    --------
-    >>> source_name("../shared/data/sources/sd21-sdfd/"), source_name("~/data/real_vs_fake")
-    ('sd21-sdfd', 'real_vs_fake')
-    """
-    return Path(os.fspath(root).rstrip("/\\")).name
-
-
-def parse_source(spec: str | os.PathLike[str] | Source) -> Source:
-    """A source from ``PATH`` or ``PATH:WEIGHT`` (the weight is the text after the last colon, if it is a number).
-
-    Examples
-    --------
-    >>> parse_source("sources/sd21-sdfd:2")
-    Source(root='sources/sd21-sdfd', weight=2.0, name='sd21-sdfd')
-    >>> parse_source("faces140k").weight
-    1.0
-    """
-    if isinstance(spec, Source):
-        return spec if spec.name else Source(spec.root, spec.weight, source_name(spec.root))
-    text = os.fspath(spec)
-    root, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep and head and _is_number(tail):  # else the colon belongs to the path itself
-        root, weight = head, float(tail)
-    if not weight > 0:
-        raise DataError(f"a source's weight must be positive, got {weight} in {text!r}")
-    return Source(root, weight, source_name(root))
-
-
-def parse_sources(specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | Source]) -> list[Source]:
-    """The sources of a mix from one spec or a list of them; names made unique by their parent folder.
-
-    Examples
-    --------
-    >>> [s.name for s in parse_sources(["a/faces140k", "b/sd21-sdfd:2"])]
-    ['faces140k', 'sd21-sdfd']
-    >>> [s.name for s in parse_sources(["x/real", "y/real"])]
-    ['x/real', 'y/real']
-    """
-    items = [specs] if isinstance(specs, str | os.PathLike | Source) else list(specs)
-    if not items:
-        raise DataError("a data mix needs at least one source folder")
-    sources = [parse_source(item) for item in items]
-    names = [s.name for s in sources]
-    return [
-        s if names.count(s.name) == 1 else Source(s.root, s.weight, Path(s.root).parent.name + "/" + s.name)
-        for s in sources
-    ]
+__all__ = [
+    "Source",
+    "parse_source",
+    "source_name",
+    "parse_sources",
+    "list_mix_split",
+    "balanced_epoch_order",
+    "is_plain",
+    "sample_weights",
+]
 
 
 def list_mix_split(
@@ -92,10 +36,12 @@ def list_mix_split(
     *,
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     limit_per_class: int | None = None,
+    manifest: bool | None = None,
 ) -> list[Sample]:
     """The labelled images of one split of every source, each tagged with its source's name.
 
-    A source may hold one class only; the mix as a whole must hold both.
+    A source may hold one class only; the mix as a whole must hold both. ``limit_per_class`` and
+    ``manifest`` apply to each source as :func:`~deepfake_detect.data.layout.list_split` applies them.
 
     Raises
     ------
@@ -109,6 +55,7 @@ def list_mix_split(
             split,
             class_names=class_names,
             limit_per_class=limit_per_class,
+            manifest=manifest,
             classes_present="any",
         )
         samples.extend(Sample(s.path, s.label, source.name) for s in listed)
@@ -116,14 +63,6 @@ def list_mix_split(
     if missing:
         raise DataError(f"the data mix has no {' or '.join(missing)} images in its {split} split")
     return samples
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def balanced_epoch_order(labels: torch.Tensor, weights: torch.Tensor, seed: int, epoch: int) -> list[int]:
@@ -162,3 +101,31 @@ def balanced_epoch_order(labels: torch.Tensor, weights: torch.Tensor, seed: int,
         drawn.append(members[pick])
     order = torch.cat(drawn)
     return order[torch.randperm(n, generator=generator)].tolist()
+
+
+def is_plain(sources: Sequence[Source]) -> bool:
+    """True for one source of weight 1: its epochs are the plain shuffle a one-folder run always had.
+
+    Examples
+    --------
+    >>> is_plain(parse_sources("faces140k")), is_plain(parse_sources(["faces140k", "sd21-sdfd"]))
+    (True, False)
+    """
+    return len(sources) == 1 and sources[0].weight == 1.0
+
+
+def sample_weights(sources: Sequence[Source], samples: Sequence[Sample]) -> torch.Tensor:
+    """Each sample's source weight, for :func:`balanced_epoch_order` (samples tagged by :func:`list_mix_split`).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> mix = parse_sources(["a/faces140k", "b/sd21-sdfd:3"])
+    >>> sample_weights(mix, [Sample(Path("x.jpg"), 1, "sd21-sdfd"), Sample(Path("y.jpg"), 0, "faces140k")])
+    tensor([3., 1.], dtype=torch.float64)
+    """
+    by_name = {s.name: s.weight for s in sources}
+    try:
+        return torch.tensor([by_name[s.source] for s in samples], dtype=torch.float64)
+    except KeyError as err:
+        raise DataError(f"a sample of source {err.args[0]!r} is not in the mix {list(by_name)}") from None

@@ -18,7 +18,8 @@ sample, the epoch and the seed: not on worker processes, batch order or what ran
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,11 @@ class Preprocess:
         hflip: bool = True,
         degrade: Degradations | None = None,
     ) -> np.ndarray:
-        """Training view of a stored image: a random crop (``crop`` mode), an optional random flip, then
-        the optional seeded ``degrade`` steps (which draw from ``rng`` only when enabled)."""
+        """Training view of a stored image: the optional random zoom of ``degrade``, a random crop (``crop``
+        mode), an optional random flip, then the other optional seeded ``degrade`` steps (each draws from
+        ``rng`` only when enabled)."""
+        if degrade is not None:
+            stored = degrade.reframe(stored, rng)
         limit = stored.shape[0] - self.size
         top, left = (int(rng.integers(0, limit + 1)), int(rng.integers(0, limit + 1))) if limit else (0, 0)
         out = _crop(stored, self.size, top, left)
@@ -122,21 +126,45 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class Degradations:
-    """Seeded training augmentations that mimic what photos go through online.
+    """Seeded training augmentations: what photos go through online, and SAFE's cheap augmentations.
 
     Each step happens with its probability; a probability of 0 draws nothing from the random generator, so
-    turning these on never changes the draws of a config that leaves them off.
+    turning a step on never changes the draws of a config that leaves it off. The defaults of the range
+    fields are the ranges used before they could be set, so old configs keep their exact pixels. The
+    training config names each field with an ``aug_`` prefix (:meth:`from_config`), and validates it.
 
     Parameters
     ----------
     jpeg_p : float
-        Probability of re-compressing as JPEG at a quality drawn from ``jpeg_quality``.
+        Probability of re-compressing as JPEG at an integer quality drawn from ``jpeg_quality`` (inclusive).
     blur_p : float
         Probability of a Gaussian blur with sigma drawn from ``blur_sigma`` (pixels).
     rescale_p : float
-        Probability of downscaling by a factor drawn from ``rescale`` and scaling back up.
+        Probability of scaling by a factor drawn from ``rescale`` and back to the original size (bilinear
+        both ways; a factor above 1 upscales first).
     color_p : float
-        Probability of brightness, contrast and saturation jitter of up to ``color_strength``.
+        Probability of brightness, contrast and saturation jitter: each is multiplied by 1 plus a value drawn
+        from ``[-brightness, brightness]``, ``[-contrast, contrast]`` and ``[-saturation, saturation]``
+        (torchvision's ``ColorJitter`` convention).
+    rotate_p : float
+        Probability of a rotation by an angle drawn from ``rotate_degrees`` (counter-clockwise), with
+        nearest-neighbour sampling (no resampling blur, as SAFE) and black corners.
+    mask_p : float
+        Probability of masking random squares black (SAFE's ``RandomMask``): the view is cut into a grid of
+        squares of side ``mask_patch`` times its side, and a share of its area drawn from ``mask_ratio`` is
+        blacked out, square by square.
+    zoom_p : float
+        Probability of a random resized crop of the stored image before the model's crop: a square covering
+        a share of its area drawn from ``zoom_scale``, at a random place, resized back (bilinear). It breaks
+        framing shortcuts (face size and position).
+
+    Examples
+    --------
+    >>> aug = Degradations(jpeg_p=1.0, jpeg_quality=(30, 100), rotate_p=0.5)
+    >>> aug.apply(np.zeros((32, 32, 3), np.uint8), np.random.default_rng(0)).shape
+    (32, 32, 3)
+    >>> Degradations().enabled
+    False
     """
 
     jpeg_p: float = 0.0
@@ -146,15 +174,52 @@ class Degradations:
     rescale_p: float = 0.0
     rescale: tuple[float, float] = (0.5, 0.9)
     color_p: float = 0.0
-    color_strength: float = 0.2
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    rotate_p: float = 0.0
+    rotate_degrees: tuple[float, float] = (-15.0, 15.0)
+    mask_p: float = 0.0
+    mask_ratio: tuple[float, float] = (0.0, 0.75)
+    mask_patch: float = 0.07
+    zoom_p: float = 0.0
+    zoom_scale: tuple[float, float] = (0.5, 1.0)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Degradations:
+        """The steps a training config asks for: field ``x`` is read from the config's ``aug_x``.
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace
+        >>> cfg = SimpleNamespace(**{f"aug_{f.name}": f.default for f in fields(Degradations)})
+        >>> Degradations.from_config(cfg) == Degradations()
+        True
+        """
+        return cls(**{f.name: getattr(cfg, f"aug_{f.name}") for f in fields(cls)})
 
     @property
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.jpeg_p, self.blur_p, self.rescale_p, self.color_p))
+        """Whether any step can happen."""
+        return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.endswith("_p"))
+
+    def reframe(self, stored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The zoom step, applied to the stored image before the model's crop (a no-op when off)."""
+        if not (self.zoom_p and rng.random() < self.zoom_p):
+            return stored
+        side = math.sqrt(rng.uniform(*self.zoom_scale))
+        height, width = stored.shape[:2]
+        crop_h, crop_w = max(1, round(height * side)), max(1, round(width * side))
+        top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
+        patch = Image.fromarray(np.ascontiguousarray(stored[top : top + crop_h, left : left + crop_w]))
+        return np.asarray(patch.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Apply the enabled steps to a uint8 ``(H, W, 3)`` array."""
+        """Apply the enabled steps after the model's crop to a uint8 ``(H, W, 3)`` array."""
         pil = Image.fromarray(np.ascontiguousarray(image))
+        if self.rotate_p and rng.random() < self.rotate_p:
+            angle = float(rng.uniform(*self.rotate_degrees))
+            pil = pil.rotate(angle, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0))
         if self.rescale_p and rng.random() < self.rescale_p:
             factor = rng.uniform(*self.rescale)
             small = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
@@ -163,15 +228,38 @@ class Degradations:
         if self.blur_p and rng.random() < self.blur_p:
             pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(*self.blur_sigma))))
         if self.color_p and rng.random() < self.color_p:
-            for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-                pil = enhancer(pil).enhance(1.0 + rng.uniform(-self.color_strength, self.color_strength))
+            jitter = (
+                (ImageEnhance.Brightness, self.brightness),
+                (ImageEnhance.Contrast, self.contrast),
+                (ImageEnhance.Color, self.saturation),
+            )
+            for enhancer, strength in jitter:
+                pil = enhancer(pil).enhance(1.0 + rng.uniform(-strength, strength))
         if self.jpeg_p and rng.random() < self.jpeg_p:
             buffer = io.BytesIO()
             low, high = self.jpeg_quality
             pil.save(buffer, "JPEG", quality=int(rng.integers(low, high + 1)))
             pil = Image.open(buffer)
             pil.load()
-        return np.asarray(pil, dtype=np.uint8)
+        out = np.asarray(pil, dtype=np.uint8)
+        if self.mask_p and rng.random() < self.mask_p:
+            out = _mask_patches(out, rng, self.mask_ratio, self.mask_patch)
+        return out
+
+
+def _mask_patches(
+    image: np.ndarray, rng: np.random.Generator, ratio: tuple[float, float], patch: float
+) -> np.ndarray:
+    """Black out distinct grid squares covering a share of the area drawn from ``ratio``."""
+    height, width = image.shape[:2]
+    side = max(1, round(patch * min(height, width)))
+    rows, cols = height // side, width // side
+    count = min(rows * cols, int(height * width * rng.uniform(*ratio) / side**2))
+    out = image.copy()
+    for cell in rng.choice(rows * cols, size=count, replace=False):
+        top, left = (int(cell) // cols) * side, (int(cell) % cols) * side
+        out[top : top + side, left : left + side] = 0
+    return out
 
 
 def _centre(side: int, size: int) -> tuple[int, int]:

@@ -3,12 +3,27 @@
 Three threshold rules, all fixed on the validation split: the stored F1-optimal one, the minimum expected cost
 for given error costs, and the one that keeps the false-positive rate under a target. The chosen threshold is
 applied, unchanged, to the evaluated split.
+
+The data scored is a mix of sources (the run's recorded ones, or the folders given): besides the pooled figures,
+each source gets its own row (:func:`~deepfake_detect.metrics.per_source.per_source_rows`), because a pooled AUC
+hides a fake family solved by its style and a real source flagged wholesale. A model that stores an "uncertain"
+band also gets the band's coverage and the precision of what it decides, pooled and per source.
+
+``launder_seed`` scores the wild-evaluation protocol instead: every image is laundered
+(:mod:`~deepfake_detect.data.launder`: a random long side in [128, 1024], then JPEG at a random quality in
+[30, 95]) before the usual load path, the image at position ``i`` of its source's sorted listing (reals, then
+fakes, each by relative path) with ``launder_rng(seed, i)``, so a source launders alike whichever other sources
+are scored beside it. The threshold stays the one chosen on clean validation; the results go to
+``eval_<split>_laundered.*`` and never replace the clean ones.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +33,39 @@ from deepfake_detect import metrics
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
-from deepfake_detect.data import list_split, resolve_data_root
+from deepfake_detect.core.runtime import predict_logits
+from deepfake_detect.data import resolve_data_root
+from deepfake_detect.data.dataset import FaceDataset, make_loader
+from deepfake_detect.data.launder import LaunderSpec
+from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.samples import Sample, is_image_name
+from deepfake_detect.inference.network import Predictions
+from deepfake_detect.metrics.abstention import coverage_and_precision
+from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.scan.detector import Detector, load_detector
 
-__all__ = ["evaluate", "choose_threshold", "format_markdown", "probe_generalisation", "run_data_root"]
+__all__ = [
+    "evaluate",
+    "choose_threshold",
+    "format_markdown",
+    "probe_generalisation",
+    "run_data_root",
+    "run_sources",
+    "resolved_sources",
+    "score_split",
+    "per_source_markdown",
+]
+
+#: What ``evaluate`` accepts as its data: one folder, or several (a mix), each ``PATH`` or ``PATH:WEIGHT``.
+DataSpec = str | os.PathLike[str] | Source | Sequence[str | os.PathLike[str] | Source]
 
 log = logging.getLogger(__name__)
 
 
 def run_data_root(run: RunDir, data: str | Path | None) -> Path:
-    """The data folder to score: ``data`` when given, else the one recorded in the run's config.
+    """One data folder to score: ``data`` when given, else the one recorded in the run's config.
+
+    A mix has several: see :func:`run_sources`.
 
     Raises
     ------
@@ -43,17 +80,98 @@ def run_data_root(run: RunDir, data: str | Path | None) -> Path:
     return resolve_data_root(recorded)
 
 
-def _scores(det: Detector, root: Path, split: str, progress: bool) -> tuple[list, Any]:
-    samples = list_split(root, split, class_names=tuple(det.metadata["class_names"]))
-    preds = det.predict_samples(samples, progress=progress)
+def run_sources(run: RunDir, data: DataSpec | None = None) -> list[Source]:
+    """The sources to score, each with its data root resolved: ``data`` when given, else the run's recorded mix
+    (``data_sources`` in its config), else its one data folder (a source named after the folder).
+
+    Raises
+    ------
+    DataError
+        When there is none, or a folder does not exist.
+    """
+    if _given(data):
+        return resolved_sources(data)
+    config = run.read_config()
+    recorded = [
+        Source(str(s["root"]), float(s.get("weight", 1.0)), str(s.get("name", "")))
+        for s in config.get("data_sources") or []
+    ]
+    if recorded:
+        return resolved_sources(recorded)
+    if config.get("data_root") is None:
+        raise DataError("this run records no data folder; pass --data DIR")
+    return resolved_sources(config["data_root"])
+
+
+def _given(data: DataSpec | None) -> bool:
+    return data is not None and not (isinstance(data, list | tuple) and not data)
+
+
+def resolved_sources(data: DataSpec) -> list[Source]:
+    """:func:`~deepfake_detect.data.mix.parse_sources`, with each root resolved to the folder of its splits.
+
+    Examples
+    --------
+    >>> resolved_sources(["/no/such/folder"])
+    Traceback (most recent call last):
+    ...
+    deepfake_detect.core.exceptions.DataError: no such folder: /no/such/folder
+    """
+    return [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in parse_sources(data)]
+
+
+def score_split(
+    det: Detector,
+    sources: Sequence[Source],
+    split: str,
+    *,
+    launder_seed: int | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> tuple[list[Sample], Predictions]:
+    """The samples of one split of the sources (each tagged with its source) and their logits, with torch.
+
+    ``launder_seed`` launders every image first (see the module docstring).
+    """
+    samples = list_mix_split(sources, split, class_names=tuple(det.metadata["class_names"]))
+    if launder_seed is None:
+        preds = det.predict_samples(samples, num_workers=num_workers, progress=progress)
+    else:
+        preds = _laundered_predictions(det, samples, launder_seed, num_workers, progress)
     if preds.n_unreadable:
         log.warning("%s: skipped %d unreadable image(s)", split, preds.n_unreadable)
     return samples, preds
 
 
+def _laundered_predictions(
+    det: Detector, samples: list[Sample], seed: int, num_workers: int, progress: bool
+) -> Predictions:
+    """Logits of laundered images, one source at a time: each image is seeded by its position in its source's
+    listing (the samples of a source are contiguous, as :func:`list_mix_split` lists them)."""
+    parts, start = [], 0
+    for _, group in itertools.groupby(samples, key=lambda s: s.source):
+        group = list(group)
+        loader, _ = make_loader(
+            FaceDataset(group, det.preprocess, launder_seed=seed),
+            batch_size=64,
+            shuffle=False,
+            seed=0,
+            num_workers=num_workers,
+        )
+        if progress:
+            from tqdm import tqdm
+
+            loader = tqdm(loader, desc="launder and score", unit="batch", leave=False)
+        logits, labels, indices, n_bad = predict_logits(det.model, loader, det.device)
+        parts.append((logits, labels, indices + start, n_bad))
+        start += len(group)
+    logits, labels, indices, n_bad = zip(*parts, strict=True)
+    return Predictions(np.concatenate(logits), np.concatenate(labels), np.concatenate(indices), sum(n_bad))
+
+
 def choose_threshold(
     det: Detector,
-    root: Path,
+    data: DataSpec,
     *,
     cost_fp: float | None = None,
     cost_fn: float | None = None,
@@ -63,7 +181,8 @@ def choose_threshold(
 ) -> dict[str, Any]:
     """Pick the threshold rule: cost when costs are given, FPR when a target is given, else the stored one.
 
-    Cost and FPR rules score the validation split to choose their threshold; the test split is not used.
+    Cost and FPR rules score the (clean) validation split of ``data`` (a folder, or a mix's sources) to choose
+    their threshold; the test split is not used.
 
     Returns
     -------
@@ -76,7 +195,7 @@ def choose_threshold(
             "logit": det.threshold_logit,
         }
     else:
-        _, val = _scores(det, root, "valid", progress)
+        _, val = score_split(det, resolved_sources(data), "valid", progress=progress)
         if target_fpr is not None:
             logit = metrics.threshold_at_fpr(val.labels, val.logits, target_fpr)
             rule = {"rule": "target_fpr", "logit": logit, "target_fpr": target_fpr}
@@ -116,7 +235,7 @@ def _report(
 
 def evaluate(
     run: str | Path,
-    data: str | Path | None = None,
+    data: DataSpec | None = None,
     *,
     split: str = "test",
     cost_fp: float | None = None,
@@ -124,6 +243,8 @@ def evaluate(
     target_fpr: float | None = None,
     prior: float | None = None,
     save_threshold: bool = False,
+    launder_seed: int | None = None,
+    num_workers: int = 0,
     n_resamples: int = 1000,
     seed: int = 0,
     runs_dir: str | Path = "runs",
@@ -135,8 +256,9 @@ def evaluate(
     ----------
     run : str or Path
         A run folder, or a run id under ``runs_dir``.
-    data : path, optional
-        Data set folder; defaults to the one recorded in the run.
+    data : path or list of paths, optional
+        Data set folder, or several (a mix, each ``PATH`` or ``PATH:WEIGHT``; weights do not matter here);
+        defaults to the sources recorded in the run.
     split : str
         Split to score; ``test`` by default. Thresholds are never chosen on it.
     cost_fp, cost_fn : float, optional
@@ -148,22 +270,34 @@ def evaluate(
         validation split's share. Calibration metrics are always judged at the validation share.
     save_threshold : bool
         Write the chosen rule's threshold into the run's checkpoint.
+    launder_seed : int, optional
+        Launder every image with this seed first and write ``eval_<split>_laundered.*`` instead (the clean files
+        are left alone); the threshold is still chosen on clean validation.
+    num_workers : int
+        Image decoding (and laundering) processes; 0 decodes in this process. The scores do not depend on it.
     n_resamples, seed : int
         Bootstrap size and seed for the 95% confidence intervals.
 
     Returns
     -------
     dict
-        The evaluation, in the layout ``evaluate --json`` prints.
+        The evaluation, in the layout ``evaluate --json`` prints: the pooled figures, ``data_sources``,
+        ``per_source`` (one row per source, see :func:`~deepfake_detect.metrics.per_source.per_source_rows`),
+        ``abstention`` (the band's coverage and precisions, None without a band) and ``laundering`` (None when
+        clean).
     """
     run_dir = RunDir.find(run, runs_dir)
     det = load_detector(run_dir.model, backend="torch")
-    root = run_data_root(run_dir, data)
+    sources = run_sources(run_dir, data)
     threshold = choose_threshold(
-        det, root, cost_fp=cost_fp, cost_fn=cost_fn, target_fpr=target_fpr, prior=prior, progress=progress
+        det, sources, cost_fp=cost_fp, cost_fn=cost_fn, target_fpr=target_fpr, prior=prior, progress=progress
     )
-    samples, preds = _scores(det, root, split, progress)
+    samples, preds = score_split(
+        det, sources, split, launder_seed=launder_seed, num_workers=num_workers, progress=progress
+    )
     costs = {"cost_fp": cost_fp or 1.0, "cost_fn": cost_fn or 1.0, "prior": prior}
+    names = [samples[int(i)].source for i in preds.indices]
+    band = getattr(det, "band", None)
     result = {
         "split": split,
         "n": int(len(preds.logits)),
@@ -172,33 +306,65 @@ def evaluate(
         "n_unreadable": preds.n_unreadable,
         "prior": prior,
         "model": det.model_info(),
-        "data_root": str(root),
+        "data_root": sources[0].root,
+        "data_sources": [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources],
+        "per_source": per_source_rows(
+            preds.labels,
+            preds.logits,
+            names,
+            threshold["logit"],
+            band=band,
+            n_resamples=n_resamples,
+            seed=seed,
+        ),
+        "abstention": _abstention(det, band, preds.labels, preds.logits),
+        "laundering": None if launder_seed is None else _laundering(launder_seed),
     }
-    _write_outputs(run_dir, result, root, samples, preds, det.p_fake(preds.logits, prior=prior))
+    _write_outputs(run_dir, result, sources, samples, preds, det.p_fake(preds.logits, prior=prior))
     if save_threshold:
         _save_threshold(run_dir.model, threshold)
     return result
 
 
-def _write_outputs(run_dir: RunDir, result: dict[str, Any], root: Path, samples, preds, p_fake) -> None:
-    split = result["split"]
-    write_json(run_dir.eval_json(split), result)
-    run_dir.eval_md(split).write_text(format_markdown(result, run_dir.name))
-    _write_scores(run_dir.scores_csv(split), root, samples, preds, p_fake, result["threshold"]["logit"])
+def _abstention(det: Detector, band, labels, logits) -> dict[str, Any] | None:
+    """The stored "uncertain" band and, on these scores, its coverage and the precision of what it decides."""
+    if band is None:
+        return None
+    stats = coverage_and_precision(labels, logits, *band)
+    return {**det.band_info(), **{k: None if np.isnan(v) else v for k, v in stats.items()}}
 
 
-def _write_scores(path: Path, root: Path, samples, preds, p_fake, threshold: float) -> None:
+def _laundering(seed: int) -> dict[str, Any]:
+    spec = LaunderSpec()
+    return {
+        "seed": seed,
+        "long_side": list(spec.long_side),
+        "jpeg_quality": list(spec.jpeg_quality),
+        "rng": "launder_rng(seed, position in its source's sorted listing)",
+    }
+
+
+def _write_outputs(run_dir: RunDir, result: dict[str, Any], sources, samples, preds, p_fake) -> None:
+    split, laundered = result["split"], result["laundering"] is not None
+    write_json(run_dir.eval_json(split, laundered=laundered), result)
+    run_dir.eval_md(split, laundered=laundered).write_text(format_markdown(result, run_dir.name))
+    roots = {s.name: Path(s.root) for s in sources}
+    path = run_dir.scores_csv(split, laundered=laundered)
+    _write_scores(path, roots, samples, preds, p_fake, result["threshold"]["logit"])
+
+
+def _write_scores(path: Path, roots: dict[str, Path], samples, preds, p_fake, threshold: float) -> None:
     """Per-image scores (``p_fake`` at the evaluation's prior), so reports and error analysis need not run
-    the model again."""
+    the model again. ``path`` is relative to the image's source root; ``source`` comes last, so readers of the
+    older five columns read these files unchanged."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "logit", "p_fake", "verdict"])
+        writer.writerow(["path", "label", "logit", "p_fake", "verdict", "source"])
         for i, logit, p in zip(preds.indices, preds.logits, p_fake, strict=True):
             sample = samples[int(i)]
-            rel = sample.path.relative_to(root).as_posix()
-            writer.writerow(
-                [rel, sample.label, f"{logit:.6f}", f"{p:.6f}", "fake" if logit >= threshold else "real"]
-            )
+            rel = sample.path.relative_to(roots[sample.source]).as_posix()
+            verdict = "fake" if logit >= threshold else "real"
+            writer.writerow([rel, sample.label, f"{logit:.6f}", f"{p:.6f}", verdict, sample.source])
 
 
 def _save_threshold(model_path: Path, threshold: dict[str, Any]) -> None:
@@ -214,12 +380,15 @@ def format_markdown(result: dict[str, Any], title: str) -> str:
     ci = result["ci95"]
     t = result["threshold"]
     (tn, fp), (fn, tp) = result["confusion_matrix"]
+    laundering = result.get("laundering")
+    heading = f"# Evaluation of {title} on {result['split']} (n = {result['n']})"
     rows = [
-        f"# Evaluation of {title} on {result['split']} (n = {result['n']})",
+        heading if laundering is None else heading + f", laundered (seed {laundering['seed']})",
         "",
         f"Threshold rule **{t['rule']}**: logit {t['logit']:.4f}, p_fake {t['p_fake']:.4f} "
         f"(chosen on validation).",
         "",
+        *_laundering_lines(laundering),
         "| metric | value | 95% CI |",
         "|---|---|---|",
     ]
@@ -249,8 +418,85 @@ def format_markdown(result: dict[str, Any], title: str) -> str:
         "",
         f"Calibration: ECE {cal['ece_raw']:.4f} raw, {cal['ece_calibrated']:.4f} after temperature "
         f"scaling; Brier {cal['brier_raw']:.4f} raw, {cal['brier_calibrated']:.4f} after.",
+        *_abstention_lines(result.get("abstention")),
+        *per_source_markdown(result.get("per_source") or []),
     ]
     return "\n".join(rows) + "\n"
+
+
+def _laundering_lines(laundering: dict[str, Any] | None) -> list[str]:
+    if laundering is None:
+        return []
+    (side_lo, side_hi), (q_lo, q_hi) = laundering["long_side"], laundering["jpeg_quality"]
+    return [
+        f"Laundered: each image resized to a long side drawn from [{side_lo}, {side_hi}] px (Lanczos), then "
+        f"JPEG at a quality drawn from [{q_lo}, {q_hi}]; the image at position i of its source's sorted "
+        f"listing uses `launder_rng({laundering['seed']}, i)`. The threshold is the one chosen on clean "
+        "validation.",
+        "",
+    ]
+
+
+def _abstention_lines(band: dict[str, Any] | None) -> list[str]:
+    if band is None:
+        return []
+    # A null end decides nothing on its side: the band reaches to infinity there.
+    lower = "-inf" if band["lower_logit"] is None else f"{band['lower_logit']:.4f}"
+    upper = "inf" if band["upper_logit"] is None else f"{band['upper_logit']:.4f}"
+    return [
+        "",
+        f"Uncertain band [{lower}, {upper}) in logits (chosen on validation for precision "
+        f"{band.get('target_precision')}): coverage {_fmt(band['coverage'])} (share decided), precision of the "
+        f"decided share {_fmt(band['accuracy_decided'])} (fake {_fmt(band['precision_fake'])}, real "
+        f"{_fmt(band['precision_real'])}).",
+    ]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _with_ci(row: dict[str, Any], key: str) -> str:
+    value, ci = row.get(key), row.get(f"{key}_ci95")
+    if value is None:
+        return "–"
+    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+def per_source_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The per-source rows as Markdown lines (none for no rows).
+
+    Examples
+    --------
+    >>> row = {"source": "utkface", "n": 2, "n_real": 2, "n_fake": 0, "auc_against": "pooled fakes",
+    ...        "roc_auc": 0.5, "accuracy": 0.5, "fpr": 0.5}
+    >>> per_source_markdown([row])[-1]
+    '| utkface | 2 (2 / 0) | 0.5000 (pooled fakes) | 0.5000 | – | – | 0.5000 |'
+    """
+    if not rows:
+        return []
+    band = any("abstention" in r for r in rows)
+    lines = [
+        "",
+        "Per source (fake-only sources against the pooled reals of the split; recall at 1% FPR at the threshold "
+        "flagging 1% of those pooled reals; FPR: the source's reals called fake at the stored threshold; "
+        "95% bootstrap intervals):",
+        "",
+        "| source | n (real / fake) | AUC | accuracy | recall | recall@1%FPR | FPR |"
+        + (" coverage |" * band),
+        "|---|---|---|---|---|---|---|" + "---|" * band,
+    ]
+    for r in rows:
+        cells = [
+            r["source"],
+            f"{r['n']} ({r['n_real']} / {r['n_fake']})",
+            _with_ci(r, "roc_auc") + (f" ({r['auc_against']})" if r.get("auc_against") else ""),
+            *(_with_ci(r, key) for key in ("accuracy", "recall", "recall_at_1pct_fpr", "fpr")),
+        ]
+        if band:
+            cells.append(_fmt((r.get("abstention") or {}).get("coverage")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _image_samples(folder: Path, label: int) -> list[Sample]:

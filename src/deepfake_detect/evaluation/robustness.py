@@ -11,6 +11,10 @@ Thresholds are fixed before any perturbed image is seen: accuracy uses the run's
 recall uses the threshold that flags at most 1% of the *clean validation* reals. Nothing is chosen on the
 evaluated split.
 
+On a data mix (the run's recorded sources, or several folders given) each condition's row also holds one row per
+source (:func:`~deepfake_detect.metrics.per_source.per_source_rows`, without intervals): a fake-only source's
+AUC against the pooled reals, a real-only source's false-positive rate at the stored threshold.
+
 >>> from deepfake_detect.evaluation.robustness import robustness              # doctest: +SKIP
 >>> result = robustness("runs/s4-128-e12", "../shared/data/faces140k")  # doctest: +SKIP
 >>> result["rows"][0]["condition"], result["rows"][0]["roc_auc"]     # doctest: +SKIP
@@ -41,10 +45,11 @@ from deepfake_detect import metrics
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import resolve_threads
-from deepfake_detect.data import list_split
+from deepfake_detect.data.mix import Source, list_mix_split
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import _to_rgb, load_image, normalize
-from deepfake_detect.evaluation.evaluate import run_data_root
+from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
+from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.scan.detector import Detector, load_detector
 from deepfake_detect.viz.plots import figure_png, new_figure
 
@@ -218,11 +223,15 @@ def _forward(det: Detector, batch: list[np.ndarray], logits: list[list[np.ndarra
         out.append(det.logits(normalize(stacked[:, c], pre.mean, pre.std)))
 
 
-def _score(det, samples, root, conditions, *, seed, batch_size, workers, progress, desc):
-    """Logits ``(C, n_good)`` of the samples under every condition, their labels and the unreadable count."""
-    jobs = [partial(_views, s, s.path.relative_to(root).as_posix(), det, conditions, seed) for s in samples]
+def _score(det, samples, roots, conditions, *, seed, batch_size, workers, progress, desc):
+    """Logits ``(C, n_good)`` of the samples under every condition, their labels, the unreadable count and the
+    sources of the readable ones."""
+    jobs = [
+        partial(_views, s, s.path.relative_to(roots[s.source]).as_posix(), det, conditions, seed)
+        for s in samples
+    ]
     logits: list[list[np.ndarray]] = [[] for _ in conditions]
-    labels, batch, n_bad = [], [], 0
+    labels, names, batch, n_bad = [], [], [], 0
     # The bar advances when images are scored, not when prepared: the model is the slow part.
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not progress)
     with bar, ThreadPoolExecutor(workers) as pool:
@@ -233,6 +242,7 @@ def _score(det, samples, root, conditions, *, seed, batch_size, workers, progres
                 continue
             batch.append(views)
             labels.append(sample.label)
+            names.append(sample.source)
             if len(batch) == batch_size:
                 _forward(det, batch, logits)
                 bar.update(len(batch))
@@ -242,15 +252,18 @@ def _score(det, samples, root, conditions, *, seed, batch_size, workers, progres
             bar.update(len(batch))
     if not labels:
         raise DataError(f"no readable image among the {len(samples)} scored for {desc}")
-    return np.stack([np.concatenate(out) for out in logits]), np.asarray(labels), n_bad
+    return np.stack([np.concatenate(out) for out in logits]), np.asarray(labels), n_bad, names
 
 
-def _score_splits(det: Detector, root: Path, split: str, limit_per_class: int | None, *, workers, **kwargs):
+def _score_splits(
+    det: Detector, sources: list[Source], split: str, limit_per_class: int | None, *, workers, **kw
+):
     """:func:`_score` of the clean validation split and of ``split`` under every condition."""
     names = tuple(det.metadata["class_names"])
-    val = list_split(root, "valid", class_names=names, limit_per_class=limit_per_class)
-    samples = list_split(root, split, class_names=names, limit_per_class=limit_per_class)
-    score = partial(_score, det, root=root, workers=resolve_threads(workers), **kwargs)
+    val = list_mix_split(sources, "valid", class_names=names, limit_per_class=limit_per_class)
+    samples = list_mix_split(sources, split, class_names=names, limit_per_class=limit_per_class)
+    roots = {s.name: Path(s.root) for s in sources}
+    score = partial(_score, det, roots=roots, workers=resolve_threads(workers), **kw)
     return (
         score(val, conditions=CONDITIONS[:1], desc="valid clean"),
         score(samples, conditions=CONDITIONS, desc=f"{split} x {len(CONDITIONS)}"),
@@ -307,10 +320,16 @@ def _add_drops(rows: list[dict[str, Any]]) -> None:
             row[f"{key}_drop"] = clean[key] - row[key] if both else None
 
 
-def _rows(labels, logits, threshold: float, threshold_fpr: float) -> list[dict[str, Any]]:
-    """One row per condition of :data:`CONDITIONS` (``logits`` has one row each), with drops from clean."""
+def _rows(labels, logits, threshold: float, threshold_fpr: float, names: list[str]) -> list[dict[str, Any]]:
+    """One row per condition of :data:`CONDITIONS` (``logits`` has one row each), with drops from clean; on a
+    mix, each with its ``per_source`` rows."""
     rows = [_row(c, labels, z, threshold, threshold_fpr) for c, z in zip(CONDITIONS, logits, strict=True)]
     _add_drops(rows)
+    if len(set(names)) > 1:
+        for row, z in zip(rows, logits, strict=True):
+            row["per_source"] = per_source_rows(
+                labels, z, names, threshold, fpr_threshold_logit=threshold_fpr, n_resamples=0
+            )
     return rows
 
 
@@ -319,7 +338,7 @@ def _rows(labels, logits, threshold: float, threshold_fpr: float) -> list[dict[s
 
 def robustness(
     run: str | Path,
-    data: str | Path | None = None,
+    data: DataSpec | None = None,
     *,
     split: str = "test",
     limit_per_class: int | None = None,
@@ -336,8 +355,8 @@ def robustness(
     ----------
     run : str or Path
         A run folder, or a run id under ``runs_dir``.
-    data : path, optional
-        Data set folder; defaults to the one recorded in the run.
+    data : path or list of paths, optional
+        Data set folder, or a mix's folders; defaults to the sources recorded in the run.
     split : str
         Split to perturb and score; ``test`` by default.
     limit_per_class : int, optional
@@ -362,18 +381,19 @@ def robustness(
     dict
         ``split``, ``n``, ``n_unreadable``, ``threshold_logit`` (stored), ``threshold_1pct_fpr_logit``
         (from the clean validation reals), ``valid_n``, ``valid_n_unreadable``, ``limit_per_class``, ``seed``,
-        ``model``, ``data_root`` and ``rows``: one dict per
+        ``model``, ``data_root``, ``data_sources`` and ``rows``: one dict per
         condition with ``condition``, ``family``, ``param``, ``roc_auc``, ``accuracy``,
         ``recall_at_1pct_fpr``, ``fpr_at_1pct_threshold`` (share of the split's reals over the 1%-FPR
-        threshold), ``mean_logit_real``, ``mean_logit_fake``, ``n`` and the ``*_drop`` from clean.
+        threshold), ``mean_logit_real``, ``mean_logit_fake``, ``n``, the ``*_drop`` from clean and, on a mix,
+        ``per_source``.
     """
     run_dir = RunDir.find(run, runs_dir)
     det = load_detector(run_dir.model, backend="torch")
-    root = run_data_root(run_dir, data)
+    sources = run_sources(run_dir, data)
     with _torch_threads(threads):
         valid, scored = _score_splits(
             det,
-            root,
+            sources,
             split,
             limit_per_class,
             seed=seed,
@@ -381,16 +401,18 @@ def robustness(
             workers=workers,
             progress=progress,
         )
-    result = _result(det, split, valid, scored, limit_per_class=limit_per_class, seed=seed, data_root=root)
+    result = _result(det, split, valid, scored, limit_per_class=limit_per_class, seed=seed, sources=sources)
     write_json(run_dir.robustness, result)
     figure_png(robustness_figure(result, title=run_dir.name), figure_path(run_dir))
     return result
 
 
-def _result(det: Detector, split: str, valid, scored, *, limit_per_class, seed: int, data_root: Path) -> dict:
+def _result(
+    det: Detector, split: str, valid, scored, *, limit_per_class, seed: int, sources: list[Source]
+) -> dict:
     """The result of :func:`robustness` from the clean validation scores and the split's scores under every
-    condition (each ``(logits, labels, n_unreadable)``)."""
-    (val_logits, val_labels, val_bad), (logits, labels, n_bad) = valid, scored
+    condition (each ``(logits, labels, n_unreadable, sources)``)."""
+    (val_logits, val_labels, val_bad, _), (logits, labels, n_bad, names) = valid, scored
     threshold_fpr = float(metrics.threshold_at_fpr(val_labels, val_logits[0], TARGET_FPR))
     if n_bad or val_bad:
         log.warning("skipped unreadable image(s): %d in %s, %d in valid", n_bad, split, val_bad)
@@ -405,8 +427,9 @@ def _result(det: Detector, split: str, valid, scored, *, limit_per_class, seed: 
         "limit_per_class": limit_per_class,
         "seed": seed,
         "model": det.model_info(),
-        "data_root": str(data_root),
-        "rows": _rows(labels, logits, det.threshold_logit, threshold_fpr),
+        "data_root": sources[0].root,
+        "data_sources": [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources],
+        "rows": _rows(labels, logits, det.threshold_logit, threshold_fpr, names),
     }
 
 
@@ -448,7 +471,29 @@ def format_markdown(result: dict[str, Any], title: str) -> str:
             str(r["n"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _per_source_lines(result["rows"])) + "\n"
+
+
+def _per_source_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """On a mix: AUC per source and condition, and the false-positive rate of each source with reals."""
+    if "per_source" not in rows[0]:
+        return []
+    names = [s["source"] for s in rows[0]["per_source"]]
+    with_reals = [s["source"] for s in rows[0]["per_source"] if s["n_real"]]
+    headers = ["condition", *(f"AUC {n}" for n in names), *(f"FPR {n}" for n in with_reals)]
+    lines = [
+        "",
+        "Per source: AUC (a fake-only source against the pooled reals); FPR at the stored threshold (sources "
+        "with reals).",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+    ]
+    for r in rows:
+        by_name = {s["source"]: s for s in r["per_source"]}
+        cells = [_cell(by_name[n]["roc_auc"]) for n in names] + [_cell(by_name[n]["fpr"]) for n in with_reals]
+        lines.append(f"| {r['condition']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 _METRICS = (

@@ -15,6 +15,11 @@ never changes afterwards:
 * ``auto``: ``onnx`` when the export works, else ``torch``. Never the int8 graph, so that a default scan
   reproduces ``evaluate`` exactly.
 
+Verdicts are "real", "fake" or, for a model that stores an abstention band (``abstain_lower_logit`` and
+``abstain_upper_logit`` in its metadata, chosen on validation, see :mod:`deepfake_detect.metrics.abstention`),
+"uncertain" inside the band. Like the backend, whether the band is used is chosen once, when a network is made
+(``abstain=``, :meth:`Network.with_abstain`); a model without a band always gives the two-way verdict.
+
 Users call :func:`deepfake_detect.load_detector`, whose :class:`~deepfake_detect.scan.detector.Detector` adds
 ``scan()`` to this class.
 """
@@ -39,15 +44,18 @@ from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session
 from deepfake_detect.metrics import calibration as calibrate
+from deepfake_detect.metrics.abstention import band_verdicts
 from deepfake_detect.models import create_model
 
-__all__ = ["BACKENDS", "Network", "Predictions", "load_network", "ONNX_CACHE_DIR"]
+__all__ = ["BACKENDS", "BAND_KEYS", "Network", "Predictions", "load_network", "ONNX_CACHE_DIR"]
 
 log = logging.getLogger(__name__)
 
 # Exported graphs of safetensors models, one file per tensor hash and input size.
 ONNX_CACHE_DIR = Path("~/.cache/deepfake-detect/onnx")
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
+# The metadata keys of the "uncertain" band; null for an end that decides nothing (no cut met the precision).
+BAND_KEYS = ("abstain_lower_logit", "abstain_upper_logit")
 
 
 @dataclass
@@ -80,6 +88,8 @@ class Network:
         Run the network with ONNX Runtime instead of torch.
     int8 : bool
         ``session`` runs the int8 graph.
+    abstain : bool
+        Say "uncertain" inside the model's abstention band, when it has one; False: always "real" or "fake".
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class Network:
         device="cpu",
         session=None,
         int8: bool = False,
+        abstain: bool = True,
     ):
         self.device = resolve_device(device) if isinstance(device, str) else device
         if model is not None:
@@ -100,6 +111,7 @@ class Network:
         self.path = path
         self.preprocess = Preprocess.from_dict(metadata["preprocess"])
         self._int8 = session is not None and int8
+        self._abstain = abstain
 
     @property
     def backend(self) -> str:
@@ -150,10 +162,54 @@ class Network:
             np.asarray(logits), self.temperature, prior=prior, base_rate=base_rate
         )
 
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """The "uncertain" band ``[lower, upper)`` in logits, or None (no band stored, or ``abstain=False``).
+
+        An end stored as null (no cut met the target precision on that side) is infinite. The band is widened,
+        if need be, to hold the stored threshold (``evaluate --save-threshold`` may move it after the band was
+        chosen), so that a decided verdict never contradicts the two-way one.
+        """
+        if not self._abstain or any(key not in self.metadata for key in BAND_KEYS):
+            return None
+        lower, upper = (self.metadata[key] for key in BAND_KEYS)
+        lower = -np.inf if lower is None else float(lower)
+        upper = np.inf if upper is None else float(upper)
+        return min(lower, self.threshold_logit), max(upper, self.threshold_logit)
+
     def verdicts(self, logits: np.ndarray, threshold_logit: float | None = None) -> list[str]:
-        """ "fake" where ``logit >= threshold`` (the stored one by default), else "real"."""
+        """The verdict of each raw logit: "fake", "real", or "uncertain" inside :attr:`band`.
+
+        With ``threshold_logit`` the verdict is two-way at that threshold (a cut the caller chose, to which the
+        band, chosen around the stored threshold, does not apply); without it, two-way at the stored
+        threshold when the network has no :attr:`band`.
+
+        Examples
+        --------
+        >>> from deepfake_detect.data.transforms import Preprocess
+        >>> meta = {"preprocess": Preprocess(size=32).to_dict(), "threshold_logit": 0.0, "temperature": 1.0,
+        ...         "abstain_lower_logit": -1.0, "abstain_upper_logit": 2.0}
+        >>> Network(None, meta).verdicts([-3.0, 0.5, 3.0])
+        ['real', 'uncertain', 'fake']
+        >>> Network(None, meta, abstain=False).verdicts([-3.0, 0.5, 3.0])
+        ['real', 'fake', 'fake']
+        """
+        if threshold_logit is None and self.band is not None:
+            return band_verdicts(logits, *self.band)
         threshold = self.threshold_logit if threshold_logit is None else threshold_logit
         return ["fake" if v >= threshold else "real" for v in np.asarray(logits)]
+
+    def with_abstain(self, abstain: bool):
+        """The same network with the "uncertain" verdict on or off; this one is left as it is.
+
+        Returns
+        -------
+        Network
+            Of this network's own class, on the same backend; ``self`` when nothing changes.
+        """
+        if abstain == self._abstain:
+            return self
+        return self._copy(session=self.session, int8=self._int8, abstain=abstain)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits of a normalised ``(B, 3, S, S)`` float32 batch, with this network's backend.
@@ -203,9 +259,12 @@ class Network:
         session = self._float_session(onnx_cache, required=backend == "onnx")
         return self._copy(session=session, int8=False) if session is not None else self.with_backend("torch")
 
-    def _copy(self, *, session, int8: bool):
-        """Another network over the same (read-only) weights and metadata, with another session."""
-        return type(self)(self.model, self.metadata, self.path, self.device, session=session, int8=int8)
+    def _copy(self, *, session, int8: bool, abstain: bool | None = None):
+        """Another network over the same (read-only) weights and metadata, with another session (or choice of
+        the "uncertain" verdict)."""
+        abstain = self._abstain if abstain is None else abstain
+        meta, path = self.metadata, self.path
+        return type(self)(self.model, meta, path, self.device, session=session, int8=int8, abstain=abstain)
 
     def _int8_session(self):
         path = self.int8_path
@@ -266,13 +325,27 @@ class Network:
         return Predictions(logits, labels, indices, n_bad)
 
     def model_info(self) -> dict[str, Any]:
-        """Name, hash, threshold and temperature, as reported beside every result."""
-        return {
+        """Name, hash, threshold and temperature, as reported beside every result; and the band in use."""
+        info = {
             "name": self.name,
             "sha256": self.metadata["tensor_sha256"],
             "threshold_logit": self.threshold_logit,
             "temperature": self.temperature,
             "backend": self.backend,
+        }
+        if self.band is not None:
+            info["uncertain_band"] = self.band_info()
+        return info
+
+    def band_info(self) -> dict[str, Any] | None:
+        """The band in use as JSON: its ends in logits (null when infinite) and the precision it was chosen for."""
+        if self.band is None:
+            return None
+        lower, upper = (float(v) if np.isfinite(v) else None for v in self.band)
+        return {
+            "lower_logit": lower,
+            "upper_logit": upper,
+            "target_precision": self.metadata.get("abstain_target_precision"),
         }
 
 
@@ -284,6 +357,7 @@ def load_network(
     backend: str = "torch",
     onnx_cache: str | Path | None = None,
     cls: type[Network] = Network,
+    abstain: bool = True,
 ) -> Network:
     """Load a network from ``default``, a run folder, a run id, a ``.safetensors`` or an ``.onnx`` file.
 
@@ -304,6 +378,8 @@ def load_network(
         Folder of exported float graphs (``onnx`` and ``auto``).
     cls : type
         The class to make: :class:`Network`, or a subclass such as the scan layer's ``Detector``.
+    abstain : bool
+        Use the model's "uncertain" band when it has one (see :attr:`Network.band`).
 
     Returns
     -------
@@ -315,7 +391,7 @@ def load_network(
         When nothing loadable is found or the file fails validation.
     """
     if str(name_or_path).lower().endswith(".onnx"):
-        return _load_onnx(Path(name_or_path).expanduser(), device, cls)
+        return _load_onnx(Path(name_or_path).expanduser(), device, cls).with_abstain(abstain)
     path = resolve_weights(name_or_path, runs_dir)
     state, meta = load_checkpoint(path)
     model = create_model(meta["model"], pretrained=False, **meta.get("model_kwargs", {}))
@@ -323,7 +399,8 @@ def load_network(
         model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit model {meta['model']!r}: {err}") from None
-    return cls(model, meta, path=path, device=device).with_backend(backend, onnx_cache=onnx_cache)
+    network = cls(model, meta, path=path, device=device, abstain=abstain)
+    return network.with_backend(backend, onnx_cache=onnx_cache)
 
 
 def _load_onnx(path: Path, device: str, cls: type[Network]) -> Network:

@@ -3,7 +3,7 @@
 ``error_analysis(run)`` writes the run's errors folder: galleries of the most confident false positives and
 false negatives (PNG grids and ``errors.html``), the per-image attributes (``attributes.csv``) and a bucket
 table (``buckets.csv``, ``buckets.md``) of the error rate by brightness, contrast, saturation, sharpness,
-estimated JPEG quality and original image size.
+estimated JPEG quality and original image size, and by source when the evaluation scored a data mix.
 
 A bucket is flagged ``worse`` only when the lower end of its 95% Wilson interval lies above the overall error
 rate, and ``maybe worse`` when just its point estimate does: small buckets are noisy, and most "bad buckets"
@@ -27,8 +27,7 @@ from PIL import Image
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import available_cores
-from deepfake_detect.data import resolve_data_root
-from deepfake_detect.reporting.report import Scores, ensure_evaluated, read_scores
+from deepfake_detect.reporting.scores import Scores, ensure_evaluated, image_files, read_scores, source_roots
 from deepfake_detect.viz import plots
 
 __all__ = [
@@ -350,8 +349,8 @@ class ErrorAnalysis:
     error_rate : float
         ``n_errors / n``, with ``error_rate_ci95`` its Wilson interval.
     false_positives, false_negatives : list of dict
-        The top-k most confident errors of each kind: ``path`` (relative to the data root), ``label``,
-        ``logit``, ``p_fake``.
+        The top-k most confident errors of each kind: ``path`` (relative to its source's data root),
+        ``label``, ``logit``, ``p_fake``, ``source``.
     buckets : list of dict
         Rows of :func:`bucket_table`.
     """
@@ -400,9 +399,18 @@ def _top_errors(scores: Scores, kind: str, top_k: int) -> list[dict[str, Any]]:
             "label": label,
             "logit": float(scores.logits[i]),
             "p_fake": float(scores.p_fake[i]),
+            "source": scores.sources[i] if scores.sources else "",
         }
         for i in idx
     ]
+
+
+def _bucket_attributes(attrs: list[dict[str, Any]], scores: Scores) -> dict[str, list[Any]]:
+    """The attributes the buckets cut by; the source too when there is more than one (one bucket says nothing)."""
+    columns = {a: [row[a] for row in attrs] for a in CONTINUOUS + DISCRETE}
+    if len(set(scores.sources)) > 1:
+        columns["source"] = list(scores.sources)
+    return columns
 
 
 def error_analysis(
@@ -422,8 +430,8 @@ def error_analysis(
     ----------
     run : str or Path
         A run folder, or a run id under ``runs_dir``.
-    data : path, optional
-        Data set folder; defaults to the one the evaluation used.
+    data : path or list of paths, optional
+        Data set folder, or a mix's folders; defaults to the ones the evaluation used.
     split : str
         The evaluated split; it is evaluated first when it has no scores yet.
     top_k : int
@@ -445,9 +453,9 @@ def error_analysis(
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     run_dir = RunDir.find(run, runs_dir)
     ev = ensure_evaluated(run_dir, data, split, progress=progress)
-    root = resolve_data_root(data) if data is not None else Path(ev["data_root"])
     scores = read_scores(run_dir.scores_csv(split))
-    attrs = _attributes_of([root / p for p in scores.paths], workers)
+    files = image_files(scores, *source_roots(ev, data))
+    attrs = _attributes_of(files, workers)
     wrong = scores.wrong
     n, k = len(scores.paths), int(wrong.sum())
     result = ErrorAnalysis(
@@ -460,16 +468,19 @@ def error_analysis(
         error_rate_ci95=wilson_interval(k, n),
         false_positives=_top_errors(scores, "fp", top_k),
         false_negatives=_top_errors(scores, "fn", top_k),
-        buckets=bucket_table(
-            {a: [row[a] for row in attrs] for a in CONTINUOUS + DISCRETE}, wrong, n_bins=n_bins
-        ),
+        buckets=bucket_table(_bucket_attributes(attrs, scores), wrong, n_bins=n_bins),
     )
-    _write_outputs(result, root, scores, attrs)
+    _write_outputs(result, dict(zip(_keys(scores), files, strict=True)), scores, attrs)
     return result
 
 
-def _gallery(items: list[dict[str, Any]], root: Path, title: str) -> bytes:
-    images = [plots.load_thumbnail(root / item["path"]) for item in items]
+def _keys(scores: Scores) -> list[tuple[str, str]]:
+    """Each row's (source, path): a path alone may repeat across the sources of a mix."""
+    return list(zip(scores.sources or [""] * len(scores.paths), scores.paths, strict=True))
+
+
+def _gallery(items: list[dict[str, Any]], files: Mapping[tuple[str, str], Path], title: str) -> bytes:
+    images = [plots.load_thumbnail(files[item["source"], item["path"]]) for item in items]
     captions = [f"p_fake {item['p_fake']:.3f}\n{Path(item['path']).name[:22]}" for item in items]
     return plots.figure_png(plots.image_grid(images, captions, title=title, columns=8))
 
@@ -481,7 +492,9 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, A
         writer.writerows(rows)
 
 
-def _write_outputs(result: ErrorAnalysis, root: Path, scores: Scores, attrs: list[dict[str, Any]]) -> None:
+def _write_outputs(
+    result: ErrorAnalysis, files: Mapping[tuple[str, str], Path], scores: Scores, attrs: list[dict[str, Any]]
+) -> None:
     out = result.out_dir
     out.mkdir(exist_ok=True)
     galleries = {
@@ -490,15 +503,15 @@ def _write_outputs(result: ErrorAnalysis, root: Path, scores: Scores, attrs: lis
     }
     pngs = {}
     for name, (items, what) in galleries.items():
-        pngs[name] = _gallery(items, root, f"Top {len(items)} {name.replace('_', ' ')}: {what}")
+        pngs[name] = _gallery(items, files, f"Top {len(items)} {name.replace('_', ' ')}: {what}")
         (out / f"{name}.png").write_bytes(pngs[name])
     per_image = [
-        {"path": p, "label": int(y), "verdict": v, "wrong": bool(w), "p_fake": f"{pf:.6f}", **a}
-        for p, y, v, w, pf, a in zip(
-            scores.paths, scores.labels, scores.verdicts, scores.wrong, scores.p_fake, attrs, strict=True
+        {"path": p, "label": int(y), "verdict": v, "wrong": bool(w), "p_fake": f"{pf:.6f}", **a, "source": s}
+        for (s, p), y, v, w, pf, a in zip(
+            _keys(scores), scores.labels, scores.verdicts, scores.wrong, scores.p_fake, attrs, strict=True
         )
     ]
-    columns = ["path", "label", "verdict", "wrong", "p_fake", *CONTINUOUS, *DISCRETE, "format"]
+    columns = ["path", "label", "verdict", "wrong", "p_fake", *CONTINUOUS, *DISCRETE, "format", "source"]
     _write_csv(out / "attributes.csv", columns, per_image)
     _write_csv(out / "buckets.csv", BUCKET_COLUMNS, result.buckets)
     (out / "buckets.md").write_text(format_buckets(result.buckets))
@@ -524,7 +537,10 @@ def _html(result: ErrorAnalysis, pngs: Mapping[str, bytes]) -> str:
         parts += [
             f"<h2>{name.replace('_', ' ').capitalize()}</h2>",
             html.img(pngs[name], name),
-            html.table(["path", "p_fake", "logit"], [[i["path"], i["p_fake"], i["logit"]] for i in items]),
+            html.table(
+                ["source", "path", "p_fake", "logit"],
+                [[i["source"], i["path"], i["p_fake"], i["logit"]] for i in items],
+            ),
         ]
     parts += [
         "<h2>Error rate by attribute</h2><p>Flag <b>worse</b>: the bucket's 95% interval lies entirely above "

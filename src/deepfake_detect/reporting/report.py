@@ -3,14 +3,15 @@
 ``report(run)`` writes the run's report page (every image embedded as a base64 PNG, no scripts, no external
 style sheets, nothing fetched from a network) and each figure again as a PNG in the run's plots folder. It
 reads what training and :func:`deepfake_detect.evaluation.evaluate.evaluate` left in the run folder and runs
-the evaluation first when its files are missing; the model is not run otherwise.
+the evaluation first when its files are missing; the model is not run otherwise. A run evaluated on a data mix
+gets a per-source table, and a laundered evaluation (``evaluate --launder``) its own section when it exists.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,111 +22,25 @@ from sklearn.metrics import average_precision_score
 from deepfake_detect import metrics
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, read_json
-from deepfake_detect.data import resolve_data_root
-from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.evaluation.robustness import figure_path as robustness_figure_path
+from deepfake_detect.reporting.scores import Scores, ensure_evaluated, image_files, read_scores, source_roots
 from deepfake_detect.viz import plots
 
-__all__ = ["report", "compare_roc", "read_scores", "ensure_evaluated", "Scores"]
+# The scores' readers are re-exported: callers of reporting.report found them here before they moved.
+__all__ = [
+    "report",
+    "compare_roc",
+    "read_scores",
+    "ensure_evaluated",
+    "Scores",
+    "source_roots",
+    "image_files",
+]
 
 log = logging.getLogger(__name__)
 
 SAMPLES_PER_CLASS = 8
 METRIC_NAMES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
-
-
-@dataclass
-class Scores:
-    """The per-image scores ``evaluate`` wrote to ``scores_<split>.csv``.
-
-    Attributes
-    ----------
-    paths : list of str
-        Image paths relative to the data root.
-    labels : ndarray of int, shape (n,)
-        0 = real, 1 = fake.
-    logits, p_fake : ndarray of float, shape (n,)
-        Raw score and calibrated probability of fake.
-    verdicts : list of str
-        ``"fake"`` or ``"real"`` at the evaluation's threshold.
-    """
-
-    paths: list[str]
-    labels: np.ndarray
-    logits: np.ndarray
-    p_fake: np.ndarray
-    verdicts: list[str]
-
-    @property
-    def wrong(self) -> np.ndarray:
-        """Boolean mask of the misclassified images."""
-        return np.array([v == "fake" for v in self.verdicts]) != (self.labels == 1)
-
-
-def read_scores(path: str | Path) -> Scores:
-    """Read a ``scores_<split>.csv`` written by :func:`deepfake_detect.evaluation.evaluate.evaluate`.
-
-    Parameters
-    ----------
-    path : str or Path
-        The CSV file.
-
-    Returns
-    -------
-    Scores
-    """
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return Scores(
-        paths=[r["path"] for r in rows],
-        labels=np.array([int(r["label"]) for r in rows], dtype=np.int64),
-        logits=np.array([float(r["logit"]) for r in rows]),
-        p_fake=np.array([float(r["p_fake"]) for r in rows]),
-        verdicts=[r["verdict"] for r in rows],
-    )
-
-
-def ensure_evaluated(
-    run_dir: RunDir,
-    data: str | Path | None,
-    split: str,
-    *,
-    cost_fp: float | None = None,
-    cost_fn: float | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Return a run's ``eval_<split>.json``, running :func:`evaluate` first when it or the scores are missing.
-
-    Parameters
-    ----------
-    run_dir : RunDir
-        The run folder.
-    data : path, optional
-        Data set folder; defaults to the one recorded in the run.
-    split : str
-        The evaluated split.
-    cost_fp, cost_fn : float, optional
-        Passed to ``evaluate`` when it has to run: the minimum-cost threshold on validation.
-    progress : bool
-        Progress bars while scoring.
-
-    Returns
-    -------
-    dict
-        The evaluation result.
-    """
-    if run_dir.eval_json(split).is_file() and run_dir.scores_csv(split).is_file():
-        return read_json(run_dir.eval_json(split))
-    log.info("%s: no evaluation of %s yet; running evaluate", run_dir.name, split)
-    return evaluate(
-        run_dir.path,
-        data,
-        split=split,
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
-        runs_dir=run_dir.path.parent,
-        progress=progress,
-    )
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -148,6 +63,7 @@ class _Context:
     split: str
     ev: dict[str, Any]
     scores: Scores
+    files: list[Path]
     config: dict[str, Any]
     run_metrics: dict[str, Any]
     class_names: tuple[str, str]
@@ -156,14 +72,13 @@ class _Context:
 
 
 def _samples_section(ctx: _Context) -> _Section:
-    root = Path(ctx.ev["data_root"])
     rng = np.random.default_rng(0)  # a fixed pick, so two reports of one run show the same faces
     images, captions, colours = [], [], []
     for label in (0, 1):
         idx = np.flatnonzero(ctx.scores.labels == label)
         picked = np.sort(rng.choice(idx, size=min(SAMPLES_PER_CLASS, idx.size), replace=False))
         for i in picked:
-            images.append(plots.load_thumbnail(root / ctx.scores.paths[i]))
+            images.append(plots.load_thumbnail(ctx.files[i]))
             wrong = bool(ctx.scores.wrong[i])
             note = " (error)" if wrong else ""
             captions.append(f"true {ctx.class_names[label]}{note}\np_fake {ctx.scores.p_fake[i]:.3f}")
@@ -179,7 +94,7 @@ def _samples_section(ctx: _Context) -> _Section:
     )
     body = (
         f"<p>Up to {SAMPLES_PER_CLASS} images a class drawn at random (seed 0) from the {ctx.split} split "
-        f"of <code>{html.escape(str(root))}</code>, with the calibrated p_fake. Red captions are errors at "
+        f"of <code>{html.escape(_data_text(ctx.ev))}</code>, with the calibrated p_fake. Red captions are errors at "
         "the chosen threshold.</p>"
     )
     return _Section("sample_faces", "Sample faces", body, plots.figure_png(fig), "sample faces grid")
@@ -302,6 +217,81 @@ def _metrics_section(ctx: _Context) -> _Section:
     return _Section("metrics", "Metrics", body)
 
 
+def _data_text(ev: Mapping[str, Any]) -> str:
+    """The evaluated folders: the data root, or each source's name and root for a mix."""
+    sources = ev.get("data_sources") or []
+    if len(sources) < 2:
+        return str(ev["data_root"])
+    return ", ".join(f"{s['name']} ({s['root']})" for s in sources)
+
+
+PER_SOURCE_FIGURES = ("roc_auc", "accuracy", "recall", "recall_at_1pct_fpr", "fpr")
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    value, ci = row.get(key), row.get(f"{key}_ci95")
+    if value is None:
+        return "–"
+    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+def _per_source_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    band = any("abstention" in r for r in rows)
+    columns = ["source", "n (real / fake)", "AUC against", *PER_SOURCE_FIGURES] + ["coverage"] * band
+    cells = []
+    for r in rows:
+        line = [r["source"], f"{r['n']} ({r['n_real']} / {r['n_fake']})", r.get("auc_against") or "–"]
+        line += [_cell(r, key) for key in PER_SOURCE_FIGURES]
+        if band:
+            coverage = (r.get("abstention") or {}).get("coverage")
+            line.append("–" if coverage is None else f"{coverage:.4f}")
+        cells.append(line)
+    return html.table(columns, cells)
+
+
+_PER_SOURCE_NOTE = (
+    "<p>One row per source, with 95% bootstrap intervals. AUC of a fake-only source is against the pooled reals "
+    "of the split, of a real-only source against the pooled fakes. Accuracy, recall and FPR (the share of the "
+    "source's reals called fake) are at the stored threshold; recall at 1% FPR is at the threshold that flags "
+    "1% of the split's pooled reals. A pooled AUC can hide a source solved by its style or flagged wholesale: "
+    "read these rows.</p>"
+)
+
+
+def _per_source_section(ctx: _Context) -> _Section | None:
+    rows = ctx.ev.get("per_source")
+    if not rows:
+        return None  # an evaluation written before per-source rows existed
+    return _Section("per_source", "Per source", _PER_SOURCE_NOTE + _per_source_table(rows))
+
+
+def _laundered_section(ctx: _Context) -> _Section | None:
+    path = ctx.run_dir.eval_json(ctx.split, laundered=True)
+    if not path.is_file():
+        return None  # written by `evaluate --launder`, when someone has run it
+    ev = read_json(path)
+    laundering, clean, ci = ev.get("laundering") or {}, ctx.ev, ev.get("ci95", {})
+    rows = [
+        [
+            name,
+            float(ev[name]),
+            f"[{ci[name][0]:.4f}, {ci[name][1]:.4f}]" if name in ci else "",
+            clean.get(name),
+        ]
+        for name in METRIC_NAMES
+    ]
+    body = (
+        f"<p>The {ctx.split} split laundered with seed {laundering.get('seed')}: each image resized to a long "
+        f"side drawn from {laundering.get('long_side')} px, then JPEG at a quality drawn from "
+        f"{laundering.get('jpeg_quality')}, at the threshold chosen on clean validation "
+        f"(logit {ev['threshold']['logit']:.4f}); n = {ev['n']}.</p>"
+        + html.table(["metric", "laundered", "95% CI", "clean"], rows)
+    )
+    if ev.get("per_source"):
+        body += "<h3>Per source, laundered</h3>" + _per_source_table(ev["per_source"])
+    return _Section("laundered", "Laundered", body)
+
+
 def _cost_section(ctx: _Context) -> _Section:
     s, ev = ctx.scores, ctx.ev
     prior = ev.get("prior")
@@ -354,12 +344,25 @@ def _robustness_section(ctx: _Context) -> _Section | None:
         return _Section(
             "robustness", "Robustness", f"<p>{path.name} could not be read: {html.escape(err)}</p>"
         )
-    extra = [k for r in rows for k in r if k not in ROBUSTNESS_COLUMNS]
+    extra = [k for r in rows for k in r if k not in ROBUSTNESS_COLUMNS and k != "per_source"]
     columns = list(ROBUSTNESS_COLUMNS) + list(dict.fromkeys(extra))
     body = html.table(columns, [[r.get(c) for c in columns] for r in rows]) if rows else "<p>No rows.</p>"
+    body += _robustness_by_source(rows)
     png_path = robustness_figure_path(ctx.run_dir)
     png = png_path.read_bytes() if png_path.is_file() else None
     return _Section("robustness", "Robustness", body, png, "robustness")
+
+
+def _robustness_by_source(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A condition-by-source AUC table, when the rows carry per-source figures of more than one source."""
+    names = list(dict.fromkeys(s["source"] for r in rows for s in r.get("per_source") or []))
+    if len(names) < 2:
+        return ""
+    cells = []
+    for r in rows:
+        by_name = {s["source"]: s for s in r.get("per_source") or []}
+        cells.append([r.get("condition")] + [(by_name.get(n) or {}).get("roc_auc") for n in names])
+    return "<h3>AUC per source</h3>" + html.table(["condition", *names], cells)
 
 
 def _dict_section(slug: str, title: str, values: dict[str, Any]) -> _Section:
@@ -381,11 +384,13 @@ def _render(title: str, meta: str, sections: list[_Section]) -> str:
 
 def _load_context(run_dir: RunDir, ev: dict[str, Any], split: str, cost_fp, cost_fn) -> _Context:
     config = run_dir.read_config()
+    scores = read_scores(run_dir.scores_csv(split))
     return _Context(
         run_dir=run_dir,
         split=split,
         ev=ev,
-        scores=read_scores(run_dir.scores_csv(split)),
+        scores=scores,
+        files=image_files(scores, *source_roots(ev)),
         config=config,
         run_metrics=run_dir.read_metrics(),
         class_names=tuple(config.get("class_names", ("real", "fake"))),
@@ -397,6 +402,8 @@ def _load_context(run_dir: RunDir, ev: dict[str, Any], split: str, cost_fp, cost
 SECTIONS: tuple[Callable[[_Context], _Section | None], ...] = (
     _samples_section,
     _metrics_section,
+    _per_source_section,
+    _laundered_section,
     _learning_section,
     _roc_section,
     _confusion_section,
@@ -409,7 +416,7 @@ SECTIONS: tuple[Callable[[_Context], _Section | None], ...] = (
 
 def report(
     run: str | Path,
-    data: str | Path | None = None,
+    data: str | Path | Sequence[str | Path] | None = None,
     *,
     split: str = "test",
     cost_fp: float | None = None,
@@ -423,8 +430,9 @@ def report(
     ----------
     run : str or Path
         A run folder, or a run id under ``runs_dir``.
-    data : path, optional
-        Data set folder, for the sample faces and a missing evaluation; defaults to the evaluated one.
+    data : path or list of paths, optional
+        Data set folder (or a mix's folders), for the sample faces and a missing evaluation; defaults to the
+        evaluated ones.
     split : str
         The evaluated split (``test`` by default).
     cost_fp, cost_fn : float, optional
@@ -443,7 +451,9 @@ def report(
     run_dir = RunDir.find(run, runs_dir)
     ev = ensure_evaluated(run_dir, data, split, cost_fp=cost_fp, cost_fn=cost_fn, progress=progress)
     if data is not None:
-        ev = {**ev, "data_root": str(resolve_data_root(data))}
+        roots, default = source_roots(ev, data)  # the folders given replace the recorded ones
+        sources = [{"name": name, "root": str(root)} for name, root in roots.items()]
+        ev = {**ev, "data_root": str(default), "data_sources": sources}
     ctx = _load_context(run_dir, ev, split, cost_fp, cost_fn)
     sections = [s for s in (build(ctx) for build in SECTIONS) if s is not None]
     sections += [
@@ -454,7 +464,7 @@ def report(
     model = ev.get("model", {})
     meta = html.escape(
         f"model {model.get('name', '?')} (sha256 {str(model.get('sha256', ''))[:12]}), {split} split, "
-        f"n = {ev['n']}, data {ev['data_root']}"
+        f"n = {ev['n']}, data {_data_text(ev)}"
     )
     run_dir.report.write_text(_render(f"Report: {run_dir.name}", meta, sections), encoding="utf-8")
     return run_dir.report

@@ -5,6 +5,7 @@
 >>> det.scan(["holiday.jpg", "photos/"])                           # doctest: +SKIP
 [{'path': 'holiday.jpg', 'error': None, 'verdict': 'real', 'p_fake': 0.08, 'faces': [...], ...}, ...]
 >>> fast = det.with_backend("onnx-int8")    # another detector; det keeps its backend  # doctest: +SKIP
+>>> two_way = dd.load_detector("default", abstain=False)   # never "uncertain"        # doctest: +SKIP
 
 It sits in the scan layer, above the network runtime it extends
 (:class:`~deepfake_detect.inference.network.Network`), so that ``det.scan`` imports nothing from a layer above.
@@ -88,6 +89,7 @@ def load_detector(
     device: str = "cpu",
     runs_dir: str | Path = "runs",
     onnx_cache: str | Path | None = None,
+    abstain: bool = True,
 ) -> Detector:
     """Load a detector from ``default``, a run folder, a run id, a ``.safetensors`` or an ``.onnx`` file.
 
@@ -106,6 +108,10 @@ def load_detector(
         Where run ids are looked up.
     onnx_cache : path, optional
         Folder of exported float graphs; default ``~/.cache/deepfake-detect/onnx``.
+    abstain : bool
+        Say "uncertain" for a face whose score lies in the model's abstention band (chosen on validation and
+        stored with the weights; see :attr:`~deepfake_detect.inference.network.Network.band`). False: always
+        "real" or "fake" (``--no-abstain``). A model without a band is two-way either way.
 
     Returns
     -------
@@ -119,5 +125,6 @@ def load_detector(
         When ``backend`` cannot run this model.
     """
     return load_network(
-        name_or_path, device=device, runs_dir=runs_dir, backend=backend, onnx_cache=onnx_cache, cls=Detector
-    )
+        name_or_path, device=device, runs_dir=runs_dir, backend=backend, onnx_cache=onnx_cache, cls=Detector,
+        abstain=abstain,
+    )  # fmt: skip

@@ -67,6 +67,13 @@ class Explainer:
         path.write_bytes(png)
         return str(path)
 
+    def _sign(self, face: dict[str, Any]) -> float:
+        """+1 to explain the "fake" evidence, -1 the "real"; an "uncertain" face: the side of the stored
+        threshold it leans to."""
+        if face["verdict"] == "uncertain":
+            return 1.0 if face["logit"] >= self.det.threshold_logit else -1.0
+        return 1.0 if face["verdict"] == "fake" else -1.0
+
     def explain(self, item, faces: list[dict[str, Any]], result: dict[str, Any]) -> None:
         """Add a ``heatmap`` (path or data URL) to the faces of one scanned input (a video: its top faces only)."""
         prefix = f"{_safe_stem(item.path)}-{output_key(item.path)}"
@@ -80,7 +87,7 @@ class Explainer:
             part = list(chosen)[start : start + 16]
             views = np.stack([item.faces[i].view for i in part])
             x = torch.from_numpy(normalize(views, pre.mean, pre.std))
-            signs = torch.tensor([1.0 if faces[i]["verdict"] == "fake" else -1.0 for i in part])
+            signs = torch.tensor([self._sign(faces[i]) for i in part])
             cams = gradcam(self.model, x, signs, self.layer)
             for i, view, cam in zip(part, views, cams, strict=True):
                 png = png_bytes(overlay_heatmap(view, cam))

@@ -48,6 +48,7 @@ CSV_COLUMNS = (
     "t",
 )
 THUMB_SIDE = 320  # pixels, long side of the report's thumbnails
+VERDICT_COLOURS = {"fake": "#e74c3c", "real": "#27ae60", "uncertain": "#e69500"}  # amber: neither
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ScanSummary:
     n_skipped: int = 0
     n_fake: int = 0
     n_real: int = 0
+    n_uncertain: int = 0
     n_no_face: int = 0
 
     def add(self, result: dict[str, Any]) -> None:
@@ -69,13 +71,16 @@ class ScanSummary:
             self.n_no_face += 1
         elif result["verdict"] == "fake":
             self.n_fake += 1
+        elif result["verdict"] == "uncertain":
+            self.n_uncertain += 1
         else:
             self.n_real += 1
 
     def format_text(self) -> str:
         skipped = f", {self.n_skipped} skipped (already in the output)" if self.n_skipped else ""
+        uncertain = f", {self.n_uncertain} uncertain" if self.n_uncertain else ""
         return (
-            f"scanned {self.n_scanned} file(s): {self.n_fake} fake, {self.n_real} real, "
+            f"scanned {self.n_scanned} file(s): {self.n_fake} fake, {self.n_real} real{uncertain}, "
             f"{self.n_no_face} without a face, {self.n_failed} unreadable{skipped}"
         )
 
@@ -96,12 +101,12 @@ class _TableWriter:
 
     def write(self, result: dict[str, Any]) -> None:
         if self.header:  # written with the first row: a scan that finds nothing prints nothing
-            self.out.write(f"{'verdict':<8} {'p_fake':>7} {'faces':>5}  path\n")
+            self.out.write(f"{'verdict':<9} {'p_fake':>7} {'faces':>5}  path\n")
             self.header = False
         verdict = "ERROR" if result["error"] else (result["verdict"] or "-")
         extra = result["error"] or result.get("note") or ""
         line = (
-            f"{verdict:<8} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
+            f"{verdict:<9} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
         )
         self.out.write(line + (f"  ({extra})" if extra else "") + "\n")
 
@@ -210,6 +215,7 @@ def scan_paths(
     workers: int | None = None,
     prior: float | None = None,
     backend: str = "auto",
+    abstain: bool = True,
     runs_dir: str | Path = "runs",
     progress: bool = True,
     stdout: TextIO | None = None,
@@ -220,7 +226,8 @@ def scan_paths(
     Parameters mirror the command's flags and :func:`deepfake_detect.scan.iter_scan`; in addition ``fmt``
     (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else ``table``),
     ``output`` (a file instead of stdout), ``resume`` (append to ``output`` and skip the paths already in
-    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file).
+    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend`` and
+    ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``: ``--no-abstain``).
 
     Returns
     -------
@@ -236,7 +243,7 @@ def scan_paths(
     if resume and (output is None or fmt == "table"):
         raise ScanError("--resume needs --output FILE written as --json or --csv")
     named = _inputs(paths, paths_from, stdin)
-    det = load_detector(model, runs_dir=runs_dir, backend=backend)
+    det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain)
     summary = ScanSummary()
     done = _done_paths(output, fmt) if resume else set()
 
@@ -294,7 +301,7 @@ def _thumbnail(result: dict[str, Any]) -> bytes | None:
     draw = ImageDraw.Draw(image)
     for face in result["faces"]:
         x, y, w, h = (v * scale for v in face["box"])
-        colour = "#e74c3c" if face["verdict"] == "fake" else "#27ae60"
+        colour = VERDICT_COLOURS.get(face["verdict"], VERDICT_COLOURS["real"])
         draw.rectangle([x, y, x + w, y + h], outline=colour, width=max(2, image.width // 120))
     return png_bytes(image)
 
@@ -328,7 +335,7 @@ def _card(result: dict[str, Any]) -> str:
 _STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa}
 .card{display:inline-block;vertical-align:top;width:340px;margin:8px;padding:8px;background:#fff;
 border:1px solid #ddd;border-top:6px solid #999}.card.fake{border-top-color:#e74c3c}
-.card.real{border-top-color:#27ae60}.card.error{border-top-color:#555}
+.card.real{border-top-color:#27ae60}.card.uncertain{border-top-color:#e69500}.card.error{border-top-color:#555}
 .thumb{max-width:320px}.heat{width:160px;margin:2px}.path{word-break:break-all;font-size:80%}
 .note{color:#a04000}h3{margin:4px 0}p{margin:3px 0;font-size:90%}"""
 
@@ -348,11 +355,18 @@ def write_report(
     """
     ordered = sorted(results, key=lambda r: (r["p_fake"] is None, -(r["p_fake"] or 0.0)))
     n_fake = sum(r["verdict"] == "fake" for r in results)
+    n_uncertain = sum(r["verdict"] == "uncertain" for r in results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    uncertain = (
+        f", {n_uncertain} uncertain (a score in the model's abstention band, where a verdict would be a "
+        "coin toss: look at these yourself)"
+        if n_uncertain
+        else ""
+    )
     intro = (
-        f"<p>{len(results)} file(s), {n_fake} judged fake. The model judges whole GAN-generated faces, "
-        "not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
+        f"<p>{len(results)} file(s), {n_fake} judged fake{uncertain}. The model judges whole GAN-generated "
+        "faces, not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
         "top-3 faces.</p>"
     )
     # Cards are made as they are written: only one card's images are in memory at a time.

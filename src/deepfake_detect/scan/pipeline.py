@@ -14,9 +14,18 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
      "model": {"name": "...", "sha256": "...", "threshold_logit": 0.3, "temperature": 1.2}}
 
 * ``box`` is in pixels of the EXIF-corrected image. ``p_fake`` is calibrated (at ``prior``); ``verdict`` is
-  ``logit >= threshold_logit`` (the model's), or ``p_fake >= threshold`` when a threshold is given.
+  one of ``"real"``, ``"fake"`` and ``"uncertain"``:
+
+  - a model with an abstention band (``model.uncertain_band``, chosen on validation and stored with the
+    weights) says ``"fake"`` when ``logit >= upper_logit``, ``"real"`` when ``logit < lower_logit`` and
+    ``"uncertain"`` in between, where a verdict would be a coin toss;
+  - a model without one, or a detector loaded with ``abstain=False`` (``--no-abstain``), says ``"fake"`` when
+    ``logit >= threshold_logit``, else ``"real"``;
+  - a ``threshold`` given to the scan is a two-way cut the caller chose: ``"fake"`` when
+    ``p_fake >= threshold``, else ``"real"``, and the band (chosen around the stored threshold) does not apply.
 * The image's ``verdict`` and ``p_fake`` are those of its face with the highest ``p_fake``: one fake face
-  makes a fake photo.
+  makes a fake photo, and when that face is "uncertain" so is the photo (even if another face is clearly
+  real: the most suspicious face decides).
 * No face found: ``"faces": []``, ``"verdict": null``, ``"p_fake": null`` and a ``"note"``; not an error.
   With ``fallback_whole_image`` the whole image is scored instead (and the note says so).
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
@@ -32,8 +41,9 @@ Videos (``.mp4 .webm .mov .mkv .avi .m4v``) are sampled at ``fps`` frames a seco
 
 The video's ``p_fake`` is the mean ``p_fake`` of its 3 highest-scoring faces over all sampled frames (fewer
 when fewer were found): one odd frame does not decide, a face that is fake throughout does. Its ``verdict``
-compares that score with the threshold in p_fake units. ``faces`` lists those top faces, each with ``t``
-(seconds) and ``frame``; a frame's ``p_fake`` is its highest face score (null without faces).
+compares that score with the threshold in p_fake units, or with the band's ends in p_fake units (at the same
+prior) when the model has a band: "uncertain" when the score falls inside. ``faces`` lists those top faces,
+each with ``t`` (seconds) and ``frame``; a frame's ``p_fake`` is its highest face score (null without faces).
 """
 
 from __future__ import annotations
@@ -170,27 +180,37 @@ class _Scorer:
             out.append(self.det.logits(normalize(views, pre.mean, pre.std)))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def verdict(self, logit: float, p: float) -> str:
+    def verdicts(self, logits: np.ndarray, p_fake: np.ndarray) -> list[str]:
+        """The faces' verdicts: the detector's (band-aware) ones, or two-way at the scan's own threshold."""
         if self.threshold is None:
-            return self.det.verdicts(np.array([logit]))[0]
-        return "fake" if p >= self.threshold else "real"
+            return self.det.verdicts(logits)
+        return ["fake" if p >= self.threshold else "real" for p in p_fake]
 
-    @property
-    def threshold_p(self) -> float:
-        """The decision threshold in p_fake units (for scores that are not a single face's)."""
+    def score_verdict(self, p: float) -> str:
+        """The verdict of a score that is not a single face's (a video's), in p_fake units at the prior."""
         if self.threshold is not None:
-            return self.threshold
-        return float(self.det.p_fake(np.array([self.det.threshold_logit]), prior=self.prior)[0])
+            return "fake" if p >= self.threshold else "real"
+        if self.det.band is None:
+            return "fake" if p >= self._to_p(self.det.threshold_logit) else "real"
+        lower, upper = self.det.band
+        return "fake" if p >= self._to_p(upper) else "real" if p < self._to_p(lower) else "uncertain"
+
+    def _to_p(self, logit: float) -> float:
+        if np.isinf(logit):  # a band end that decides nothing stays out of reach (sigmoid(inf) is 1.0)
+            return float(logit)
+        return float(self.det.p_fake(np.array([logit]), prior=self.prior)[0])
 
     def result(self, item: Decoded, logits: np.ndarray) -> dict[str, Any]:
         p_fake = self.det.p_fake(logits, prior=self.prior) if len(logits) else logits
         faces = [
-            _face_dict(f, float(lo), float(p), self.verdict(float(lo), float(p)))
-            for f, lo, p in zip(item.faces, logits, p_fake, strict=True)
+            _face_dict(f, float(lo), float(p), verdict)
+            for f, lo, p, verdict in zip(
+                item.faces, logits, p_fake, self.verdicts(logits, p_fake), strict=True
+            )
         ]
         out: dict[str, Any] = {"path": item.path, "error": item.error, "verdict": None, "p_fake": None}
         if item.video is not None:
-            out.update(video_summary(item, faces, self.threshold_p))
+            out.update(video_summary(item, faces, self.score_verdict))
         elif faces:
             top = max(faces, key=lambda f: f["p_fake"])
             out["verdict"], out["p_fake"] = top["verdict"], top["p_fake"]
@@ -244,7 +264,8 @@ def iter_scan(
     fallback_whole_image : bool
         Score the whole image when no face is found (instead of reporting no verdict).
     threshold : float, optional
-        Decision threshold in p_fake units (at ``prior``); default: the model's stored threshold.
+        Decision threshold in p_fake units (at ``prior``), a two-way cut: the model's "uncertain" band does not
+        apply. Default: the model's stored threshold, or its band (see :attr:`det.band`).
     prior : float, optional
         Expected share of fakes, for ``p_fake``; default: the calibration split's (50% for 140k).
     fps : float

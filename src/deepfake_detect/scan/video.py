@@ -7,7 +7,9 @@ the training data, or the whole frame with ``--no-detect`` / ``--fallback-whole-
 Rule: the video's ``p_fake`` is the mean ``p_fake`` of its :data:`VIDEO_TOP_K` (3)
 highest-scoring faces over all sampled frames (fewer when fewer were found). A single odd frame does not make
 a video fake; a face that looks generated for three sampled frames does. The verdict compares that score to
-the threshold in p_fake units (the model's threshold logit converted at the prior, or ``--threshold``).
+the threshold in p_fake units (the model's threshold logit converted at the prior, or ``--threshold``); for a
+model with an "uncertain" band (and no ``--threshold``), to the band's ends converted the same way, so a
+score inside the band makes the video "uncertain".
 
 JSON added to a video's result (see :mod:`deepfake_detect.scan` for the rest)::
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -89,8 +91,13 @@ def decode_video(index: int, path: str, options: DecodeOptions) -> Decoded:
     return result
 
 
-def video_summary(item: Decoded, faces: list[dict[str, Any]], threshold_p: float) -> dict[str, Any]:
-    """Per-frame timeline and the top-k rule of a video (see the module docstring)."""
+def video_summary(
+    item: Decoded, faces: list[dict[str, Any]], decide: Callable[[float], str]
+) -> dict[str, Any]:
+    """Per-frame timeline and the top-k rule of a video (see the module docstring).
+
+    ``decide`` turns the video's score (a p_fake) into its verdict.
+    """
     by_frame: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
     for face in faces:
         by_frame[face["frame"]].append(face)
@@ -103,7 +110,7 @@ def video_summary(item: Decoded, faces: list[dict[str, Any]], threshold_p: float
     score = float(np.mean([f["p_fake"] for f in ranked])) if ranked else None
     return {
         "kind": "video",
-        "verdict": None if score is None else ("fake" if score >= threshold_p else "real"),
+        "verdict": None if score is None else decide(score),
         "p_fake": score,
         "fps": item.video["fps"],
         "duration": item.video["duration"],

@@ -5,8 +5,11 @@ Endpoints (OpenAPI docs at ``/docs``):
 * ``POST /v1/scan`` -- multipart upload of images in the field ``files``; answers
   ``{"model": {...}, "results": [...]}`` with one ``scan --json`` row a file, in upload order (``path`` is
   the upload's file name). Query: ``detect`` (default true, the whole image is scored when no face is found),
-  ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold``, ``prior``.
-* ``GET /v1/model`` -- name, hash, threshold, calibration, training data fingerprint and metrics.
+  ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold`` (a two-way cut: no "uncertain"), ``prior``.
+  Each ``verdict`` is "real", "fake", or "uncertain" inside the model's abstention band (unless the service was
+  started with ``--no-abstain``).
+* ``GET /v1/model`` -- name, hash, threshold, the "uncertain" band, calibration, training data fingerprint and
+  metrics.
 * ``GET /healthz`` -- liveness, whether a key is needed, and the limits.
 * ``GET /`` -- the page (``static/``): drop photos, see each face's verdict, ``p_fake`` and heatmap.
 
@@ -50,6 +53,8 @@ STATIC = resources.files("deepfake_detect") / "static"
 PAGE_CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 DESCRIPTION = (
     "Tells real face photos from GAN-generated faces (StyleGAN-like); not face swaps. "
+    'Each verdict is "real", "fake" or "uncertain": a model with an abstention band (chosen on validation, '
+    "see `uncertain_band` in /v1/model) abstains where its score would be a coin toss. "
     "Send `Authorization: Bearer <key>` to /v1/* when the service was started with an API key."
 )
 
@@ -146,7 +151,13 @@ async def scan(
         bool, Query(description="Add each face's Grad-CAM heatmap as a PNG data URL.")
     ] = False,
     threshold: Annotated[
-        float | None, Query(gt=0, lt=1, description="Decision threshold as a p_fake; default: the model's.")
+        float | None,
+        Query(
+            gt=0,
+            lt=1,
+            description='Decision threshold as a p_fake, a two-way cut (no "uncertain"); default: the '
+            "model's threshold and band.",
+        ),
     ] = None,
     prior: Annotated[
         float | None,
@@ -205,13 +216,17 @@ async def docs(request: Request):
 
 
 def _service_detector(config: ServeConfig, detector: Detector | None) -> Detector:
-    """The detector the service runs: loaded, or a copy of the given one, on ``config.backend``."""
+    """The detector the service runs: loaded, or a copy of the given one, on ``config.backend`` and with
+    ``config.abstain``."""
     try:
         if detector is None:
             return load_detector(
-                config.model, runs_dir=config.runs_dir, backend=config.backend, onnx_cache=config.onnx_cache
-            )
-        return detector.with_backend(config.backend, onnx_cache=config.onnx_cache)
+                config.model, runs_dir=config.runs_dir, backend=config.backend, onnx_cache=config.onnx_cache,
+                abstain=config.abstain,
+            )  # fmt: skip
+        return detector.with_backend(config.backend, onnx_cache=config.onnx_cache).with_abstain(
+            config.abstain
+        )
     except BackendError as err:  # an int8 graph the model does not have, an ONNX export that fails
         raise ServeError(str(err)) from None
 
@@ -231,7 +246,8 @@ def create_app(config: ServeConfig, detector: Detector | None = None) -> FastAPI
     config : ServeConfig
     detector : Detector, optional
         Already loaded (tests); default: ``load_detector(config.model)``. Either way the service runs
-        ``config.backend``, chosen here once (a failed ONNX export is not retried on every request).
+        ``config.backend`` and ``config.abstain``, chosen here once (a failed ONNX export is not retried on
+        every request).
 
     Returns
     -------

@@ -44,6 +44,9 @@ class ServeConfig:
         Folder of exported ONNX graphs; default ``~/.cache/deepfake-detect/onnx``.
     backend : {"auto", "onnx-int8", "onnx", "torch"}
         As for ``scan``: ``auto`` gives evaluate's exact scores; ``onnx-int8`` is about twice as fast.
+    abstain : bool
+        As for ``scan``: "uncertain" inside the model's abstention band; False (``--no-abstain``): always
+        "real" or "fake".
     runs_dir : str
         Where run ids are looked up.
 
@@ -75,6 +78,7 @@ class ServeConfig:
     keep_uploads: str | None = None
     onnx_cache: str | None = None
     backend: str = "auto"
+    abstain: bool = True
     runs_dir: str = "runs"
 
     def __post_init__(self):

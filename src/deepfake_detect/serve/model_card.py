@@ -1,4 +1,5 @@
-"""The model card of ``GET /v1/model``: identity, threshold, calibration, data fingerprint and metrics.
+"""The model card of ``GET /v1/model``: identity, threshold, "uncertain" band, calibration, data fingerprint and
+metrics.
 
 Test metrics come from the checkpoint's metadata when it has them (the shipped default model does), else from
 the test evaluation in the run folder the weights came from; the run folder's files are named only by
@@ -70,6 +71,20 @@ def _threshold(det: Detector) -> dict[str, Any]:
     }
 
 
+def _band(det: Detector) -> dict[str, Any] | None:
+    """The band in use, in logits and as p_fake (null ends decide nothing), with its validation coverage."""
+    info = det.band_info()
+    if info is None:
+        return None
+    ends = {
+        f"{side}_p_fake": None
+        if info[f"{side}_logit"] is None
+        else float(det.p_fake([info[f"{side}_logit"]])[0])
+        for side in ("lower", "upper")
+    }
+    return {**info, **ends, "validation_coverage": det.metadata.get("abstain_coverage")}
+
+
 def _calibration(det: Detector) -> dict[str, Any]:
     return {
         "method": "temperature scaling (fitted on validation)",
@@ -113,8 +128,10 @@ def model_card(det: Detector, runs_dir: str | Path = "runs") -> dict[str, Any]:
         "resize_mode": det.preprocess.resize_mode,
         "explain_available": det.model is not None,
         "threshold": _threshold(det),
+        "uncertain_band": _band(det),
         "calibration": _calibration(det),
         "training_data_fingerprint": meta.get("data_fingerprint"),
+        "training_data_fingerprints": meta.get("data_fingerprints"),
         "validation_metrics": meta.get("val_metrics"),
         "test_metrics": test,
         "test_metrics_source": source,

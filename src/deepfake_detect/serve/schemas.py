@@ -9,6 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The verdict contract, shared by scan --json, scan --csv and the API.
+Verdict = Literal["real", "fake", "uncertain"]
+VERDICT_TEXT = (
+    '"fake" or "real"; "uncertain" when the model has an abstention band (see model.uncertain_band) and the '
+    "score lies inside it, where a verdict would be a coin toss."
+)
+
 __all__ = [
     "FaceResult",
     "ModelInfo",
@@ -18,6 +25,8 @@ __all__ = [
     "Limits",
     "Health",
     "Threshold",
+    "UncertainBand",
+    "BandCard",
     "Calibration",
     "ModelCard",
 ]
@@ -27,9 +36,25 @@ class FaceResult(BaseModel):
     box: list[int] = Field(description="Face box [x, y, width, height] in pixels of the upright image.")
     p_fake: float = Field(description="Calibrated probability that the face is GAN-generated.")
     logit: float = Field(description="Raw network output; the verdict is fake when logit >= threshold.")
-    verdict: Literal["real", "fake"] = Field(description="Decision at the model's (or given) threshold.")
+    verdict: Verdict = Field(
+        description="Decision for this face: " + VERDICT_TEXT + " With a `threshold` parameter: fake when "
+        "p_fake >= threshold, else real (no band)."
+    )
     heatmap: str | None = Field(
         None, description="With explain=true: Grad-CAM overlay of the face crop, a PNG data URL."
+    )
+
+
+class UncertainBand(BaseModel):
+    lower_logit: float | None = Field(
+        description='Below this logit the verdict is "real"; null: nothing is called real.'
+    )
+    upper_logit: float | None = Field(
+        description='From this logit up the verdict is "fake"; null: nothing is called fake.'
+    )
+    target_precision: float | None = Field(
+        description="Precision each decided side reached on the validation faces (clean and laundered) the "
+        "band was chosen on."
     )
 
 
@@ -41,13 +66,19 @@ class ModelInfo(BaseModel):
     threshold_logit: float = Field(description="Decision threshold on the raw logit, chosen on validation.")
     temperature: float = Field(description="Temperature of the calibration: p_fake = sigmoid(logit / T).")
     backend: str | None = Field(None, description="What ran the network: onnx, onnx-int8 or torch.")
+    uncertain_band: UncertainBand | None = Field(
+        None,
+        description='The abstention band in use: "uncertain" for a logit in [lower_logit, upper_logit). '
+        "Absent for a model without one, or a service started with --no-abstain.",
+    )
 
 
 class ScanResult(BaseModel):
     path: str = Field(description="The uploaded file's name.")
     error: str | None = Field(description="Why the file could not be judged; null when it was.")
-    verdict: Literal["real", "fake"] | None = Field(
-        description="The verdict of the face with the highest p_fake; null without a face or on error."
+    verdict: Verdict | None = Field(
+        description="The verdict of the face with the highest p_fake (" + VERDICT_TEXT + "); null without a "
+        "face or on error."
     )
     p_fake: float | None = Field(description="p_fake of the face with the highest p_fake; null likewise.")
     faces: list[FaceResult] = Field(description="Every face found (the whole image when none is).")
@@ -86,6 +117,14 @@ class Threshold(BaseModel):
     rule: str | None = Field(description="How it was chosen on validation (f1, cost, target FPR).")
 
 
+class BandCard(UncertainBand):
+    lower_p_fake: float | None = Field(description="lower_logit as a p_fake at the calibration base rate.")
+    upper_p_fake: float | None = Field(description="upper_logit as a p_fake at the calibration base rate.")
+    validation_coverage: float | None = Field(
+        description="Share of the validation faces (clean and laundered) the band decides."
+    )
+
+
 class Calibration(BaseModel):
     method: str = Field(description="Temperature scaling, fitted on the validation split.")
     temperature: float = Field(description="T in p_fake = sigmoid(logit / T).")
@@ -104,9 +143,19 @@ class ModelCard(BaseModel):
     resize_mode: str = Field(description="crop: native-resolution centre crop; resize: resampled.")
     explain_available: bool = Field(description="Whether explain=true works (needs torch weights).")
     threshold: Threshold = Field(description="The decision threshold.")
+    uncertain_band: BandCard | None = Field(
+        description='The abstention band: "uncertain" between its ends; null for a model without one or a '
+        "service started with --no-abstain (verdicts are then real or fake only)."
+    )
     calibration: Calibration = Field(description="How logits become p_fake.")
     training_data_fingerprint: str | None = Field(
-        description="SHA-256 over the training data's (relative path, content hash) pairs."
+        description="SHA-256 over the training data's (relative path, content hash) pairs; for a data mix, "
+        "over its sources' fingerprints and weights in order (one source of weight 1: that source's own)."
+    )
+    training_data_fingerprints: dict[str, str] | None = Field(
+        None,
+        description="The fingerprint of each source of the training data mix, by source name; null for "
+        "weights trained before data mixes.",
     )
     validation_metrics: dict[str, Any] | None = Field(
         description="Metrics on the validation split at the stored threshold (from the checkpoint)."

@@ -2,7 +2,11 @@
 // Plain JavaScript, no build step, no third-party code: the page talks only to the server that served it.
 "use strict";
 
-const state = { files: [], urls: [], limits: null, authRequired: false, thresholdP: null };
+const state = { files: [], urls: [], limits: null, authRequired: false, thresholdP: null, band: null };
+// Shown with an "uncertain" verdict: what it means and what to do about it.
+const UNCERTAIN_TEXT =
+  "Uncertain: this score lies in the model's abstention band, where its verdicts on validation photos " +
+  "(clean and recompressed) were too often wrong to state. Treat it as undecided and judge it yourself.";
 const $ = (id) => document.getElementById(id);
 
 function el(tag, className, text) {
@@ -65,9 +69,18 @@ async function loadModel() {
     return;
   }
   state.thresholdP = body.threshold.p_fake;
+  state.band = body.uncertain_band || null;
   $("model-info").textContent =
-    `Model ${body.name} (${body.version}); verdict "fake" from p_fake ${body.threshold.p_fake.toFixed(3)}; ` +
-    `runs on ${body.backend}.`;
+    `Model ${body.name} (${body.version}); ${verdictRule(body)}; runs on ${body.backend}.`;
+}
+
+// The decision rule in words: one threshold, or the band between "real" and "fake".
+function verdictRule(body) {
+  const band = body.uncertain_band;
+  if (!band) return `verdict "fake" from p_fake ${body.threshold.p_fake.toFixed(3)}`;
+  const fake = band.upper_p_fake === null ? "never" : `from p_fake ${band.upper_p_fake.toFixed(3)}`;
+  const real = band.lower_p_fake === null ? "never" : `below ${band.lower_p_fake.toFixed(3)}`;
+  return `verdict "fake" ${fake}, "real" ${real}, "uncertain" in between`;
 }
 
 function chooseFiles(list) {
@@ -142,6 +155,7 @@ function resultCard(result, url) {
   if (result.verdict) title.append(el("span", `verdict ${result.verdict}`, result.verdict.toUpperCase()));
   card.append(title);
   if (result.error) card.append(el("p", "error", `Could not judge this file: ${result.error}`));
+  if (result.verdict === "uncertain") card.append(el("p", "uncertain-note", UNCERTAIN_TEXT));
   if (result.note) card.append(el("p", "note", `Note: ${result.note}`));
   if (!result.faces.length) return card;
   if (url) card.append(photoWithBoxes(url, result.faces));
@@ -186,6 +200,15 @@ function faceRow(face, k) {
   const fill = el("div", `fill ${face.verdict}`);
   fill.style.width = `${(100 * face.p_fake).toFixed(1)}%`;
   bar.append(fill);
+  if (state.band) {
+    const band = el("div", "band");
+    const lower = state.band.lower_p_fake === null ? 0 : state.band.lower_p_fake;
+    const upper = state.band.upper_p_fake === null ? 1 : state.band.upper_p_fake;
+    band.style.left = `${(100 * lower).toFixed(1)}%`;
+    band.style.width = `${(100 * (upper - lower)).toFixed(1)}%`;
+    band.title = "uncertain band";
+    bar.append(band);
+  }
   if (state.thresholdP !== null) {
     const mark = el("div", "threshold");
     mark.style.left = `${(100 * state.thresholdP).toFixed(1)}%`;

@@ -114,7 +114,7 @@ def launch(cfg: TrainConfig, nproc: int, *, progress: bool = True, resume: str |
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     DistContext(world_size=nproc).local_batch(cfg.batch_size)  # fail before spawning anything
-    cfg.data_folder()  # likewise a config without a data set
+    cfg.data_sources()  # likewise a config without a data set
     if cfg.device.startswith("cuda") and nproc > torch.cuda.device_count():
         raise ConfigError(
             f"--nproc {nproc} with --device cuda needs {nproc} GPUs; {torch.cuda.device_count()} visible"

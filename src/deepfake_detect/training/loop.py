@@ -1,15 +1,17 @@
 """Training: ``train_process(cfg)`` reads top to bottom, from data to a calibrated checkpoint in a run folder.
 
-Model selection, the decision threshold and the temperature are all fixed on the validation split; the test
-split is never opened here. The run's checkpoints let ``train(cfg, resume=run)`` continue a killed run
-bit-identically (see :mod:`deepfake_detect.training.state`), and the same function runs each rank of a
-data-parallel run (see :mod:`deepfake_detect.training.distributed`). The parts it is built from (optimiser,
-schedules, EMA, early stopping) are in :mod:`deepfake_detect.training.parts`.
+Model selection, the decision threshold, the temperature and the "uncertain" band are all fixed on the
+validation split; the test split is never opened here. The run's checkpoints let ``train(cfg, resume=run)``
+continue a killed run bit-identically (see :mod:`deepfake_detect.training.state`), and the same function runs
+each rank of a data-parallel run (see :mod:`deepfake_detect.training.distributed`). The parts it is built from
+(optimiser, schedules, EMA, early stopping) are in :mod:`deepfake_detect.training.parts`; the band in
+:mod:`deepfake_detect.training.band`.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import signal
@@ -31,11 +33,15 @@ from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import make_deterministic, predict_logits
-from deepfake_detect.data import fingerprint_dataset, list_split, resolve_data_root
+from deepfake_detect.core.sources import Source
+from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, FaceDataset, make_loader
+from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
+from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
 from deepfake_detect.data.transforms import Degradations, Preprocess
 from deepfake_detect.metrics import calibration as calibrate
 from deepfake_detect.models import create_model, get_model_cfg
+from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
 from deepfake_detect.training.parts import (
     EarlyStopping,
@@ -126,19 +132,24 @@ def _train(
     cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, *, progress: bool, resume
 ) -> TrainResult:
     """The body of :func:`train_process`, for one process (the only one, or one rank)."""
-    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads))
     device = ctx.device
-    root = resolve_data_root(cfg.data_folder())
-    fingerprint = ctx.broadcast_str(_data_fingerprint(cfg, root, progress) if ctx.is_main else "")
-    train_ds, val_ds = _datasets(cfg, preprocess, root, fingerprint, progress, ctx)
+    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads), device)
+    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in cfg.data_sources()]
+    shared = ctx.broadcast_str(json.dumps(_data_fingerprints(cfg, sources, progress)) if ctx.is_main else "")
+    fingerprints = json.loads(shared)  # one a source, hashed by rank 0
+    fingerprint = combine_fingerprints(
+        sources, fingerprints
+    )  # a one-folder run's is that folder's, as before
+    data_ids = {"data_fingerprint": fingerprint, "data_fingerprints": fingerprints}
+    train_ds, val_ds = _datasets(cfg, preprocess, sources, fingerprint, progress, ctx)
     local_batch = ctx.local_batch(cfg.batch_size)  # the global batch, shared out between the ranks
-    train_loader, sampler, val_loader = _loaders(cfg, train_ds, val_ds, local_batch, ctx)
+    train_loader, sampler, val_loader = _loaders(cfg, sources, train_ds, val_ds, local_batch, ctx)
     steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
 
     generators = {"train": train_loader.generator, "valid": val_loader.generator}
     state = _initial_state(cfg, device, steps_per_epoch, generators, load_weights=resume is None)
-    run = _open_run(cfg, root, preprocess, threads, ctx, resume)
-    meta = {"config": cfg.to_dict(), "data_fingerprint": fingerprint, "world_size": ctx.world_size}
+    run = _open_run(cfg, sources, preprocess, threads, ctx, resume)
+    meta = {"config": cfg.to_dict(), **data_ids, "world_size": ctx.world_size}
     checkpoints = Checkpointer(run.checkpoints, meta, enabled=ctx.is_main)
     if resume is not None:
         checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
@@ -147,6 +158,8 @@ def _train(
     views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
     if ctx.is_main:
         log.info("run %s: %d train / %d valid images, %s", run.name, len(train_ds), len(val_ds), preprocess)
+        if not is_plain(sources):
+            log.info("data mix: %s", ", ".join(f"{s.name} (weight {s.weight:g})" for s in sources))
 
     interrupted, start = False, time.perf_counter() - state.elapsed
     save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, steps_per_epoch, start)
@@ -190,29 +203,29 @@ def _train(
         judged.load_state_dict(state.best_state)
     _, val_logits, val_labels = validate(judged, val_loader, device, **views)
     summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
-    summary = _finish_run(cfg, run, judged, preprocess, fingerprint, summary, interrupted=interrupted)
+    summary["abstain"] = _fit_band(
+        cfg, judged, val_ds, val_logits, val_labels, summary["threshold_logit"], views
+    )
+    summary = _finish_run(cfg, run, judged, preprocess, data_ids, summary, interrupted=interrupted)
     if not interrupted:
         checkpoints.discard()  # the finished run is in its weights file; an interrupted one may resume
     return TrainResult(run_dir=run.path, metrics=summary, interrupted=interrupted)
 
 
-def _data_fingerprint(cfg: TrainConfig, root: Path, progress: bool) -> str:
-    names = tuple(cfg.class_names)
-    return fingerprint_dataset(root, class_names=names, progress=progress, manifest=cfg.manifest or None)
+def _data_fingerprints(cfg: TrainConfig, sources: list[Source], progress: bool) -> dict[str, str]:
+    names, manifest = tuple(cfg.class_names), cfg.manifest or None
+    return fingerprint_sources(sources, class_names=names, progress=progress, manifest=manifest)
 
 
 def _datasets(
-    cfg: TrainConfig, preprocess: Preprocess, root: Path, fingerprint: str, progress: bool, ctx: DistContext
+    cfg: TrainConfig, preprocess: Preprocess, sources, fingerprint: str, progress: bool, ctx: DistContext
 ):
-    """Train (augmented) and validation datasets, decoded through the cache when asked."""
+    """Train (augmented) and pooled validation datasets of the mix, decoded through the cache when asked."""
     names, manifest = tuple(cfg.class_names), cfg.manifest or None
+    limits = {"train": cfg.train_limit, "valid": cfg.val_limit}
     splits = {
-        "train": list_split(
-            root, "train", class_names=names, limit_per_class=cfg.train_limit, manifest=manifest
-        ),
-        "valid": list_split(
-            root, "valid", class_names=names, limit_per_class=cfg.val_limit, manifest=manifest
-        ),
+        split: list_mix_split(sources, split, class_names=names, limit_per_class=limit, manifest=manifest)
+        for split, limit in limits.items()
     }
     caches = {}
     with ctx.rank0_first():  # one process decodes into the shared cache file; the others then reuse it
@@ -221,9 +234,7 @@ def _datasets(
                 caches[split] = DecodedCache(samples, preprocess, cfg.cache_dir, key=f"{fingerprint}/{split}")
                 caches[split].build(progress=progress)
     common = dict(seed=cfg.seed, hflip=cfg.hflip, strict=cfg.strict)
-    degrade = Degradations(
-        jpeg_p=cfg.aug_jpeg_p, blur_p=cfg.aug_blur_p, rescale_p=cfg.aug_rescale_p, color_p=cfg.aug_color_p
-    )
+    degrade = Degradations.from_config(cfg)
     train_ds = FaceDataset(
         splits["train"], preprocess, train=True, cache=caches.get("train"), degrade=degrade, **common
     )
@@ -231,8 +242,12 @@ def _datasets(
     return train_ds, val_ds
 
 
-def _loaders(cfg: TrainConfig, train_ds, val_ds, local_batch: int, ctx: DistContext):
-    """The training loader (this rank's shard of each epoch's order), its sampler, and the validation loader."""
+def _loaders(cfg: TrainConfig, sources, train_ds, val_ds, local_batch: int, ctx: DistContext):
+    """The training loader (this rank's shard of each epoch's order), its sampler, and the validation loader.
+
+    One source of weight 1 keeps the plain permutation of a one-folder run; a mix draws each epoch half from
+    each class, by source weight within a class.
+    """
     train_loader, sampler = make_loader(
         train_ds,
         batch_size=local_batch,
@@ -241,6 +256,7 @@ def _loaders(cfg: TrainConfig, train_ds, val_ds, local_batch: int, ctx: DistCont
         num_workers=cfg.num_workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
+        weights=None if is_plain(sources) else sample_weights(sources, train_ds.samples),
     )
     val_loader, _ = make_loader(
         val_ds, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=cfg.seed, num_workers=cfg.num_workers
@@ -272,14 +288,20 @@ def _initial_model(cfg: TrainConfig, device: torch.device, *, load_weights: bool
     return model.to(device, memory_format=memory_format)
 
 
-def _open_run(cfg, root: Path, preprocess: Preprocess, threads: int, ctx: DistContext, resume) -> RunDir:
-    """The run folder: the one being resumed, or a new one (made by rank 0) with its config and environment."""
+def _open_run(cfg, sources, preprocess: Preprocess, threads: int, ctx: DistContext, resume) -> RunDir:
+    """The run folder: the one being resumed, or a new one (made by rank 0) with its config and environment.
+
+    The config records the resolved sources of the data mix, and ``data_root`` (the first source's) for
+    readers that know one data folder only.
+    """
     if resume is not None:
         return RunDir.find_resumable(resume, cfg.runs_dir)
     if not ctx.is_main:
         return RunDir(Path(ctx.broadcast_str("")))
     run = RunDir.create(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
-    write_json(run.config, {**cfg.to_dict(), "data_root": str(root), "preprocess": preprocess.to_dict()})
+    recorded = [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources]
+    data = {"data_root": sources[0].root, "data_sources": recorded}
+    write_json(run.config, {**cfg.to_dict(), **data, "preprocess": preprocess.to_dict()})
     environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
     write_json(run.environment, environment)
     return RunDir(Path(ctx.broadcast_str(str(run.path))))
@@ -463,6 +485,17 @@ def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str,
     }
 
 
+def _fit_band(cfg: TrainConfig, model, val_ds, logits, labels, threshold: float, views) -> dict[str, Any]:
+    """The "uncertain" band, chosen on the validation faces pooled with the same faces laundered once (see
+    :mod:`deepfake_detect.training.band`); the checkpoint metadata that stores it."""
+    device = next(model.parameters()).device
+    return band_on_validation(
+        model, val_ds.samples, val_ds.preprocess, logits, labels, threshold,
+        target_precision=cfg.abstain_precision, device=device, batch_size=max(cfg.batch_size, 64),
+        num_workers=cfg.num_workers, **views,
+    )  # fmt: skip
+
+
 def _run_totals(cfg: TrainConfig, state: TrainState, start: float, threads: int) -> dict[str, Any]:
     return {
         "best_epoch": state.stopper.best_epoch,
@@ -475,7 +508,7 @@ def _run_totals(cfg: TrainConfig, state: TrainState, start: float, threads: int)
     }
 
 
-def _finish_run(cfg, run: RunDir, model, preprocess, fingerprint, summary, *, interrupted) -> dict[str, Any]:
+def _finish_run(cfg, run: RunDir, model, preprocess, data_ids, summary, *, interrupted) -> dict[str, Any]:
     """Write the weights with their metadata, the run's metrics and its line in the runs index."""
     meta = {
         "model": cfg.model,
@@ -489,14 +522,16 @@ def _finish_run(cfg, run: RunDir, model, preprocess, fingerprint, summary, *, in
         "temperature": summary["temperature"],
         "base_rate": summary["base_rate"],
         "config": cfg.to_dict(),
-        "data_fingerprint": fingerprint,
+        **data_ids,  # data_fingerprint (the mix's) and data_fingerprints (one a source)
         "code_version": code_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "run_id": run.name,
         "val_metrics": summary["val"],
+        **summary["abstain"],  # the "uncertain" band: abstain_lower_logit, abstain_upper_logit, ...
     }
     summary["tensor_sha256"] = save_checkpoint(run.model, model, meta)
     summary["interrupted"] = interrupted
     write_json(run.metrics, summary)
-    append_index(run.path.parent, index_entry(cfg, run.name, meta["created"], fingerprint, summary))
+    entry = index_entry(cfg, run.name, meta["created"], data_ids["data_fingerprint"], summary)
+    append_index(run.path.parent, {**entry, "data_fingerprints": data_ids["data_fingerprints"]})
     return summary

@@ -369,8 +369,8 @@ class Checkpointer:
     folder : path
         The run's checkpoint folder, ``RunDir(run).checkpoints``.
     meta : dict
-        JSON stored with every checkpoint and checked on resume: ``config``, ``data_fingerprint``,
-        ``world_size``.
+        JSON stored with every checkpoint and checked on resume: ``config``, ``data_fingerprint`` (a data
+        mix's combined one), ``world_size``; ``data_fingerprints`` (one a source) names what changed.
     enabled : bool
         False on the ranks of a distributed run other than 0, which never write.
     """
@@ -427,12 +427,28 @@ class Checkpointer:
         for key in ("data_fingerprint", "world_size"):
             if doc[key] != self.meta[key]:
                 raise ConfigError(
-                    f"{path} was saved with {key} {doc[key]!r}, this run has {self.meta[key]!r}; "
+                    f"{path} was saved with {key} {doc[key]!r}, this run has {self.meta[key]!r}"
+                    f"{_changed_sources(doc, self.meta)}; "
                     "a resumed run must see the same data and the same number of processes"
                 )
         restore(state, tensors, doc)
         log.info("resuming from %s at epoch %d, batch %d", path, *state.position)
         return doc
+
+
+def _changed_sources(saved: dict[str, Any], now: dict[str, Any]) -> str:
+    """`` (changed sources: a, b)`` when both checkpoints name their data mix's sources, else ''.
+
+    Examples
+    --------
+    >>> _changed_sources({"data_fingerprints": {"a": "1", "b": "2"}}, {"data_fingerprints": {"a": "1", "c": "3"}})
+    ' (changed sources: b, c)'
+    """
+    before, after = saved.get("data_fingerprints"), now.get("data_fingerprints")
+    if not before or not after:  # checkpoints from before data mixes record one fingerprint only
+        return ""
+    changed = sorted(name for name in {*before, *after} if before.get(name) != after.get(name))
+    return f" (changed sources: {', '.join(changed)})" if changed else ""
 
 
 # --------------------------------------------------------------------------- which run, which config
@@ -482,7 +498,8 @@ def resume_config(
     """
     run = RunDir.find_resumable(run, runs_dir)
     stored = run.read_config()
-    saved = config_from_dict({k: v for k, v in stored.items() if k not in ("data_root", "preprocess")})
+    recorded = ("data_root", "data_sources", "preprocess")  # written beside the config, not config keys
+    saved = config_from_dict({k: v for k, v in stored.items() if k not in recorded})
     overrides: dict[str, Any] = dict(read_config_file(file)) if file is not None else {}
     overrides.update({k: v for k, v in (flags or {}).items() if v is not None})
     overrides.update(parse_set_pairs(sets))

@@ -1,0 +1,213 @@
+"""Screen training recipes for generalisation, choosing on VALIDATION only (issue 13).
+
+Each recipe is a set of config overrides on top of a common base (the default model's recipe on the data mix).
+For each one this trains a run, then scores the mix's validation split clean and laundered (seed 0), per source,
+and appends one row to ``benchmarks/screening.jsonl``. Test splits and the StyleGAN3 probe are never read here:
+choosing a recipe by them would make their figures meaningless.
+
+    python benchmarks/screen_recipes.py --recipes base cnndet --epochs 4           # CPU, a short screen
+    python benchmarks/screen_recipes.py --recipes all --device cuda --workers 12    # a GPU machine
+    python benchmarks/screen_recipes.py --table        # rewrite the ablation table in RESULTS.md from the rows
+
+On a GPU the runs are not bit-reproducible (some CUDA kernels have no deterministic version): screening only
+ranks recipes, and the chosen recipe is then trained on the CPU, where the card's command reproduces it bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from deepfake_detect.core.config import load_config
+from deepfake_detect.core.runs import code_version, environment_info
+from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.training.train import train
+
+HERE = Path(__file__).resolve().parent
+ROWS = HERE / "screening.jsonl"
+RESULTS = HERE / "RESULTS.md"
+BEGIN, END = "<!-- screening:begin -->", "<!-- screening:end -->"
+
+SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
+# The default model's recipe: Lite0 truncated after stage 4, native 128 px crops, AdamW one-cycle.
+BASE = {
+    "model": "efficientnet-lite0-s4",
+    "image_size": 128,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "optimizer": "adamw",
+    "weight_decay": 0.01,
+    "schedule": "onecycle",
+    "seed": 42,
+}
+# CNNDetection's processing augmentation, on both classes.
+CNNDET = {
+    "aug_blur_p": 0.5,
+    "aug_blur_sigma": (0.0, 3.0),
+    "aug_jpeg_p": 0.5,
+    "aug_jpeg_quality": (30, 100),
+    "aug_rescale_p": 0.5,
+    "aug_rescale": (0.25, 2.0),
+}
+# SAFE's cheap augmentations and a random zoom against framing shortcuts.
+SAFE = {
+    "aug_zoom_p": 0.5,
+    "aug_zoom_scale": (0.5, 1.0),
+    "aug_rotate_p": 0.3,
+    "aug_rotate_degrees": (-15.0, 15.0),
+    "aug_color_p": 0.3,
+    "aug_mask_p": 0.2,
+}
+RECIPES: dict[str, dict[str, Any]] = {
+    "faces140k-only": {"mix": ("faces140k",)},
+    "base": {},
+    "cnndet": CNNDET,
+    "cnndet-light": {**CNNDET, "aug_blur_p": 0.25, "aug_jpeg_p": 0.25, "aug_rescale_p": 0.25},
+    "cnndet+safe": {**CNNDET, **SAFE},
+    "cnndet+zoom": {**CNNDET, "aug_zoom_p": 0.5, "aug_zoom_scale": (0.5, 1.0)},
+    "cnndet-sd2": {**CNNDET, "mix_weights": {"sd21-sdfd": 2.0}},
+    "cnndet-s5": {**CNNDET, "model": "efficientnet-lite0-s5"},
+    "cnndet-160": {**CNNDET, "image_size": 160},
+}
+
+
+def mix_specs(data: Path, names: tuple[str, ...], weights: dict[str, float]) -> list[str]:
+    """``PATH[:WEIGHT]`` specs of the named sources under ``data`` (faces140k, or sources/<name>)."""
+    specs = []
+    for name in names:
+        root = data / name if name == "faces140k" else data / "sources" / name
+        weight = weights.get(name, 1.0)
+        specs.append(f"{root}:{weight:g}" if weight != 1.0 else str(root))
+    return specs
+
+
+def recipe_config(name: str, args: argparse.Namespace):
+    """The full config of one recipe: base, recipe overrides, then the screen's budget."""
+    overrides = dict(RECIPES[name])
+    names = overrides.pop("mix", ("faces140k", *SOURCES))
+    weights = overrides.pop("mix_weights", {})
+    flags = {
+        **BASE,
+        **overrides,
+        "data": mix_specs(args.data, names, weights),
+        "epochs": args.epochs,
+        "device": args.device,
+        "num_workers": args.workers,
+        "threads": args.threads,
+        "runs_dir": str(args.runs_dir),
+        "run_name": f"screen-{name}-e{args.epochs}",
+    }
+    if args.train_limit:
+        flags["train_limit"] = args.train_limit
+    if args.val_limit:  # smoke tests only: a screen scores the whole validation split
+        flags["val_limit"] = args.val_limit
+    return load_config(flags={k: list(v) if isinstance(v, tuple) else v for k, v in flags.items()})
+
+
+def per_source_figures(ev: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Source -> AUC, FPR (real-only) and recall (fake-only) at the stored threshold, from an evaluation."""
+    return {
+        row["source"]: {k: row.get(k) for k in ("roc_auc", "fpr", "recall", "recall_at_1pct_fpr")}
+        for row in ev.get("per_source", [])
+    }
+
+
+def screen(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    cfg = recipe_config(name, args)
+    start = time.perf_counter()
+    result = train(cfg, progress=False)
+    minutes = (time.perf_counter() - start) / 60
+    scoring = {"split": "valid", "n_resamples": 200, "num_workers": args.workers, "progress": False}
+    clean = evaluate(result.run_dir, **scoring)
+    laundered = evaluate(result.run_dir, launder_seed=0, **scoring)
+    return {
+        "recipe": name,
+        "overrides": RECIPES[name],
+        "epochs": args.epochs,
+        "train_limit": args.train_limit,
+        "device": args.device,
+        "train_minutes": round(minutes, 2),
+        "valid_clean": per_source_figures(clean),
+        "valid_laundered": per_source_figures(laundered),
+        "abstention": clean.get("abstention"),
+        "run": result.run_dir.name,
+        "code": code_version(),
+        "machine": environment_info(cfg.threads or 1)["cpu"],
+    }
+
+
+def _cell(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def ablation_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per recipe, the validation columns that decide (AUC of faces140k and the fake families,
+    FPR of the real sources), clean and laundered."""
+    head = (
+        "| recipe | epochs | device | faces140k AUC | laundered | sd21 AUC | laundered | gan AUC | laundered "
+        "| utk FPR | laundered | web FPR | laundered | band coverage |\n|" + "---|" * 14
+    )
+    lines = [head]
+    for row in rows:
+        c, w = row["valid_clean"], row["valid_laundered"]
+        cells = [row["recipe"], str(row["epochs"]), row["device"]]
+        for source, key in (
+            ("faces140k", "roc_auc"),
+            ("sd21-sdfd", "roc_auc"),
+            ("gan-boredhumans", "roc_auc"),
+        ):
+            cells += [_cell(c.get(source, {}).get(key)), _cell(w.get(source, {}).get(key))]
+        for source in ("utkface", "web-portraits"):
+            cells += [_cell(c.get(source, {}).get("fpr")), _cell(w.get(source, {}).get("fpr"))]
+        band = row.get("abstention") or {}
+        cells.append(_cell(band.get("coverage"), 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_table(rows: list[dict[str, Any]]) -> None:
+    text = RESULTS.read_text()
+    block = f"{BEGIN}\n{ablation_table(rows)}\n{END}"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text += f"\n## Recipe screening (validation only)\n\n{block}\n"
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipes", nargs="+", default=["base"], help=f"names, or all: {', '.join(RECIPES)}")
+    parser.add_argument(
+        "--data", type=Path, default=Path("../shared/data"), help="holds faces140k/ and sources/"
+    )
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--train-limit", type=int, default=None, help="images a class of each train split")
+    parser.add_argument("--val-limit", type=int, default=None, help="smoke tests only")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0, help="data loader processes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--rows", type=Path, default=ROWS, help="JSONL file the rows are appended to")
+    parser.add_argument(
+        "--table", action="store_true", help="only rewrite the RESULTS.md table from the rows"
+    )
+    args = parser.parse_args()
+    if not args.table:
+        names = list(RECIPES) if args.recipes == ["all"] else args.recipes
+        for name in names:
+            row = screen(name, args)
+            with open(args.rows, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps({"recipe": name, "minutes": row["train_minutes"], "valid": row["valid_clean"]}))
+    rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    write_table(rows)
+
+
+if __name__ == "__main__":
+    main()
