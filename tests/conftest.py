@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_face_dataset(root: Path, *, per_class=(12, 6, 6), size=40, seed=0, fmt="png") -> Path:
+def write_face_dataset(root: Path, *, per_class=(12, 6, 6), size=40, seed=0, fmt="png") -> Path:
     """Write a tiny train/valid/test x real/fake data set; fakes carry a periodic trace a CNN can learn."""
     rng = np.random.default_rng(seed)
     for split, n in zip(("train", "valid", "test"), per_class, strict=True):
@@ -30,9 +30,15 @@ def make_face_dataset(root: Path, *, per_class=(12, 6, 6), size=40, seed=0, fmt=
 
 
 @pytest.fixture(scope="session")
+def make_face_dataset():
+    """:func:`write_face_dataset`, to call as ``make_face_dataset(root, per_class=(12, 6, 6), size=40)``."""
+    return write_face_dataset
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A read-only-in-spirit tiny data set shared by the tests of one session."""
-    return make_face_dataset(tmp_path_factory.mktemp("tiny") / "faces")
+    return write_face_dataset(tmp_path_factory.mktemp("tiny") / "faces")
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,18 @@ import io
 import json
 import re
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import REPO
 from deepfake_detect.core.config import ConfigError, TrainConfig, config_from_dict, load_config
 from deepfake_detect.data.dataset import FaceDataset
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import Degradations, Preprocess
 
+REPO = Path(__file__).resolve().parents[1]
 PROBABILITIES = ("aug_jpeg_p", "aug_blur_p", "aug_rescale_p", "aug_color_p")
 NEW_STEPS = {
     "rotate": dict(rotate_p=1.0),

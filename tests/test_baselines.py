@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_face_dataset
 from deepfake_detect.cli import app
 from deepfake_detect.evaluation.baselines import (
     BASELINES,
@@ -42,7 +41,7 @@ def test_colour_features_have_a_fixed_length_and_see_colour():
     assert b[0] > a[0] and b[1] < a[1]  # mean R up, mean G down
 
 
-def test_fourier_baseline_beats_chance_on_a_periodic_trace(tmp_path):
+def test_fourier_baseline_beats_chance_on_a_periodic_trace(tmp_path, make_face_dataset):
     root = make_face_dataset(tmp_path / "faces", per_class=(30, 15, 15), size=32)
     result = baselines(root, methods=["chance", "fourier_logreg"], n_resamples=100, workers=1)
     fourier, chance = result["baselines"]["fourier_logreg"], result["baselines"]["chance"]
@@ -52,7 +51,7 @@ def test_fourier_baseline_beats_chance_on_a_periodic_trace(tmp_path):
     assert result["n"] == {"train": 60, "valid": 30, "test": 30}
 
 
-def test_chance_is_near_one_half_on_larger_data(tmp_path):
+def test_chance_is_near_one_half_on_larger_data(tmp_path, make_face_dataset):
     root = make_face_dataset(tmp_path / "faces", per_class=(10, 10, 300), size=8, seed=1)
     result = baselines(root, methods=["chance", "majority"], n_resamples=200)
     chance, majority = result["baselines"]["chance"], result["baselines"]["majority"]
@@ -64,13 +63,13 @@ def test_chance_is_near_one_half_on_larger_data(tmp_path):
     assert "| chance |" in table and "| majority |" in table
 
 
-def test_unknown_method_is_rejected(tmp_path):
+def test_unknown_method_is_rejected(tmp_path, make_face_dataset):
     root = make_face_dataset(tmp_path / "faces", per_class=(2, 2, 2), size=8)
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines(root, methods=["nearest_neighbour"])
 
 
-def test_cli_json_is_one_object_with_every_baseline(tmp_path):
+def test_cli_json_is_one_object_with_every_baseline(tmp_path, make_face_dataset):
     root = make_face_dataset(tmp_path / "faces", per_class=(12, 6, 6), size=16)
     result = CliRunner().invoke(app, ["baselines", "--data", str(root), "--json", "--workers", "1"])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Tests for deepfake_detect.calibrate."""
+"""Tests for deepfake_detect.metrics.calibration."""
 
 from __future__ import annotations
 

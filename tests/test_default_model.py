@@ -36,8 +36,15 @@ def card_row(name: str) -> list[str]:
     return [cell.strip() for cell in cells.split("|")]
 
 
-def card_test_size() -> int:
-    return int(card_search(r"## Metrics \(faces140k test, (\d+) images")[0])
+# Where the card gives the size of each split it used: test scored the metrics, valid chose the threshold.
+CARD_SPLIT_SIZES = {
+    "test": r"## Metrics \(faces140k test, (\d+) images",
+    "valid": r"threshold and temperature\s+on `valid` \((\d+)\)",
+}
+
+
+def card_split_size(split: str) -> int:
+    return int(card_search(CARD_SPLIT_SIZES[split])[0])
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +54,9 @@ def default_det():
 
 def split_scores(detector, data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     samples = list_split(data, split)
-    if len(samples) != card_test_size():
+    if len(samples) != card_split_size(split):
         pytest.skip(
-            f"{data}/{split} has {len(samples)} images, not the {card_test_size()} the card was scored on"
+            f"{data}/{split} has {len(samples)} images, not the {card_split_size(split)} the card used"
         )
     preds = detector.predict_samples(samples)
     assert preds.n_unreadable == 0
@@ -89,7 +96,7 @@ def test_the_float_weights_score_the_card_figures_on_test(default_det, shared_da
 @pytest.mark.usefixtures("scan_runtime")
 def test_the_int8_graph_scores_the_card_figures_on_test(default_det, shared_data, tmp_path):
     samples = list_split(shared_data, "test")
-    if len(samples) != card_test_size():
+    if len(samples) != card_split_size("test"):
         pytest.skip(f"{shared_data}/test is not the split the card was scored on")
     results = default_det.with_backend("onnx-int8").scan(
         [str(s.path) for s in samples], detect=False, workers=0

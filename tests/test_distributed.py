@@ -15,7 +15,6 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
-from conftest import make_face_dataset
 from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.data.dataset import EpochShuffle, collate_skip_bad, make_loader
 from deepfake_detect.training.distributed import DistContext, session, world_from_env
@@ -130,7 +129,7 @@ def _cli(data: Path, runs: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, make_face_dataset):
     data = make_face_dataset(tmp_path / "d", per_class=(24, 6, 6))  # 48 images: 6 full global batches
     single = train(TrainConfig(data=str(data), runs_dir=str(tmp_path / "one"), **COMMON), progress=False)
     cmd = _cli(data, tmp_path / "two", "--epochs=2", "--nproc=2", "--set=patience=10")
@@ -150,7 +149,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_rank_and_saves(tmp_path):
+def test_ctrl_c_stops_every_rank_and_saves(tmp_path, make_face_dataset):
     data = make_face_dataset(tmp_path / "d", per_class=(24, 4, 4))
     cmd = _cli(data, tmp_path / "runs", "--epochs=200", "--nproc=2", "--set=patience=200")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

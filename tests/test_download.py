@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_face_dataset
 from deepfake_detect.data.download import (
     KAGGLE_DATASET,
     DownloadError,
@@ -22,17 +21,18 @@ from deepfake_detect.data.download import (
 NO_CREDENTIALS = dict(env={}, home="/nonexistent")
 
 
-def fake_kaggle(top: Path) -> Path:
-    make_face_dataset(top / "real_vs_fake" / "real-vs-fake", per_class=(2, 1, 1))
+def fake_kaggle(write_dataset, top: Path) -> Path:
+    """The Kaggle download's nesting under ``top``, with a tiny data set written by ``write_dataset``."""
+    write_dataset(top / "real_vs_fake" / "real-vs-fake", per_class=(2, 1, 1))
     return top
 
 
-def test_download_locates_and_validates_the_data_root(tmp_path):
+def test_download_locates_and_validates_the_data_root(tmp_path, make_face_dataset):
     calls = []
 
     def download(handle, dest):
         calls.append((handle, dest))
-        return str(fake_kaggle(dest / "datasets" / "xhlulu" / "versions" / "3"))
+        return str(fake_kaggle(make_face_dataset, dest / "datasets" / "xhlulu" / "versions" / "3"))
 
     root = download_dataset(tmp_path / "dest", download=download)
     assert calls == [(KAGGLE_DATASET, tmp_path / "dest")]
@@ -41,8 +41,8 @@ def test_download_locates_and_validates_the_data_root(tmp_path):
     )
 
 
-def test_an_incomplete_download_is_reported(tmp_path):
-    top = fake_kaggle(tmp_path / "dl")
+def test_an_incomplete_download_is_reported(tmp_path, make_face_dataset):
+    top = fake_kaggle(make_face_dataset, tmp_path / "dl")
     for image in (top / "real_vs_fake" / "real-vs-fake" / "test" / "fake").iterdir():
         image.unlink()
     with pytest.raises(DownloadError, match="not the expected 140k layout: no images in .*test/fake"):
@@ -55,12 +55,12 @@ def test_missing_kagglehub_says_how_to_install_it(monkeypatch):
         download_dataset()
 
 
-def test_kagglehub_downloads_into_dest_and_restores_the_environment(monkeypatch, tmp_path):
+def test_kagglehub_downloads_into_dest_and_restores_the_environment(monkeypatch, tmp_path, make_face_dataset):
     seen = {}
 
     def dataset_download(handle):
         seen["cache"] = os.environ.get("KAGGLEHUB_CACHE")
-        return str(fake_kaggle(tmp_path / "cache" / "x"))
+        return str(fake_kaggle(make_face_dataset, tmp_path / "cache" / "x"))
 
     monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=dataset_download))
     monkeypatch.delenv("KAGGLEHUB_CACHE", raising=False)

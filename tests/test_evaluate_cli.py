@@ -14,7 +14,7 @@ import pytest
 
 from deepfake_detect.core.checkpoint import read_metadata
 from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.evaluation.evaluate import evaluate, probe_generalisation
 from deepfake_detect.training.train import train
 
 CLI = [sys.executable, "-m", "deepfake_detect"]
@@ -92,6 +92,20 @@ def test_runs_list_show_compare(trained_run):
     assert shown["config"]["model"] == "notebook-cnn"
     table = cli("runs", "compare", trained_run.name, str(trained_run), "--runs-dir", runs_dir).stdout
     assert table.count(" notebook-cnn ") == 2  # the model column, once a run
+
+
+def test_probe_scores_every_image_below_its_folders_except_hidden_ones(
+    tmp_path, make_face_dataset, untrained_checkpoint
+):
+    data = make_face_dataset(tmp_path / "faces", per_class=(1, 1, 3), size=32)
+    fakes, reals = data / "test" / "fake", data / "test" / "real"
+    image = (fakes / "test_fake_000.png").read_bytes()
+    for rel in ("nested/deeper/a.png", ".ipynb_checkpoints/b.png", "._c.png"):  # 1 image, 2 hidden
+        (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fakes / rel).write_bytes(image)
+    (fakes / "nested" / "up").symlink_to(fakes, target_is_directory=True)  # a loop: walked once
+    result = probe_generalisation(untrained_checkpoint(tmp_path / "m.safetensors"), fakes, reals)
+    assert (result["n_fake"], result["n_real"]) == (4, 3)
 
 
 @pytest.mark.parametrize(

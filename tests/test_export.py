@@ -9,10 +9,22 @@ import onnx
 import pytest
 import torch
 
-from deepfake_detect.core.exceptions import DataError
+from deepfake_detect.core.exceptions import BackendError, DataError
+from deepfake_detect.core.runs import RunDir
 from deepfake_detect.export import export_run
-from deepfake_detect.inference.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
+from deepfake_detect.inference.onnx import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_onnx,
+    float_graph_path,
+    int8_graph_path,
+    metadata_path,
+    onnx_logits,
+    onnx_session,
+    quantize_onnx,
+)
 from deepfake_detect.models import create_model, list_models
+from deepfake_detect.scan.detector import load_detector
 
 SIZE = 64
 
@@ -88,3 +100,42 @@ def test_export_with_data_checks_on_its_images_without_warning(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     with pytest.raises(DataError, match="no such folder"):  # a data set asked for must be usable
         export_run(weights, data=tmp_path / "nowhere")
+
+
+def test_graph_names_of_a_run_folder_agree_with_the_run_folder(tmp_path):
+    run = RunDir(tmp_path)
+    assert float_graph_path(run.model) == run.onnx  # export's default output is the run's model.onnx
+    assert int8_graph_path(run.onnx) == int8_graph_path(run.model) == tmp_path / "model.int8.onnx"
+    assert metadata_path(run.onnx) == tmp_path / "model.onnx.json"
+
+
+def test_int8_graph_is_found_by_the_backend_unless_written_elsewhere(tmp_path, caplog, untrained_checkpoint):
+    weights = untrained_checkpoint(tmp_path / "m.safetensors")  # not a run: named m, not model
+    result = export_run(weights, quantize=True)
+    assert (result["onnx"], result["metadata"]) == (str(tmp_path / "m.onnx"), str(tmp_path / "m.onnx.json"))
+    assert result["int8"]["onnx"] == str(tmp_path / "m.int8.onnx")
+    assert metadata_path(result["int8"]["onnx"]).is_file()
+    assert load_detector(weights, backend="onnx-int8").int8_path == tmp_path / "m.int8.onnx"
+
+    elsewhere = tmp_path / "dist" / "x.onnx"
+    for name in ("m.onnx", "m.onnx.json", "m.int8.onnx", "m.int8.onnx.json"):
+        (tmp_path / name).unlink()
+    with caplog.at_level(logging.INFO, logger="deepfake_detect.export"):
+        moved = export_run(weights, output=elsewhere, quantize=True)
+    assert moved["int8"]["onnx"] == str(tmp_path / "dist" / "x.int8.onnx")
+    told = [r.getMessage() for r in caplog.records if "onnx-int8" in r.getMessage()]
+    assert len(told) == 1 and f"--model {moved['int8']['onnx']}" in told[0]
+    with pytest.raises(BackendError, match="writes m.int8.onnx beside them"):
+        load_detector(weights, backend="onnx-int8")
+    assert load_detector(moved["int8"]["onnx"]).backend == "onnx-int8"
+
+
+def test_quantising_keeps_onnxruntimes_notes_out_of_the_log(tmp_path, caplog):
+    graph = export_onnx(create_model("compact-npr"), tmp_path / "m.onnx", SIZE)
+    images = np.random.default_rng(0).normal(size=(20, 3, SIZE, SIZE)).astype(np.float32)
+    root = logging.getLogger()
+    with caplog.at_level(logging.DEBUG):
+        filters, level = list(root.filters), root.level
+        quantize_onnx(graph, int8_graph_path(graph), images)  # it warns of integer tensors it leaves alone
+        assert (root.filters, root.level) == (filters, level)
+    assert not [r for r in caplog.records if "onnxruntime" in r.pathname]

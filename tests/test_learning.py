@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import make_face_dataset
 from deepfake_detect import TrainConfig, load_detector, train
 from deepfake_detect.data import list_split
 from deepfake_detect.models import count_parameters, create_model, list_models
@@ -25,7 +24,7 @@ def smallest_model() -> str:
 
 
 @pytest.fixture(scope="module")
-def cue_dataset(tmp_path_factory) -> Path:
+def cue_dataset(tmp_path_factory, make_face_dataset) -> Path:
     return make_face_dataset(tmp_path_factory.mktemp("cue") / "faces", per_class=(48, 16, 16), seed=1)
 
 

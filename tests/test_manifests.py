@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_face_dataset
 from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.data import (
     DataError,
@@ -32,9 +31,10 @@ def write_manifest(path: Path, rels: list[str]) -> None:
             writer.writerow([i, f"/kaggle/input/x/{i}.png", i, 1 if cls == "real" else 0, cls, rel])
 
 
-def kaggle_download(top: Path, **kwargs) -> Path:
-    """The Kaggle download's layout: images under real_vs_fake/real-vs-fake/, CSVs at the top."""
-    root = make_face_dataset(top / "real_vs_fake" / "real-vs-fake", **kwargs)
+def kaggle_download(write_dataset, top: Path, **kwargs) -> Path:
+    """The Kaggle download's layout: images (by ``write_dataset``) under real_vs_fake/real-vs-fake/, CSVs at
+    the top."""
+    root = write_dataset(top / "real_vs_fake" / "real-vs-fake", **kwargs)
     for split in ("train", "valid", "test"):
         rels = sorted(p.relative_to(root).as_posix() for p in (root / split).rglob("*.png"))
         write_manifest(top / f"{split}.csv", rels[::-1])  # file order must not matter
@@ -42,8 +42,10 @@ def kaggle_download(top: Path, **kwargs) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kaggle(tmp_path_factory) -> Path:
-    return kaggle_download(tmp_path_factory.mktemp("kaggle") / "140k", per_class=(12, 6, 6))
+def kaggle(tmp_path_factory, make_face_dataset) -> Path:
+    return kaggle_download(
+        make_face_dataset, tmp_path_factory.mktemp("kaggle") / "140k", per_class=(12, 6, 6)
+    )
 
 
 def test_manifest_lists_the_same_samples_as_the_folders(kaggle):
@@ -68,7 +70,7 @@ def test_labels_come_from_label_str_not_the_number(kaggle):
     assert kaggle_numbers == {"real": "1", "fake": "0"}
 
 
-def test_folders_absent_reads_the_manifest(tmp_path):
+def test_folders_absent_reads_the_manifest(tmp_path, make_face_dataset):
     flat = tmp_path / "flat"
     source = make_face_dataset(tmp_path / "src", per_class=(4, 2, 2))
     for split in ("train", "valid", "test"):
@@ -111,7 +113,7 @@ def test_malformed_manifests_say_what_is_wrong(tmp_path):
         list_split(tmp_path, "valid", manifest=True)
 
 
-def test_manifest_missing_a_class(tmp_path):
+def test_manifest_missing_a_class(tmp_path, make_face_dataset):
     image = make_face_dataset(tmp_path / "d", per_class=(1, 1, 1)) / "train" / "real" / "train_real_000.png"
     (tmp_path / "train.csv").write_text(f",path,label_str\n0,{image.relative_to(tmp_path)},real\n")
     with pytest.raises(DataError, match="lists no fake images"):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_face_dataset
 from deepfake_detect.core.checkpoint import CheckpointError
 from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.runs import RunError
@@ -58,7 +57,7 @@ main()
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(tmp_path_factory, make_face_dataset) -> Path:
     return make_face_dataset(tmp_path_factory.mktemp("resume") / "faces", per_class=(24, 6, 6))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_face_dataset
 from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.data import dataset as dataset_module
 from deepfake_detect.data import list_split
@@ -23,7 +22,7 @@ def test_free_space_check_with_numbers():
         check_free_space(3 * GIB, 0, "/cache")
 
 
-def test_cache_build_stops_before_writing_when_the_disk_is_full(tmp_path, monkeypatch):
+def test_cache_build_stops_before_writing_when_the_disk_is_full(tmp_path, monkeypatch, make_face_dataset):
     samples = list_split(make_face_dataset(tmp_path / "d", per_class=(2, 1, 1)), "train")
     cache = DecodedCache(samples, Preprocess(size=32), tmp_path / "cache", key="k")
     usage = type("Usage", (), {"free": 1024, "total": 2048, "used": 1024})

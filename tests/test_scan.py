@@ -22,6 +22,7 @@ from deepfake_detect.export import export_run
 from deepfake_detect.inference.gradcam import ExplainError
 from deepfake_detect.scan.faces import face_frame
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.pipeline import iter_scan
 from deepfake_detect.scan.video import VIDEO_TOP_K
 
 RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
@@ -261,10 +262,25 @@ def test_default_workers_decode_in_process_without_detection_on_two_cores(
 @pytest.mark.slow
 def test_scan_backend_argument_is_deprecated_and_changes_no_later_call(tiny_run, tiny_dataset, tmp_path):
     det = dd.load_detector(tiny_run, backend="torch")
-    with pytest.warns(DeprecationWarning, match="with_backend"):
-        once = det.scan([tiny_dataset / "valid"], detect=False, backend="onnx", onnx_cache=tmp_path)
-    assert once[0]["model"]["backend"] == "onnx"
-    later = det.scan([tiny_dataset / "valid"], detect=False)
+    valid = [tiny_dataset / "valid"]
+
+    def warned_at(caught) -> list[str]:
+        return [w.filename for w in caught if "with_backend" in str(w.message)]
+
+    # Each entry point warns at the caller's line (here), which Python's default filters show users.
+    with pytest.warns(DeprecationWarning, match="with_backend") as caught:
+        once = det.scan(valid, detect=False, backend="onnx", onnx_cache=tmp_path)
+    assert warned_at(caught) == [__file__] and once[0]["model"]["backend"] == "onnx"
+    with pytest.warns(DeprecationWarning, match="with_backend") as caught:
+        streamed = list(det.iter_scan(valid, detect=False, backend="onnx", onnx_cache=tmp_path))
+    assert warned_at(caught) == [__file__] and streamed == once
+    with pytest.warns(DeprecationWarning, match="with_backend") as caught:
+        direct = list(iter_scan(det, valid, detect=False, backend="onnx", onnx_cache=tmp_path))
+    assert warned_at(caught) == [__file__] and direct == once
+    with pytest.warns(DeprecationWarning, match="onnx_cache") as caught:
+        cache_only = det.scan(valid, detect=False, onnx_cache=tmp_path)  # deprecated with backend; no effect
+    assert warned_at(caught) == [__file__] and cache_only[0]["model"]["backend"] == "torch"
+    later = det.scan(valid, detect=False)
     assert det.backend == "torch" and later[0]["model"]["backend"] == "torch"
     with pytest.raises(ScanError, match="backend must be one of"):
         det.with_backend("fast")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ from deepfake_detect.serve import (
     model_card,
     running_server,
 )
-from deepfake_detect.serve.server import listening_socket
+from deepfake_detect.serve.server import CONFIG_ENV, config_in_environment, listening_socket
 
 KEY = "test-key"
 # The keys of a `scan --json` row: every row of POST /v1/scan has exactly these (plus "note" when needed).
@@ -406,6 +407,19 @@ def test_bind_warning_beyond_loopback_without_a_key():
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"):
         assert "without an API key" in bind_warning(host, None)
         assert bind_warning(host, "k") is None
+
+
+def test_the_workers_config_variable_is_as_before_once_serving_returns(monkeypatch):
+    """`serve --workers N` hands its config to the workers in CONFIG_ENV, and takes it back when it returns."""
+    config = ServeConfig(port=8123, workers=2, api_key="k")
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    with config_in_environment(config):
+        assert ServeConfig(**json.loads(os.environ[CONFIG_ENV])) == config  # what each worker reads
+    assert CONFIG_ENV not in os.environ
+    monkeypatch.setenv(CONFIG_ENV, "the caller's")
+    with pytest.raises(KeyboardInterrupt), config_in_environment(config):  # Ctrl-C ends uvicorn.run
+        raise KeyboardInterrupt
+    assert os.environ[CONFIG_ENV] == "the caller's"
 
 
 def free_port() -> int:

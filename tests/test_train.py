@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
-from conftest import make_face_dataset
 from deepfake_detect.core.checkpoint import read_metadata, tensor_hash
 from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.data.dataset import BadImageError
 from deepfake_detect.training.train import train
 
@@ -85,8 +88,47 @@ def test_two_runs_are_bit_identical(tiny_dataset, tmp_path):
     assert tensor_hash(load_file(different.run_dir / "model.safetensors")) not in hashes
 
 
-def _with_bad_files(tmp_path: Path) -> Path:
-    data = make_face_dataset(tmp_path / "bad", per_class=(6, 4, 4))
+def _process_settings() -> dict:
+    """What training changes while it runs, as the caller had it."""
+    return {
+        "threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cublas": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "python_rng": random.getstate(),
+        "numpy_rng": [part.tolist() if hasattr(part, "tolist") else part for part in np.random.get_state()],
+        "torch_rng": torch.get_rng_state().tolist(),
+    }
+
+
+def test_training_leaves_the_callers_settings_and_generators_as_they_were(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """Threads, deterministic kernels, cudnn.benchmark, the cuBLAS variable and the global seeds are the
+    caller's again after train() returns, and after it fails."""
+    threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    try:
+        torch.set_num_threads(2)  # the run uses 1
+        torch.backends.cudnn.benchmark = True  # the run turns it off
+        monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # the run sets it
+        random.seed(11)
+        np.random.seed(11)
+        torch.manual_seed(11)
+        before = _process_settings()
+        result = train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False)
+        assert result.metrics["threads"] == 1
+        assert _process_settings() == before
+        with pytest.raises(DataError):
+            train(tiny_config(tmp_path / "no data here", tmp_path), progress=False)
+        assert _process_settings() == before
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _with_bad_files(write_dataset, tmp_path: Path) -> Path:
+    data = write_dataset(tmp_path / "bad", per_class=(6, 4, 4))
     (data / "train" / "fake" / "zero.png").write_bytes(b"")
     (data / "train" / "real" / "text.jpg").write_text("not an image")
     good = (data / "train" / "real" / "train_real_000.png").read_bytes()
@@ -94,14 +136,14 @@ def _with_bad_files(tmp_path: Path) -> Path:
     return data
 
 
-def test_unreadable_images_are_skipped_and_counted(tmp_path):
-    data = _with_bad_files(tmp_path)
+def test_unreadable_images_are_skipped_and_counted(tmp_path, make_face_dataset):
+    data = _with_bad_files(make_face_dataset, tmp_path)
     result = train(tiny_config(data, tmp_path / "runs", epochs=1), progress=False)
     assert result.metrics["bad_images"] == 3
 
 
-def test_strict_fails_on_unreadable_image(tmp_path):
-    data = _with_bad_files(tmp_path)
+def test_strict_fails_on_unreadable_image(tmp_path, make_face_dataset):
+    data = _with_bad_files(make_face_dataset, tmp_path)
     with pytest.raises(BadImageError, match="cannot read image"):
         train(tiny_config(data, tmp_path / "runs", epochs=1, strict=True), progress=False)
 
@@ -116,7 +158,7 @@ def test_cache_gives_the_same_weights(tiny_dataset, tmp_path):
     assert plain.metrics["tensor_sha256"] == cached.metrics["tensor_sha256"]
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, make_face_dataset):
     data = make_face_dataset(tmp_path / "d", per_class=(40, 8, 8))
     cmd = [
         sys.executable,

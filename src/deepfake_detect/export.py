@@ -1,16 +1,21 @@
 """``deepfake-detect export``: write a run's ONNX graph (and int8 graph) with its metadata, checked against torch.
 
-:func:`export_run` is ``deepfake-detect export RUN --format onnx``: it writes ``model.onnx`` with its
+:func:`export_run` is ``deepfake-detect export RUN --format onnx``: it writes the float graph (by default
+``model.onnx`` beside the run's ``model.safetensors``; ``<stem>.onnx`` beside any other weights) with its
 metadata beside it (``model.onnx.json``, what ``scan --model model.onnx`` reads), checks that ONNX Runtime
 gives the torch logits (max difference at most :data:`PARITY_TOLERANCE` on real images) and, with
-``quantize``, writes an int8 copy (``model.int8.onnx``: static QOperator quantisation: uint8
-activations, per-channel int8 weights, calibrated on ~100 real training images). Without a data set, images
-made in code stand in for the real ones, with a warning.
+``quantize``, writes an int8 copy beside the float graph, named after it (``model.int8.onnx``: static
+QOperator quantisation: uint8 activations, per-channel int8 weights, calibrated on ~100 real training images).
+Without a data set, images made in code stand in for the real ones, with a warning.
+
+Where the int8 graph is used: ``scan --model <graph>.int8.onnx`` loads it anywhere, while ``--backend
+onnx-int8`` looks for it beside the weights, as ``<weights stem>.int8.onnx``. The default output meets that
+place; ``--output elsewhere/x.onnx --quantize`` writes ``elsewhere/x.int8.onnx``, which the backend does not
+find (a log line says so and how to load it). All these names come from :mod:`deepfake_detect.inference.onnx`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -25,7 +30,15 @@ from deepfake_detect.core.runs import RunDir
 from deepfake_detect.data import list_split, resolve_data_root
 from deepfake_detect.data.transforms import normalize
 from deepfake_detect.inference.network import load_network
-from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session, quantize_onnx
+from deepfake_detect.inference.onnx import (
+    export_onnx,
+    float_graph_path,
+    int8_graph_path,
+    onnx_logits,
+    onnx_session,
+    quantize_onnx,
+    write_metadata,
+)
 
 __all__ = ["PARITY_TOLERANCE", "export_run"]
 
@@ -120,9 +133,11 @@ def export_run(
         Run folder, run id, ``default`` or a ``.safetensors`` file.
     format : {"onnx"}
     output : path, optional
-        Default: ``model.onnx`` beside the checkpoint.
+        The float graph. Default: ``<weights stem>.onnx`` beside the weights (``model.onnx`` in a run folder).
     quantize : bool
-        Also write ``<output stem>.int8.onnx`` (see :func:`quantize_onnx`).
+        Also write the int8 graph ``<output stem>.int8.onnx`` beside ``output`` (see :func:`quantize_onnx`).
+        The ``onnx-int8`` backend finds it only beside the weights, where the default ``output`` puts it;
+        elsewhere, load the graph itself (``load_detector("x.int8.onnx")``).
     data : path, optional
         Data set for parity and calibration images; default the one the run recorded. With neither, images
         made in code stand in: a warning is logged and ``parity_images`` (and ``calibration_images``) say
@@ -161,10 +176,9 @@ def export_run(
     if format != "onnx":
         raise ExportError(f"unknown export format {format!r}; supported: onnx")
     det = load_network(run, runs_dir=runs_dir, backend="torch")
-    output = Path(output) if output is not None else RunDir(det.path.parent).onnx
+    output = Path(output) if output is not None else float_graph_path(det.path)
     export_onnx(det.model, output, det.preprocess.size)
-    meta_path = output.with_name(output.name + ".json")
-    meta_path.write_text(json.dumps(det.metadata, indent=2, sort_keys=True) + "\n")
+    meta_path = write_metadata(output, det.metadata)
     stored, source = _stored_images(det, data, "valid", N_PARITY_PER_CLASS)
     x = _inputs(det, stored)
     ref = _torch_logits(det.model, x)
@@ -178,13 +192,22 @@ def export_run(
     return result
 
 
+def _say_how_to_use(int8_path: Path, weights: Path) -> None:
+    """Log how to run an int8 graph written where the ``onnx-int8`` backend does not look."""
+    if int8_path.resolve() != int8_graph_path(weights).resolve():
+        log.info(
+            "export: --backend onnx-int8 looks for %s, not %s: load this one with --model %s "
+            "(or export without --output)",
+            int8_graph_path(weights), int8_path, int8_path,
+        )  # fmt: skip
+
+
 def _quantize_run(det, float_path: Path, x: np.ndarray, float_logits: np.ndarray, data) -> dict:
     calibration, source = _stored_images(det, data, "train", N_CALIBRATION_PER_CLASS)
-    int8_path = float_path.with_name(float_path.name.removesuffix(".onnx") + ".int8.onnx")
+    int8_path = int8_graph_path(float_path)
     quantize_onnx(float_path, int8_path, _inputs(det, calibration))
-    int8_path.with_name(int8_path.name + ".json").write_text(
-        json.dumps(det.metadata, indent=2, sort_keys=True)
-    )
+    write_metadata(int8_path, det.metadata)
+    _say_how_to_use(int8_path, det.path)
     int8_logits = onnx_logits(onnx_session(int8_path), x)
     threshold = det.threshold_logit
     agree = float(np.mean((int8_logits >= threshold) == (float_logits >= threshold)))

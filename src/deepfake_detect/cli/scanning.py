@@ -125,10 +125,17 @@ def scan(
 def export_command(
     run: Annotated[str, typer.Argument(help="Run folder, run id, default or a .safetensors file.")],
     format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
-    output: Annotated[Path | None, typer.Option(help="Destination; default model.onnx in the run.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Destination; default <weights stem>.onnx beside the weights (model.onnx in a run folder)."
+        ),
+    ] = None,
     quantize: Annotated[
         bool,
-        typer.Option(help="Also write an int8 model (static QOperator int8, calibrated on real images)."),
+        typer.Option(
+            help="Also write an int8 graph beside the float one, <stem>.int8.onnx (static QOperator int8, calibrated on real images)."
+        ),
     ] = False,
     data: Annotated[Path | None, typer.Option(help="Data set for parity/calibration images.")] = None,
     runs_dir: RunsDir = Path("runs"),

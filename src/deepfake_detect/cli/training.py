@@ -145,7 +145,7 @@ def evaluate(
         bool,
         typer.Option(
             help="Launder every image first (long side 128-1024 px, then JPEG q30-95) and write "
-            "eval_<split>_laundered.*; the clean files are left alone."
+            "eval_SPLIT_laundered.json (and .md, scores CSV); the clean files are left alone."
         ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Laundering seed (with --launder).")] = 0,

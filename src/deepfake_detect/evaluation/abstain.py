@@ -27,6 +27,7 @@ from deepfake_detect.core.exceptions import CheckpointError, ConfigError
 from deepfake_detect.core.runs import RunDir
 from deepfake_detect.data.mix import list_mix_split
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
+from deepfake_detect.inference.onnx import float_graph_path, int8_graph_path, metadata_path
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.training.band import LAUNDER_SEED, band_on_validation
 
@@ -127,10 +128,10 @@ def _store_band(source: Path, target: Path, band: dict[str, Any]) -> str:
 
 def _onnx_sidecars(weights: Path, sha: str) -> list[Path]:
     """The ``.onnx.json`` files of the float and int8 graphs beside ``weights`` exported from these tensors."""
-    graphs = (weights.with_suffix(".onnx"), weights.with_name(weights.stem + ".int8.onnx"))
+    graphs = (float_graph_path(weights), int8_graph_path(weights))
     found = []
     for graph in graphs:
-        sidecar = graph.with_name(graph.name + ".json")
+        sidecar = metadata_path(graph)
         try:
             if sidecar.is_file() and json.loads(sidecar.read_text()).get("tensor_sha256") == sha:
                 found.append(sidecar)

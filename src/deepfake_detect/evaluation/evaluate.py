@@ -37,8 +37,9 @@ from deepfake_detect.core.runtime import predict_logits
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.launder import LaunderSpec
+from deepfake_detect.data.layout import walk_files
 from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
-from deepfake_detect.data.samples import Sample, is_image_name
+from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
 from deepfake_detect.inference.network import Predictions
 from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
@@ -500,7 +501,8 @@ def per_source_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _image_samples(folder: Path, label: int) -> list[Sample]:
-    files = sorted(p for p in Path(folder).rglob("*") if is_image_name(p.name))
+    """The images below ``folder`` (hidden names left out), sorted by path, all with ``label``."""
+    files = sorted(folder / rel for rel in walk_files(folder, suffixes=IMAGE_EXTENSIONS))
     if not files:
         raise DataError(f"no images in {folder}")
     return [Sample(path=p, label=label) for p in files]

@@ -10,8 +10,9 @@ never changes afterwards:
 * ``torch``: the safetensors weights in torch;
 * ``onnx``: the float graph in ONNX Runtime, exported once to a cache keyed by the weights' tensor hash (the same
   scores as torch up to 1e-4), or an ``.onnx`` file loaded with its ``.onnx.json`` metadata;
-* ``onnx-int8``: the int8 graph beside the weights (``<stem>.int8.onnx``), about twice as fast, scores a little
-  off the float weights';
+* ``onnx-int8``: the int8 graph beside the weights (``<stem>.int8.onnx``, named by
+  :func:`~deepfake_detect.inference.onnx.int8_graph_path`), about twice as fast, scores a little off the float
+  weights';
 * ``auto``: ``onnx`` when the export works, else ``torch``. Never the int8 graph, so that a default scan
   reproduces ``evaluate`` exactly.
 
@@ -42,7 +43,14 @@ from deepfake_detect.core.runtime import predict_logits, resolve_device
 from deepfake_detect.data import Sample
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.transforms import Preprocess
-from deepfake_detect.inference.onnx import export_onnx, onnx_logits, onnx_session
+from deepfake_detect.inference.onnx import (
+    export_onnx,
+    int8_graph_path,
+    is_int8_graph,
+    metadata_path,
+    onnx_logits,
+    onnx_session,
+)
 from deepfake_detect.metrics import calibration as calibrate
 from deepfake_detect.metrics.abstention import band_verdicts
 from deepfake_detect.models import create_model
@@ -128,8 +136,8 @@ class Network:
         """
         if self.path is None or self.path.suffix != ".safetensors":
             return None
-        graph = self.path.with_name(self.path.stem + ".int8.onnx")
-        sidecar = graph.with_name(graph.name + ".json")
+        graph = int8_graph_path(self.path)
+        sidecar = metadata_path(graph)
         if not (graph.is_file() and sidecar.is_file()):
             return None
         try:
@@ -271,7 +279,7 @@ class Network:
         if path is None:
             raise BackendError(
                 "backend 'onnx-int8' needs an int8 graph made from these weights: run "
-                "`deepfake-detect export RUN --quantize`, which writes model.int8.onnx beside them"
+                f"`deepfake-detect export RUN --quantize`, which writes {self._int8_name()} beside them"
             )
         try:
             return onnx_session(path)
@@ -279,6 +287,11 @@ class Network:
             raise BackendError(
                 f"the int8 graph {path} cannot be loaded ({type(err).__name__}: {err})"
             ) from None
+
+    def _int8_name(self) -> str:
+        """The file name :attr:`int8_path` looks for, for messages."""
+        weights = self.path if self.path is not None and self.path.suffix == ".safetensors" else None
+        return int8_graph_path(weights).name if weights is not None else "<weights stem>.int8.onnx"
 
     def _float_session(self, cache_dir: str | Path | None, *, required: bool):
         """An ONNX Runtime session of the float graph, exported once to ``cache_dir``; None when it fails.
@@ -404,7 +417,7 @@ def load_network(
 
 
 def _load_onnx(path: Path, device: str, cls: type[Network]) -> Network:
-    sidecar = path.with_name(path.name + ".json")
+    sidecar = metadata_path(path)
     if not path.is_file():
         raise CheckpointError(f"ONNX model not found: {path}")
     if not sidecar.is_file():
@@ -425,4 +438,4 @@ def _load_onnx(path: Path, device: str, cls: type[Network]) -> Network:
         session = onnx_session(path)
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise CheckpointError(f"{path} is not a loadable ONNX model: {err}") from None
-    return cls(None, meta, path=path, device=device, session=session, int8=path.name.endswith(".int8.onnx"))
+    return cls(None, meta, path=path, device=device, session=session, int8=is_int8_graph(path))

@@ -6,11 +6,25 @@ size, while the spatial size is fixed at export time (``input_size``), matching 
 
 The int8 graph (:func:`quantize_onnx`) is static QOperator quantisation: QLinearConv with uint8 activations
 and per-channel int8 weights, calibrated on real images.
+
+The files around a model's graphs are named here, and only here:
+
+* :func:`float_graph_path`: ``<stem>.onnx`` beside the weights ``<stem>.safetensors``, where
+  ``deepfake-detect export`` writes the float graph unless told otherwise (``model.onnx`` in a run folder);
+* :func:`int8_graph_path`: ``<stem>.int8.onnx`` beside a float graph or the weights. ``export --quantize``
+  writes the int8 graph beside the float one it quantises, and the ``onnx-int8`` backend looks for it beside
+  the weights: the two meet when the float graph has its default place;
+* :func:`metadata_path`: ``<graph>.json`` beside any graph, the checkpoint metadata that loading a graph
+  without its weights needs (:func:`write_metadata`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +36,91 @@ from torch import nn
 if TYPE_CHECKING:  # onnxruntime is imported when a session is made: importing the package stays fast
     import onnxruntime as ort
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_logits", "onnx_session", "quantize_onnx"]
+__all__ = [
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "export_onnx",
+    "float_graph_path",
+    "int8_graph_path",
+    "is_int8_graph",
+    "metadata_path",
+    "onnx_logits",
+    "onnx_session",
+    "quantize_onnx",
+    "write_metadata",
+]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
+INT8_SUFFIX = ".int8.onnx"
+
+
+def float_graph_path(weights: str | os.PathLike) -> Path:
+    """Where the float graph of ``weights`` goes unless the user names another: ``<stem>.onnx`` beside them.
+
+    Examples
+    --------
+    >>> float_graph_path("runs/r1/model.safetensors").as_posix()
+    'runs/r1/model.onnx'
+    """
+    return Path(weights).with_suffix(".onnx")
+
+
+def int8_graph_path(path: str | os.PathLike) -> Path:
+    """The int8 graph that belongs to ``path`` (weights or a float graph): ``<stem>.int8.onnx`` beside it.
+
+    Examples
+    --------
+    >>> int8_graph_path("runs/r1/model.safetensors").as_posix()
+    'runs/r1/model.int8.onnx'
+    >>> int8_graph_path("dist/detector.onnx").as_posix()
+    'dist/detector.int8.onnx'
+    """
+    path = Path(path)
+    return path.with_name(path.stem + INT8_SUFFIX)
+
+
+def is_int8_graph(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as an int8 graph (what :func:`int8_graph_path` gives).
+
+    Examples
+    --------
+    >>> is_int8_graph("model.int8.onnx"), is_int8_graph("model.onnx")
+    (True, False)
+    """
+    return Path(path).name.endswith(INT8_SUFFIX)
+
+
+def metadata_path(onnx_path: str | os.PathLike) -> Path:
+    """The metadata file of a graph: ``<graph>.json`` beside it (threshold, preprocessing, tensor hash...).
+
+    Examples
+    --------
+    >>> metadata_path("dist/model.int8.onnx").as_posix()
+    'dist/model.int8.onnx.json'
+    """
+    path = Path(onnx_path)
+    return path.with_name(path.name + ".json")
+
+
+def write_metadata(onnx_path: str | os.PathLike, metadata: dict) -> Path:
+    """Write a checkpoint's metadata beside its graph (:func:`metadata_path`), as sorted, indented JSON.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> graph = Path(tempfile.mkdtemp()) / "m.onnx"
+    >>> write_metadata(graph, {"model": "notebook-cnn"}).name
+    'm.onnx.json'
+    """
+    path = metadata_path(onnx_path)
+    path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def export_onnx(
@@ -164,6 +259,33 @@ def onnx_logits(session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
     return session.run([OUTPUT_NAME], feed)[0]
 
 
+class _QuantiserNotes(logging.Filter):
+    """Drops the records below ERROR that onnxruntime's quantiser logs (on the root logger, not its own).
+
+    It logs a line for each weight scale it widens to fit a bias (some twenty for the default model) and a
+    warning for each integer tensor it leaves in float: expected, and nothing a user can act on.
+    """
+
+    def __init__(self, package_dir: Path):
+        super().__init__()
+        self.package_dir = str(package_dir)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self.package_dir)
+
+
+@contextlib.contextmanager
+def _without_quantiser_notes(package_dir: Path):
+    """Keep the notes logged from the modules under ``package_dir`` off the root logger while in the block."""
+    notes = _QuantiserNotes(package_dir)
+    root = logging.getLogger()
+    root.addFilter(notes)
+    try:
+        yield
+    finally:
+        root.removeFilter(notes)
+
+
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over an in-memory batch (fed 10 images at a time)."""
 
@@ -194,31 +316,32 @@ def quantize_onnx(model_path: str | os.PathLike, output: str | os.PathLike, cali
     Returns
     -------
     pathlib.Path
-    """
-    import logging
-    import tempfile
+        ``output``. Name it with :func:`int8_graph_path` for the ``onnx-int8`` backend to find it.
 
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepfake_detect.models import create_model
+    >>> graph = export_onnx(create_model("notebook-cnn"), Path(tempfile.mkdtemp()) / "m.onnx", 32)
+    >>> images = np.random.default_rng(0).normal(size=(20, 3, 32, 32)).astype(np.float32)
+    >>> quantize_onnx(graph, int8_graph_path(graph), images).name
+    'm.int8.onnx'
+    """
+    from onnxruntime import quantization
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     output = Path(output)
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(
-        logging.ERROR
-    )  # onnxruntime logs a line per rescaled bias on the root logger
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
-            quantize_static(
-                str(prepared),
-                str(output),
-                _Calibration(calibration),
-                quant_format=QuantFormat.QOperator,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
-    finally:
-        logging.getLogger().setLevel(quiet)
+    with tempfile.TemporaryDirectory() as tmp, _without_quantiser_notes(Path(quantization.__file__).parent):
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(output),
+            _Calibration(calibration),
+            quant_format=QuantFormat.QOperator,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     return output

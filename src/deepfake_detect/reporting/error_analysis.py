@@ -27,7 +27,14 @@ from PIL import Image
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import available_cores
-from deepfake_detect.reporting.scores import Scores, ensure_evaluated, image_files, read_scores, source_roots
+from deepfake_detect.reporting.scores import (
+    Scores,
+    ensure_evaluated,
+    image_files,
+    load_thumbnail,
+    read_scores,
+    source_roots,
+)
 from deepfake_detect.viz import plots
 
 __all__ = [
@@ -480,7 +487,7 @@ def _keys(scores: Scores) -> list[tuple[str, str]]:
 
 
 def _gallery(items: list[dict[str, Any]], files: Mapping[tuple[str, str], Path], title: str) -> bytes:
-    images = [plots.load_thumbnail(files[item["source"], item["path"]]) for item in items]
+    images = [load_thumbnail(files[item["source"], item["path"]]) for item in items]
     captions = [f"p_fake {item['p_fake']:.3f}\n{Path(item['path']).name[:22]}" for item in items]
     return plots.figure_png(plots.image_grid(images, captions, title=title, columns=8))
 

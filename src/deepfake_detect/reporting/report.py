@@ -17,13 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from deepfake_detect import metrics
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, read_json
 from deepfake_detect.evaluation.robustness import figure_path as robustness_figure_path
-from deepfake_detect.reporting.scores import Scores, ensure_evaluated, image_files, read_scores, source_roots
+from deepfake_detect.reporting.scores import (
+    Scores,
+    ensure_evaluated,
+    image_files,
+    load_thumbnail,
+    read_scores,
+    source_roots,
+)
 from deepfake_detect.viz import plots
 
 # The scores' readers are re-exported: callers of reporting.report found them here before they moved.
@@ -78,7 +85,7 @@ def _samples_section(ctx: _Context) -> _Section:
         idx = np.flatnonzero(ctx.scores.labels == label)
         picked = np.sort(rng.choice(idx, size=min(SAMPLES_PER_CLASS, idx.size), replace=False))
         for i in picked:
-            images.append(plots.load_thumbnail(ctx.files[i]))
+            images.append(load_thumbnail(ctx.files[i]))
             wrong = bool(ctx.scores.wrong[i])
             note = " (error)" if wrong else ""
             captions.append(f"true {ctx.class_names[label]}{note}\np_fake {ctx.scores.p_fake[i]:.3f}")
@@ -121,9 +128,31 @@ def _learning_section(ctx: _Context) -> _Section:
     return _Section("learning_curves", "Learning curves", body, plots.figure_png(fig), "learning curves")
 
 
+def _roc(labels: np.ndarray, logits: np.ndarray) -> plots.RocCurve:
+    fpr, tpr, _ = roc_curve(labels, logits)
+    return plots.RocCurve(fpr, tpr, float(roc_auc_score(labels, logits)))
+
+
+def _precision_recall(labels: np.ndarray, logits: np.ndarray) -> plots.PrCurve:
+    precision, recall, _ = precision_recall_curve(labels, logits)
+    ap = float(average_precision_score(labels, logits))
+    return plots.PrCurve(recall, precision, ap, fake_share=float(labels.mean()))
+
+
+def _operating_point(labels: np.ndarray, logits: np.ndarray, threshold_logit: float) -> plots.OperatingPoint:
+    """The threshold's rates; NaN for a class absent from the split, precision 1 when nothing is called fake."""
+    pred = logits >= threshold_logit
+    tpr = pred[labels == 1].mean() if (labels == 1).any() else np.nan
+    fpr = pred[labels == 0].mean() if (labels == 0).any() else np.nan
+    precision = (labels[pred] == 1).mean() if pred.any() else 1.0
+    return plots.OperatingPoint(float(fpr), float(tpr), float(precision))
+
+
 def _roc_section(ctx: _Context) -> _Section:
     s, t = ctx.scores, ctx.ev["threshold"]
-    fig = plots.roc_pr_curves(s.labels, s.logits, t["logit"])
+    labels, logits = np.asarray(s.labels), np.asarray(s.logits, dtype=float)
+    point = _operating_point(labels, logits, t["logit"])
+    fig = plots.roc_pr_curves(_roc(labels, logits), _precision_recall(labels, logits), point)
     body = (
         f"<p>Fake is the positive class. The dot is the chosen threshold (rule <b>{html.escape(t['rule'])}"
         f"</b>, logit {t['logit']:.4f}, p_fake {t['p_fake']:.4f}), fixed on validation and applied unchanged "
@@ -175,8 +204,9 @@ def _calibration_section(ctx: _Context) -> _Section:
         f"ECE {cal['ece_before']:.4f} → {cal['ece_after']:.4f}, "
         f"Brier {cal['brier_before']:.4f} → {cal['brier_after']:.4f} (before → after)"
     )
-    p_after = metrics.calibrated_p_fake(s.logits, temperature)
-    fig = plots.reliability_diagram(s.labels, metrics.sigmoid(s.logits), p_after, summary=summary)
+    before = metrics.reliability_curve(s.labels, metrics.sigmoid(s.logits))
+    after = metrics.reliability_curve(s.labels, metrics.calibrated_p_fake(s.logits, temperature))
+    fig = plots.reliability_diagram(before, after, summary=summary)
     body = _calibration_text(cal, temperature, ctx.split, len(s.labels))
     val = ctx.run_metrics.get("val_calibration")
     if val:
@@ -515,7 +545,7 @@ def compare_roc(
         run_dir = RunDir.find(run, runs_dir)
         ensure_evaluated(run_dir, None, split, progress=progress)
         scores = read_scores(run_dir.scores_csv(split))
-        curves[run_dir.name] = (scores.labels, scores.logits)
+        curves[run_dir.name] = _roc(scores.labels, scores.logits)
     fig = plots.roc_overlay(curves, title=f"ROC curves on {split}")
     plots.figure_png(fig, plot)
     return Path(plot)

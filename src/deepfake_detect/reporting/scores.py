@@ -1,5 +1,6 @@
-"""The per-image scores an evaluation wrote (``scores_<split>.csv``), where each image lives, and running the
-evaluation when its files are missing: what the report and the error analysis read instead of running the model.
+"""The per-image scores an evaluation wrote (``scores_<split>.csv``), where each image lives, its thumbnail, and
+running the evaluation when its files are missing: what the report and the error analysis read instead of running
+the model.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from deepfake_detect.core.runs import RunDir, read_json
+from deepfake_detect.data.transforms import load_image
 from deepfake_detect.evaluation.evaluate import evaluate, resolved_sources
 
-__all__ = ["Scores", "read_scores", "source_roots", "image_files", "ensure_evaluated"]
+__all__ = ["Scores", "read_scores", "source_roots", "image_files", "load_thumbnail", "ensure_evaluated"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,28 @@ def image_files(scores: Scores, roots: Mapping[str, Path], default: Path) -> lis
     """The image file of each scored row: its path under its source's root (``default`` for an unknown one)."""
     names = scores.sources or [""] * len(scores.paths)
     return [roots.get(name, default) / path for path, name in zip(scores.paths, names, strict=True)]
+
+
+def load_thumbnail(path: str | Path, size: int = 128) -> np.ndarray:
+    """A centre-square thumbnail of an image file, for galleries.
+
+    Parameters
+    ----------
+    path : str or Path
+        The image file.
+    size : int
+        Side of the thumbnail, in pixels.
+
+    Returns
+    -------
+    ndarray of shape (size, size, 3), uint8
+        A grey square for an unreadable file, so one bad file does not stop a report.
+    """
+    try:
+        image = ImageOps.exif_transpose(load_image(path, min_side=size)).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return np.full((size, size, 3), 128, np.uint8)
+    return np.asarray(ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR))
 
 
 def ensure_evaluated(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.inference.network import Network, load_network
-from deepfake_detect.scan.pipeline import iter_scan
+from deepfake_detect.scan.pipeline import apply_deprecated_backend, iter_scan
 
 __all__ = ["Detector", "load_detector"]
 
@@ -45,16 +45,73 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
     ) -> list[dict[str, Any]]:
-        """Find and judge the faces of photos, folders or videos; one result dict per input, in input order.
+        """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
 
-        The parameters and the result schema are those of :func:`deepfake_detect.scan.pipeline.iter_scan`
-        (``backend`` is deprecated there and here: use :meth:`with_backend`).
+        :meth:`iter_scan` takes the same parameters and streams the results instead.
+
+        Parameters
+        ----------
+        inputs : iterable
+            Paths, folders (recursive, sorted), globs, ``-`` (paths on stdin), ``PIL.Image`` or ``(H, W, 3)``
+            uint8 arrays; see :func:`~deepfake_detect.scan.inputs.iter_inputs`.
+        detect : bool
+            Find faces with the Haar cascade. False: each image is one already framed face.
+        fallback_whole_image : bool
+            Score the whole image when no face is found (instead of reporting no verdict).
+        threshold : float, optional
+            Decision threshold in p_fake units (at ``prior``), a two-way cut: the model's "uncertain" band
+            does not apply. Default: the model's stored threshold, or its band (see :attr:`band`).
+        prior : float, optional
+            Expected share of fakes, for ``p_fake``; default: the calibration split's (50% for 140k).
+        fps : float
+            Frames sampled a second of video.
+        batch_size : int
+            Faces a forward pass.
+        workers : int, optional
+            Decoding processes; default :func:`~deepfake_detect.scan.pipeline.default_workers` (none on 2
+            cores with ``detect=False``); 0 decodes in this process.
+        explain_dir : path, optional
+            Write a Grad-CAM overlay PNG a face here (needs torch weights), and a timeline PNG a video.
+        explain_inline : bool
+            Instead of ``explain_dir``: put each overlay in the result as a PNG data URL, in memory only.
+        backend : str, optional
+            Deprecated: choose the backend once with ``load_detector(..., backend=)`` or :meth:`with_backend`.
+            Given here, this scan (only) runs ``self.with_backend(backend)`` and a ``DeprecationWarning`` says
+            so; this detector is not changed.
+        onnx_cache : path, optional
+            Deprecated with ``backend``: the folder of exported graphs for it.
+
+        Returns
+        -------
+        list of dict
+            One a input, in input order, in the result schema of :mod:`deepfake_detect.scan.pipeline`
+            (``path``, ``error``, ``verdict``, ``p_fake``, ``faces``, ``model``; ``frames`` for a video).
+
+        Raises
+        ------
+        ScanError
+            For unusable options, before any input is read.
+        ExplainError
+            For ``explain_dir`` or ``explain_inline`` with a model without torch weights (an ``.onnx`` file).
+        BackendError
+            For a deprecated ``backend`` this model cannot run.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> det = load_detector("default", backend="torch")
+        >>> result = det.scan([np.zeros((64, 64, 3), np.uint8)], detect=False)[0]
+        >>> sorted(result)
+        ['error', 'faces', 'model', 'p_fake', 'path', 'verdict']
+        >>> result["verdict"] in ("real", "fake", "uncertain")
+        True
         """
+        det = apply_deprecated_backend(self, backend, onnx_cache, stacklevel=2)
         return list(
-            self.iter_scan(
-                inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
+            iter_scan(
+                det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
                 prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-                explain_inline=explain_inline, backend=backend, onnx_cache=onnx_cache,
+                explain_inline=explain_inline,
             )
         )  # fmt: skip
 
@@ -74,11 +131,14 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Like :meth:`scan`, but yields results one by one in input order, in bounded memory."""
+        """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
+        order, in bounded memory; options are checked at once, not on the first ``next``.
+        """
+        det = apply_deprecated_backend(self, backend, onnx_cache, stacklevel=2)
         return iter_scan(
-            self, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
+            det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
             prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-            explain_inline=explain_inline, backend=backend, onnx_cache=onnx_cache,
+            explain_inline=explain_inline,
         )  # fmt: skip
 
 
@@ -97,7 +157,8 @@ def load_detector(
     ----------
     name_or_path : str or Path
         What to load. An ``.onnx`` file needs the ``.onnx.json`` metadata that ``deepfake-detect export``
-        writes beside it; such a detector scores images but cannot explain them (no torch weights).
+        writes beside it (:func:`~deepfake_detect.inference.onnx.metadata_path`); such a detector scores
+        images but cannot explain them (no torch weights).
     backend : {"auto", "onnx-int8", "onnx", "torch"}
         What runs the network, chosen once (see :mod:`deepfake_detect.inference.network`). ``auto``, the
         default, runs the float graph in ONNX Runtime (exported once to ``onnx_cache``), else torch: the scores

@@ -223,11 +223,12 @@ def scan_paths(
 ) -> ScanSummary:
     """Scan files and write the results as they come: the ``deepfake-detect scan`` command.
 
-    Parameters mirror the command's flags and :func:`deepfake_detect.scan.iter_scan`; in addition ``fmt``
-    (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else ``table``),
-    ``output`` (a file instead of stdout), ``resume`` (append to ``output`` and skip the paths already in
-    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend`` and
-    ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``: ``--no-abstain``).
+    Parameters mirror the command's flags and :meth:`~deepfake_detect.scan.detector.Detector.scan`'s; in
+    addition ``fmt`` (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else
+    ``table``), ``output`` (a file instead of stdout), ``resume`` (append to ``output`` and skip the paths
+    already in it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
+    and ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``:
+    ``--no-abstain``).
 
     Returns
     -------

@@ -78,9 +78,6 @@ log = logging.getLogger(__name__)
 DECODE_CHUNK = 16
 
 
-# ---------------------------------------------------------------------------------------------- inputs
-
-
 # -------------------------------------------------------------------------------------------- decoding
 
 
@@ -250,61 +247,15 @@ def iter_scan(
     backend: str | None = None,
     onnx_cache: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Judge the faces of photos, folders and videos: one result dict a input, in input order, streamed.
+    """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
 
-    Parameters
-    ----------
-    det : Detector
-        From :func:`~deepfake_detect.scan.detector.load_detector`.
-    inputs : iterable
-        Paths, folders (recursive, sorted), globs, ``-`` (paths on stdin), ``PIL.Image`` or ``(H, W, 3)``
-        uint8 arrays; see :func:`iter_inputs`.
-    detect : bool
-        Find faces with the Haar cascade. False: each image is one already framed face.
-    fallback_whole_image : bool
-        Score the whole image when no face is found (instead of reporting no verdict).
-    threshold : float, optional
-        Decision threshold in p_fake units (at ``prior``), a two-way cut: the model's "uncertain" band does not
-        apply. Default: the model's stored threshold, or its band (see :attr:`det.band`).
-    prior : float, optional
-        Expected share of fakes, for ``p_fake``; default: the calibration split's (50% for 140k).
-    fps : float
-        Frames sampled a second of video.
-    batch_size : int
-        Faces a forward pass.
-    workers : int, optional
-        Decoding processes; default :func:`default_workers` (none on 2 cores with ``detect=False``); 0
-        decodes in this process.
-    explain_dir : path, optional
-        Write a Grad-CAM overlay PNG a face here (needs torch weights), and a timeline PNG a video.
-    explain_inline : bool
-        Instead of ``explain_dir``: put each overlay in the result as a PNG data URL, in memory only.
-    backend : str, optional
-        Deprecated: choose the backend once with ``load_detector(..., backend=)`` or
-        :meth:`~deepfake_detect.inference.network.Network.with_backend`. Given here, this scan (only) runs
-        ``det.with_backend(backend)`` and a ``DeprecationWarning`` says so; ``det`` itself is not changed.
-    onnx_cache : path, optional
-        With ``backend``: the folder of exported graphs.
-
-    Returns
-    -------
-    iterator of dict
-        The result schema of the module docstring, produced as the inputs are read.
-
-    Raises
-    ------
-    ScanError
-        At once (not on the first ``next``) for unusable options.
+    The parameters after ``det`` (a :class:`~deepfake_detect.scan.detector.Detector`), the result schema and
+    the errors are those of :meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>`; the results
+    are produced as the inputs are read, in bounded memory, and options are checked at once (not on the
+    first ``next``).
     """
+    det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
     _check_options(fps, threshold, prior, batch_size)
-    if backend is not None:
-        warnings.warn(
-            "iter_scan(backend=...) and Detector.scan(backend=...) are deprecated and will be removed in the next "
-            "release; choose the backend once with load_detector(..., backend=) or det.with_backend(name)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        det = det.with_backend(backend, onnx_cache=onnx_cache)
     if explain_inline and explain_dir is not None:
         raise ScanError("choose one of explain_dir and explain_inline")
     explainer = None
@@ -314,6 +265,37 @@ def iter_scan(
     options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps)
     # Options, backend and explainer are checked above, before the first result is asked for.
     return _results(scorer, decoded_stream(iter_inputs(inputs), options, workers=workers), batch_size)
+
+
+def apply_deprecated_backend(det, backend: str | None, onnx_cache: str | Path | None, *, stacklevel: int):
+    """``det`` run by the deprecated ``backend`` argument of a scan, with a ``DeprecationWarning``.
+
+    Parameters
+    ----------
+    det : Detector
+        Left as it is.
+    backend, onnx_cache
+        The scan's deprecated arguments; both None: ``det`` itself, and no warning. ``onnx_cache`` alone
+        changes nothing (it only ever served ``backend``) but is warned about too.
+    stacklevel : int
+        Where the warning points, counted from the caller as :func:`warnings.warn` counts it: 2 for the
+        caller's caller, the user's line when the caller is the scan method the user called.
+
+    Returns
+    -------
+    Detector
+        ``det.with_backend(backend, onnx_cache=onnx_cache)``, or ``det``.
+    """
+    if backend is None and onnx_cache is None:
+        return det
+    warnings.warn(
+        "scan(backend=..., onnx_cache=...) and iter_scan(backend=..., onnx_cache=...) are deprecated and "
+        "will be removed in the next release; choose the backend once with load_detector(..., backend=, "
+        "onnx_cache=) or det.with_backend(name, onnx_cache=)",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return det if backend is None else det.with_backend(backend, onnx_cache=onnx_cache)
 
 
 def _results(scorer: _Scorer, stream: Iterator[Decoded], batch_size: int) -> Iterator[dict[str, Any]]:

@@ -109,10 +109,20 @@ def model_card(det: Detector, runs_dir: str | Path = "runs") -> dict[str, Any]:
 
     Examples
     --------
+    An untrained checkpoint whose metadata carries its test metrics, as the shipped default model's does:
+
+    >>> import tempfile
+    >>> from deepfake_detect.core.checkpoint import save_checkpoint
+    >>> from deepfake_detect.data.transforms import Preprocess
+    >>> from deepfake_detect.models import create_model
     >>> from deepfake_detect.scan.detector import load_detector
-    >>> card = model_card(load_detector("default", backend="torch"))
-    >>> card["name"], card["test_metrics_source"]
-    ('efficientnet-lite0-s4', 'checkpoint metadata (test_metrics)')
+    >>> weights = Path(tempfile.mkdtemp()) / "m.safetensors"
+    >>> meta = {"model": "notebook-cnn", "preprocess": Preprocess(size=32).to_dict(), "class_names": ["real", "fake"],
+    ...         "threshold_logit": 0.0, "temperature": 1.0, "test_metrics": {"n": 2, "roc_auc": 1.0}}
+    >>> _ = save_checkpoint(weights, create_model("notebook-cnn"), meta)
+    >>> card = model_card(load_detector(weights, backend="torch"))
+    >>> card["name"], card["threshold"]["p_fake"], card["test_metrics_source"]
+    ('notebook-cnn', 0.5, 'checkpoint metadata (test_metrics)')
     """
     meta = det.metadata
     test, source = _test_metrics(det, runs_dir)

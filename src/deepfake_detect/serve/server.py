@@ -105,25 +105,53 @@ def app_from_environment() -> FastAPI:
 
 
 def _serve_in_this_process(config: ServeConfig, sock: socket.socket) -> None:
+    threads = torch.get_num_threads()
     _prepare_process(config)
-    app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
-    log.info("serving %s on http://%s:%d (Ctrl-C stops)", config.model, config.host, config.port)
-    server.run(sockets=[sock])
+    try:
+        app = create_app(config)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+        log.info("serving %s on http://%s:%d (Ctrl-C stops)", config.model, config.host, config.port)
+        server.run(sockets=[sock])
+    finally:
+        torch.set_num_threads(threads)  # the caller's again once the service stops
 
 
 def _serve_with_workers(config: ServeConfig) -> None:
     load_network(config.model, runs_dir=config.runs_dir)  # a bad model fails here, not in every worker
+    with config_in_environment(config):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+        )
+
+
+@contextmanager
+def config_in_environment(config: ServeConfig) -> Iterator[None]:
+    """Set :data:`CONFIG_ENV` to ``config`` for the body (the worker processes started in it inherit it), and
+    put back whatever the variable held before (or remove it) after.
+
+    Examples
+    --------
+    >>> with config_in_environment(ServeConfig(port=8123)):
+    ...     json.loads(os.environ[CONFIG_ENV])["port"]
+    8123
+    >>> CONFIG_ENV in os.environ
+    False
+    """
+    previous = os.environ.get(CONFIG_ENV)
     os.environ[CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=config.host,
-        port=config.port,
-        workers=config.workers,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-    )
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = previous
 
 
 def serve(config: ServeConfig) -> None:

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from deepfake_detect import metrics
@@ -32,10 +33,10 @@ from deepfake_detect.core.checkpoint import load_checkpoint, resolve_weights, sa
 from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
-from deepfake_detect.core.runtime import make_deterministic, predict_logits
+from deepfake_detect.core.runtime import deterministic, predict_logits
 from deepfake_detect.core.sources import Source
 from deepfake_detect.data import resolve_data_root
-from deepfake_detect.data.dataset import DecodedCache, FaceDataset, make_loader
+from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
 from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
 from deepfake_detect.data.transforms import Degradations, Preprocess
@@ -124,97 +125,79 @@ def train_process(
     >>> result.metrics["val"]["roc_auc"]                                     # doctest: +SKIP
     """
     preprocess = preprocess_for(cfg)  # first, so an unknown model name fails before any work
-    with session(cfg.device) as ctx:
-        return _train(cfg, preprocess, ctx, progress=progress and ctx.is_main, resume=resume)
+    with session(cfg.device) as ctx, deterministic(cfg.seed, ctx.threads(cfg.threads), ctx.device) as threads:
+        return _train(cfg, preprocess, ctx, threads, progress=progress and ctx.is_main, resume=resume)
 
 
 def _train(
-    cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, *, progress: bool, resume
+    cfg: TrainConfig, preprocess: Preprocess, ctx: DistContext, threads: int, *, progress: bool, resume
 ) -> TrainResult:
-    """The body of :func:`train_process`, for one process (the only one, or one rank)."""
-    device = ctx.device
-    threads = make_deterministic(cfg.seed, ctx.threads(cfg.threads), device)
-    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in cfg.data_sources()]
-    shared = ctx.broadcast_str(json.dumps(_data_fingerprints(cfg, sources, progress)) if ctx.is_main else "")
-    fingerprints = json.loads(shared)  # one a source, hashed by rank 0
-    fingerprint = combine_fingerprints(
-        sources, fingerprints
-    )  # a one-folder run's is that folder's, as before
-    data_ids = {"data_fingerprint": fingerprint, "data_fingerprints": fingerprints}
-    train_ds, val_ds = _datasets(cfg, preprocess, sources, fingerprint, progress, ctx)
-    local_batch = ctx.local_batch(cfg.batch_size)  # the global batch, shared out between the ranks
-    train_loader, sampler, val_loader = _loaders(cfg, sources, train_ds, val_ds, local_batch, ctx)
-    steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
+    """The body of :func:`train_process`, for one process (the only one, or one rank).
 
-    generators = {"train": train_loader.generator, "valid": val_loader.generator}
-    state = _initial_state(cfg, device, steps_per_epoch, generators, load_weights=resume is None)
+    Runs inside :func:`~deepfake_detect.core.runtime.deterministic`: seeded, with ``threads`` torch threads.
+    """
+    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in cfg.data_sources()]
+    data_ids = _data_ids(cfg, sources, ctx, progress)
+    feed = _feed(cfg, preprocess, sources, data_ids["data_fingerprint"], ctx, progress)
+    generators = {"train": feed.train_loader.generator, "valid": feed.val_loader.generator}
+    state = _initial_state(cfg, ctx.device, feed.steps_per_epoch, generators, load_weights=resume is None)
     run = _open_run(cfg, sources, preprocess, threads, ctx, resume)
     meta = {"config": cfg.to_dict(), **data_ids, "world_size": ctx.world_size}
     checkpoints = Checkpointer(run.checkpoints, meta, enabled=ctx.is_main)
     if resume is not None:
         checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
-    net = ctx.wrap(state.model)
-    judged = state.ema.module if state.ema is not None else state.model  # the weights validated and saved
-    views = dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
     if ctx.is_main:
-        log.info("run %s: %d train / %d valid images, %s", run.name, len(train_ds), len(val_ds), preprocess)
-        if not is_plain(sources):
-            log.info("data mix: %s", ", ".join(f"{s.name} (weight {s.weight:g})" for s in sources))
+        _log_start(run, feed, preprocess, sources)
 
-    interrupted, start = False, time.perf_counter() - state.elapsed
-    save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, steps_per_epoch, start)
-    try:
-        for epoch in range(state.epoch, cfg.epochs):
-            if state.stopper.should_stop:
-                break
-            # Resuming mid-epoch skips the batches already trained; the order itself draws nothing.
-            sampler.set_epoch(epoch, skip=state.position[1] * local_batch)
-            train_ds.set_epoch(epoch)
-            _begin_epoch(state, epoch, train_loader.generator)
-            row = train_one_epoch(
-                net,
-                train_loader,
-                state.optimizer,
-                state.schedule,
-                device,
-                channels_last=cfg.channels_last,
-                progress=progress,
-                ema=state.ema,
-                state=state.progress,
-                max_batches=steps_per_epoch,
-                after_batch=save_mid_epoch,
-            )
-            _end_epoch(cfg, ctx, state, row, judged, val_loader, run, views)
-            state.elapsed = time.perf_counter() - start
-            checkpoints.save(state)
-            if state.stopper.should_stop:
-                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
-                break
-    except KeyboardInterrupt:
-        interrupted = _on_interrupt(ctx, "interrupted")
-    except RuntimeError as err:
-        if not _peer_lost(ctx, err):
-            raise
-        interrupted = _on_interrupt(ctx, f"another process stopped ({err})")
+    start = time.perf_counter() - state.elapsed
+    interrupted = _train_epochs(cfg, ctx, state, feed, run, checkpoints, start=start, progress=progress)
 
     if not ctx.is_main:
         return TrainResult(run_dir=run.path, metrics={}, interrupted=interrupted, rank=ctx.rank)
-    if state.best_state is not None:
-        judged.load_state_dict(state.best_state)
-    _, val_logits, val_labels = validate(judged, val_loader, device, **views)
-    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
-    summary["abstain"] = _fit_band(
-        cfg, judged, val_ds, val_logits, val_labels, summary["threshold_logit"], views
-    )
-    summary = _finish_run(cfg, run, judged, preprocess, data_ids, summary, interrupted=interrupted)
+    summary = _calibrate_kept_weights(cfg, ctx, state, feed, start, threads)
+    summary = _finish_run(cfg, run, _judged(state), preprocess, data_ids, summary, interrupted=interrupted)
     if not interrupted:
         checkpoints.discard()  # the finished run is in its weights file; an interrupted one may resume
     return TrainResult(run_dir=run.path, metrics=summary, interrupted=interrupted)
 
 
-def _data_fingerprints(cfg: TrainConfig, sources: list[Source], progress: bool) -> dict[str, str]:
-    names, manifest = tuple(cfg.class_names), cfg.manifest or None
-    return fingerprint_sources(sources, class_names=names, progress=progress, manifest=manifest)
+def _data_ids(cfg: TrainConfig, sources: list[Source], ctx: DistContext, progress: bool) -> dict[str, Any]:
+    """The fingerprint of the mix and one a source, hashed by rank 0 and sent to the other ranks.
+
+    A one-folder run's mix fingerprint is that folder's, as it was before data mixes.
+    """
+    hashed = ""
+    if ctx.is_main:
+        names, manifest = tuple(cfg.class_names), cfg.manifest or None
+        found = fingerprint_sources(sources, class_names=names, progress=progress, manifest=manifest)
+        hashed = json.dumps(found)
+    fingerprints = json.loads(ctx.broadcast_str(hashed))
+    mix = combine_fingerprints(sources, fingerprints)
+    return {"data_fingerprint": mix, "data_fingerprints": fingerprints}
+
+
+@dataclass
+class _Feed:
+    """This process's data: both datasets, their loaders, the sampler of the training order, the batch sizes."""
+
+    train_ds: FaceDataset
+    val_ds: FaceDataset
+    train_loader: DataLoader
+    sampler: EpochShuffle
+    val_loader: DataLoader
+    local_batch: int  # this rank's share of the global batch
+    steps_per_epoch: int
+
+
+def _feed(
+    cfg: TrainConfig, preprocess: Preprocess, sources, fingerprint: str, ctx: DistContext, progress
+) -> _Feed:
+    """This process's datasets and loaders; the global batch is shared out between the ranks."""
+    train_ds, val_ds = _datasets(cfg, preprocess, sources, fingerprint, progress, ctx)
+    local_batch = ctx.local_batch(cfg.batch_size)
+    train_loader, sampler, val_loader = _loaders(cfg, sources, train_ds, val_ds, local_batch, ctx)
+    steps_per_epoch = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
+    return _Feed(train_ds, val_ds, train_loader, sampler, val_loader, local_batch, steps_per_epoch)
 
 
 def _datasets(
@@ -305,6 +288,61 @@ def _open_run(cfg, sources, preprocess: Preprocess, threads: int, ctx: DistConte
     environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
     write_json(run.environment, environment)
     return RunDir(Path(ctx.broadcast_str(str(run.path))))
+
+
+def _log_start(run: RunDir, feed: _Feed, preprocess: Preprocess, sources: list[Source]) -> None:
+    log.info(
+        "run %s: %d train / %d valid images, %s", run.name, len(feed.train_ds), len(feed.val_ds), preprocess
+    )
+    if not is_plain(sources):
+        log.info("data mix: %s", ", ".join(f"{s.name} (weight {s.weight:g})" for s in sources))
+
+
+def _train_epochs(
+    cfg, ctx: DistContext, state: TrainState, feed: _Feed, run: RunDir, checkpoints, *, start, progress
+) -> bool:
+    """Train from ``state.epoch`` to the last epoch or an early stop, validating and checkpointing each one.
+
+    Returns True when interrupted (Ctrl-C, or another rank stopped): the best weights so far are then kept.
+    """
+    net, judged = ctx.wrap(state.model), _judged(state)
+    save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, feed.steps_per_epoch, start)
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            if state.stopper.should_stop:
+                break
+            # Resuming mid-epoch skips the batches already trained; the order itself draws nothing.
+            feed.sampler.set_epoch(epoch, skip=state.position[1] * feed.local_batch)
+            feed.train_ds.set_epoch(epoch)
+            _begin_epoch(state, epoch, feed.train_loader.generator)
+            row = train_one_epoch(
+                net, feed.train_loader, state.optimizer, state.schedule, ctx.device,
+                channels_last=cfg.channels_last, progress=progress, ema=state.ema, state=state.progress,
+                max_batches=feed.steps_per_epoch, after_batch=save_mid_epoch,
+            )  # fmt: skip
+            _end_epoch(cfg, ctx, state, row, judged, feed.val_loader, run, _views(cfg))
+            state.elapsed = time.perf_counter() - start
+            checkpoints.save(state)
+            if state.stopper.should_stop:
+                log.info("early stop: no %s gain for %d epochs", cfg.monitor, cfg.patience)
+                break
+    except KeyboardInterrupt:
+        return _on_interrupt(ctx, "interrupted")
+    except RuntimeError as err:
+        if not _peer_lost(ctx, err):
+            raise
+        return _on_interrupt(ctx, f"another process stopped ({err})")
+    return False
+
+
+def _judged(state: TrainState) -> torch.nn.Module:
+    """The weights validated and saved: the moving average when there is one, else the trained model."""
+    return state.ema.module if state.ema is not None else state.model
+
+
+def _views(cfg: TrainConfig) -> dict[str, bool]:
+    """How validation shows the images to the model (memory layout, mirror averaging)."""
+    return dict(channels_last=cfg.channels_last, tta_flip=cfg.tta_flip)
 
 
 def _mid_epoch_saver(
@@ -467,6 +505,23 @@ def _on_interrupt(ctx: DistContext, reason: str) -> bool:
     if ctx.is_main:
         log.warning("%s: saving the best weights so far and exiting", reason)
     return True
+
+
+def _calibrate_kept_weights(
+    cfg: TrainConfig, ctx: DistContext, state: TrainState, feed: _Feed, start: float, threads: int
+) -> dict[str, Any]:
+    """Put back the best epoch's weights and fix their threshold, temperature and "uncertain" band on
+    validation; with the run's totals, the start of its metrics."""
+    judged = _judged(state)
+    if state.best_state is not None:
+        judged.load_state_dict(state.best_state)
+    views = _views(cfg)
+    _, val_logits, val_labels = validate(judged, feed.val_loader, ctx.device, **views)
+    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
+    summary["abstain"] = _fit_band(
+        cfg, judged, feed.val_ds, val_logits, val_labels, summary["threshold_logit"], views
+    )
+    return summary
 
 
 def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -28,7 +28,7 @@ __all__ = [
     "index_entry",
 ]
 
-HISTORY_FIELDS = [
+HISTORY_FIELDS = (
     "epoch",
     "lr",
     "train_loss",
@@ -43,7 +43,7 @@ HISTORY_FIELDS = [
     "train_img_per_s",
     "epoch_seconds",
     "bad_images",
-]
+)
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

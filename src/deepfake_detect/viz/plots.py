@@ -6,28 +6,27 @@ registry) and works without a display. :func:`figure_png` turns a figure into PN
 optionally writes them.
 
 Conventions as in :mod:`deepfake_detect.metrics`: label 0 = real, 1 = fake, scores are raw logits and the
-verdict is fake when ``logit >= threshold``.
+verdict is fake when ``logit >= threshold``. Everything drawn is given: curves, areas and images come computed
+and decoded by the caller (:mod:`deepfake_detect.reporting`), so drawing reads no file and computes no metric.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps
-from sklearn import metrics as skm
-
-from deepfake_detect.data.transforms import load_image
-from deepfake_detect.metrics import reliability_curve
 
 __all__ = [
+    "RocCurve",
+    "PrCurve",
+    "OperatingPoint",
     "new_figure",
     "figure_png",
-    "load_thumbnail",
     "image_grid",
     "learning_curves",
     "roc_pr_curves",
@@ -41,6 +40,51 @@ __all__ = [
 DPI = 110
 REAL_COLOUR, FAKE_COLOUR = "#1f77b4", "#d62728"
 THRESHOLD_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """A ROC curve (fake = positive) and the area under it.
+
+    Attributes
+    ----------
+    fpr, tpr : ndarray
+        The curve's points, e.g. from ``sklearn.metrics.roc_curve``.
+    auc : float
+        The area under it.
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class PrCurve:
+    """A precision-recall curve (fake = positive), its average precision, and the chance level.
+
+    Attributes
+    ----------
+    recall, precision : ndarray
+        The curve's points, e.g. from ``sklearn.metrics.precision_recall_curve``.
+    average_precision : float
+    fake_share : float
+        The share of fakes among the images: the precision of a chance classifier.
+    """
+
+    recall: np.ndarray
+    precision: np.ndarray
+    average_precision: float
+    fake_share: float
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where a decision threshold sits: its false-positive rate, true-positive rate (recall) and precision."""
+
+    fpr: float
+    tpr: float
+    precision: float
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -82,28 +126,6 @@ def figure_png(fig: Figure, path: str | Path | None = None) -> bytes:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(data)
     return data
-
-
-def load_thumbnail(path: str | Path, size: int = 128) -> np.ndarray:
-    """A centre-square thumbnail of an image file, for galleries.
-
-    Parameters
-    ----------
-    path : str or Path
-        The image file.
-    size : int
-        Side of the thumbnail, in pixels.
-
-    Returns
-    -------
-    ndarray of shape (size, size, 3), uint8
-        A grey square for an unreadable file, so one bad file does not stop a report.
-    """
-    try:
-        image = ImageOps.exif_transpose(load_image(path, min_side=size)).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return np.full((size, size, 3), 128, np.uint8)
-    return np.asarray(ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR))
 
 
 def image_grid(
@@ -197,31 +219,24 @@ def learning_curves(history: Sequence[Mapping[str, float]], best_epoch: int | No
     return fig
 
 
-def roc_pr_curves(labels, logits, threshold_logit: float) -> Figure:
+def roc_pr_curves(roc: RocCurve, pr: PrCurve, at_threshold: OperatingPoint) -> Figure:
     """ROC (with AUC) and precision-recall (with average precision) curves, the threshold marked on both.
 
     Parameters
     ----------
-    labels : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    logits : array-like of shape (n_samples,)
-        Raw scores.
-    threshold_logit : float
-        The decision threshold; its (FPR, TPR) and (recall, precision) are marked.
+    roc : RocCurve
+    pr : PrCurve
+    at_threshold : OperatingPoint
+        The decision threshold's (FPR, TPR) and (recall, precision), marked on the curves.
 
     Returns
     -------
     Figure
     """
-    y, s = np.asarray(labels), np.asarray(logits, dtype=float)
-    pred = s >= threshold_logit
-    tpr_t = pred[y == 1].mean() if (y == 1).any() else np.nan
-    fpr_t = pred[y == 0].mean() if (y == 0).any() else np.nan
-    prec_t = (y[pred] == 1).mean() if pred.any() else 1.0
+    fpr_t, tpr_t, prec_t = at_threshold.fpr, at_threshold.tpr, at_threshold.precision
     fig = new_figure(11, 4.8)
     roc_ax, pr_ax = fig.subplots(1, 2)
-    fpr, tpr, _ = skm.roc_curve(y, s)
-    roc_ax.plot(fpr, tpr, color=FAKE_COLOUR, label=f"model (AUC = {skm.roc_auc_score(y, s):.4f})")
+    roc_ax.plot(roc.fpr, roc.tpr, color=FAKE_COLOUR, label=f"model (AUC = {roc.auc:.4f})")
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC = 0.5)")
     roc_ax.plot(fpr_t, tpr_t, "ko", label=f"threshold: FPR {fpr_t:.3f}, TPR {tpr_t:.3f}")
     roc_ax.set(
@@ -229,10 +244,9 @@ def roc_pr_curves(labels, logits, threshold_logit: float) -> Figure:
         xlabel="false-positive rate (reals called fake)",
         ylabel="true-positive rate (fakes caught)",
     )
-    precision, recall, _ = skm.precision_recall_curve(y, s)
-    ap = skm.average_precision_score(y, s)
-    pr_ax.step(recall, precision, where="post", color=FAKE_COLOUR, label=f"model (AP = {ap:.4f})")
-    pr_ax.axhline(y.mean(), color="grey", linestyle=":", label=f"chance (share of fakes {y.mean():.2f})")
+    ap, share = pr.average_precision, pr.fake_share
+    pr_ax.step(pr.recall, pr.precision, where="post", color=FAKE_COLOUR, label=f"model (AP = {ap:.4f})")
+    pr_ax.axhline(share, color="grey", linestyle=":", label=f"chance (share of fakes {share:.2f})")
     pr_ax.plot(tpr_t, prec_t, "ko", label=f"threshold: recall {tpr_t:.3f}, precision {prec_t:.3f}")
     pr_ax.set(title="Precision-recall curve (fake = positive)", xlabel="recall", ylabel="precision")
     for ax in (roc_ax, pr_ax):
@@ -242,13 +256,13 @@ def roc_pr_curves(labels, logits, threshold_logit: float) -> Figure:
     return fig
 
 
-def roc_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) -> Figure:
+def roc_overlay(curves: Mapping[str, RocCurve], title: str) -> Figure:
     """ROC curves of several models on one axis.
 
     Parameters
     ----------
-    curves : mapping of str to (labels, logits)
-        One entry per model, each with 0/1 labels and raw scores.
+    curves : mapping of str to RocCurve
+        One curve per model, by name.
     title : str
         Figure title.
 
@@ -258,9 +272,8 @@ def roc_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str)
     """
     fig = new_figure(7, 6)
     ax = fig.subplots()
-    for name, (labels, logits) in curves.items():
-        fpr, tpr, _ = skm.roc_curve(labels, logits)
-        ax.plot(fpr, tpr, label=f"{name} (AUC = {skm.roc_auc_score(labels, logits):.4f})")
+    for name, roc in curves.items():
+        ax.plot(roc.fpr, roc.tpr, label=f"{name} (AUC = {roc.auc:.4f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
     ax.set(
         title=title,
@@ -357,20 +370,19 @@ def score_histograms(labels, logits, threshold_logit: float, class_names: Sequen
     return fig
 
 
-def reliability_diagram(labels, p_before, p_after, *, n_bins: int = 15, summary: str = "") -> Figure:
+def reliability_diagram(
+    before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray], *, summary: str = ""
+) -> Figure:
     """Observed share of fakes against predicted p_fake, before and after temperature scaling.
 
-    The bins are those of :func:`deepfake_detect.metrics.expected_calibration_error`; the lower panel shows
-    how many images fall in each bin, since bins with few images are noisy.
+    The lower panel shows how many images fall in each bin, since bins with few images are noisy.
 
     Parameters
     ----------
-    labels : array-like of shape (n_samples,)
-        0 = real, 1 = fake.
-    p_before, p_after : array-like of shape (n_samples,)
-        p_fake before and after temperature scaling.
-    n_bins : int
-        Equal-width bins on [0, 1].
+    before, after : mapping of str to ndarray
+        Reliability curves of p_fake before and after temperature scaling, on the same equal-width bins of
+        [0, 1], as :func:`deepfake_detect.metrics.reliability_curve` returns them (``bin_centers``,
+        ``mean_predicted``, ``fraction_fake``, ``counts``).
     summary : str
         A line under the title, e.g. ECE and Brier before and after.
 
@@ -381,12 +393,11 @@ def reliability_diagram(labels, p_before, p_after, *, n_bins: int = 15, summary:
     fig = new_figure(7.5, 7.5)
     top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    width = 1.0 / n_bins
-    for p, name, colour, shift in (
-        (p_before, "before (raw sigmoid)", "tab:orange", -0.25),
-        (p_after, "after temperature scaling", "tab:green", 0.25),
+    width = 1.0 / len(before["counts"])
+    for curve, name, colour, shift in (
+        (before, "before (raw sigmoid)", "tab:orange", -0.25),
+        (after, "after temperature scaling", "tab:green", 0.25),
     ):
-        curve = reliability_curve(labels, p, n_bins=n_bins)
         top.plot(curve["mean_predicted"], curve["fraction_fake"], "o-", color=colour, label=name)
         bottom.bar(curve["bin_centers"] + shift * width, curve["counts"], width / 2, color=colour)
     top.set(
