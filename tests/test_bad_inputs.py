@@ -19,6 +19,7 @@ import deepfake_detect as dd
 from deepfake_detect.scan.decode import DecodeOptions
 from deepfake_detect.scan.faces import detect_faces
 from deepfake_detect.scan.inputs import iter_inputs
+from deepfake_detect.scan.landmarks import find_faces
 from deepfake_detect.scan.pipeline import decode
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")
@@ -153,9 +154,14 @@ def test_exif_rotation_boxes_are_in_the_upright_image(det, tmp_path, face_photo)
     stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))  # the sensor's sideways pixels
     path = tmp_path / "phone.jpg"
     stored.save(path, "JPEG", quality=95, exif=exif)
-    (found,) = det.with_backend("torch").scan([str(path)])
+    (found,) = det.with_backend("torch").scan([str(path)], framing="box")
     assert len(found["faces"]) == 1
     assert np.allclose(found["faces"][0]["box"], expected, atol=8)
+    (landmarked,) = find_faces(upright)  # the default framing: box, landmarks and quad all upright
+    (found,) = det.with_backend("torch").scan([str(path)])
+    assert len(found["faces"]) == 1
+    assert np.allclose(found["faces"][0]["box"], landmarked.box, atol=8)
+    assert np.allclose(found["faces"][0]["quad"], landmarked.quad, atol=8)
     (whole,) = det.with_backend("torch").scan([str(path)], detect=False)
     assert whole["faces"][0]["box"] == [0, 0, 400, 512]
 

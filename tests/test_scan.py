@@ -26,7 +26,7 @@ from deepfake_detect.scan.pipeline import iter_scan
 from deepfake_detect.scan.video import VIDEO_TOP_K
 
 RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
-FACE_KEYS = {"box", "p_fake", "logit", "verdict"}
+FACE_KEYS = {"box", "p_fake", "logit", "verdict"}  # and "landmarks", "quad" in ffhq framing
 # Pasted faces: |logit(found in the canvas) - logit(crop alone)| seen at most 0.28 (median 0.08) over 19
 # shared faces with the amplified untrained model of ``det``, whose logits spread with a std of 1.1 across faces.
 PASTE_LOGIT_TOL = 0.35
@@ -97,17 +97,26 @@ def _canvas(face: np.ndarray, top: int, left: int, shape=(600, 700)) -> np.ndarr
     return canvas
 
 
-def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300) -> None:
+def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300, framing="box") -> None:
     own = det.with_backend("torch").scan([crop], detect=False)[0]["faces"][0]
-    found = det.with_backend("torch").scan([_canvas(crop, top, left)])[0]
+    found = det.with_backend("torch").scan([_canvas(crop, top, left)], framing=framing)[0]
     assert len(found["faces"]) == 1, found
-    box = found["faces"][0]["box"]
-    x0, y0, side = face_frame(box)
+    face = found["faces"][0]
+    if framing == "box":
+        x0, y0, side = face_frame(face["box"])
+        assert "quad" not in face and "landmarks" not in face
+    else:  # FFHQ's square, from the landmarks: the pasted (FFHQ-aligned) crop itself
+        quad = np.array(face["quad"])
+        assert len(face["landmarks"]) == 5 and quad.shape == (4, 2)
+        (x0, y0), side = quad.min(axis=0), np.ptp(quad[:, 0])
+        assert np.abs(
+            quad - [[left, top], [left, top + 256], [left + 256, top + 256], [left + 256, top]]
+        ).max() < (0.05 * crop.shape[0])
     inter = max(0, min(x0 + side, left + crop.shape[1]) - max(x0, left)) * max(
         0, min(y0 + side, top + crop.shape[0]) - max(y0, top)
     )
     assert inter / (side * side + crop.shape[0] * crop.shape[1] - inter) > 0.75  # framing recovered
-    assert abs(found["faces"][0]["logit"] - own["logit"]) <= PASTE_LOGIT_TOL
+    assert abs(face["logit"] - own["logit"]) <= PASTE_LOGIT_TOL
 
 
 def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det, face_photo):
@@ -115,12 +124,13 @@ def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det, face_photo
 
     photo = face_photo
     crop = crop_face(photo, detect_faces(photo)[0])  # the face framed like the training data
-    _pasted_matches_crop(det, np.asarray(Image.fromarray(crop).resize((256, 256))))
+    _pasted_matches_crop(det, np.asarray(Image.fromarray(crop).resize((256, 256))), framing="box")
 
 
-def test_pasted_shared_face_is_found_and_scored_like_its_crop(det, shared_data):
+@pytest.mark.parametrize("framing", ["ffhq", "box"])
+def test_pasted_shared_face_is_found_and_scored_like_its_crop(det, shared_data, framing):
     face = np.asarray(Image.open(sorted((shared_data / "test" / "real").glob("*.jpg"))[0]).convert("RGB"))
-    _pasted_matches_crop(det, face)
+    _pasted_matches_crop(det, face, framing=framing)
 
 
 def test_no_face_gives_a_note_not_an_error_and_fallback_scores_the_image(det):
@@ -284,3 +294,61 @@ def test_scan_backend_argument_is_deprecated_and_changes_no_later_call(tiny_run,
     assert det.backend == "torch" and later[0]["model"]["backend"] == "torch"
     with pytest.raises(ScanError, match="backend must be one of"):
         det.with_backend("fast")
+
+
+def test_ffhq_rows_carry_five_landmarks_and_the_quad_and_box_rows_do_not(det, face_photo):
+    (face,) = det.with_backend("torch").scan([face_photo])[0]["faces"]
+    assert set(face) == FACE_KEYS | {"landmarks", "quad"}
+    assert np.array(face["landmarks"]).shape == (5, 2) and np.array(face["quad"]).shape == (4, 2)
+    assert all(round(v, 1) == v for point in face["landmarks"] + face["quad"] for v in point)
+    left_eye, right_eye, nose, mouth_left, mouth_right = face["landmarks"]
+    assert left_eye[0] < nose[0] < right_eye[0] and left_eye[1] < nose[1] < mouth_left[1]  # upright order
+    (boxed,) = det.with_backend("torch").scan([face_photo], framing="box")[0]["faces"]
+    assert set(boxed) == FACE_KEYS
+    with pytest.raises(ScanError, match="framing must be one of ffhq, box"):
+        det.scan([face_photo], framing="haar")
+
+
+def test_a_face_too_small_to_judge_keeps_p_fake_but_gets_no_verdict(det):
+    from deepfake_detect.scan.decode import Decoded, Face
+    from deepfake_detect.scan.pipeline import MIN_JUDGED_SIDE, _Scorer
+
+    def face(side: float) -> Face:
+        quad = np.array([[0, 0], [0, side], [side, side], [side, 0]], np.float64)
+        return Face(
+            (0, 0, int(side), int(side)),
+            np.zeros((32, 32, 3), np.uint8),
+            landmarks=quad[:1].repeat(5, 0),
+            quad=quad,
+        )
+
+    scorer = _Scorer(det, 32, None, None)
+    small, large = face(MIN_JUDGED_SIDE - 10), face(MIN_JUDGED_SIDE + 10)
+    both = scorer.result(Decoded(0, "x", faces=[small, large]), np.array([5.0, -5.0], np.float32))
+    tiny, judged = both["faces"]
+    assert tiny["verdict"] is None and tiny["note"] == f"face too small to judge ({MIN_JUDGED_SIDE - 10} px)"
+    assert tiny["p_fake"] > 0.99 and judged["verdict"] == "real"
+    assert (
+        both["verdict"] == "real" and both["p_fake"] == judged["p_fake"]
+    )  # the small fake face does not decide
+    alone = scorer.result(Decoded(0, "x", faces=[small]), np.array([5.0], np.float32))
+    assert alone["verdict"] is None and alone["p_fake"] > 0.99 and "too small" in alone["note"]
+
+
+def test_csv_rows_hold_landmarks_and_quad_as_json(tmp_path, face_photo, det):
+    import csv
+    import json
+
+    from deepfake_detect.scan.output import CSV_COLUMNS, _CsvWriter
+
+    rows = det.with_backend("torch").scan([face_photo, face_photo], framing="ffhq")
+    rows[1] = det.with_backend("torch").scan([face_photo], framing="box")[0]
+    with (tmp_path / "out.csv").open("w", newline="") as stream:
+        writer = _CsvWriter(stream, True)
+        for row in rows:
+            writer.write(row)
+    table = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert CSV_COLUMNS[-2:] == ("landmarks", "quad") and list(table[0]) == list(CSV_COLUMNS)
+    assert json.loads(table[0]["quad"]) == rows[0]["faces"][0]["quad"]
+    assert json.loads(table[0]["landmarks"]) == rows[0]["faces"][0]["landmarks"]
+    assert table[1]["quad"] == table[1]["landmarks"] == ""  # box framing

@@ -30,9 +30,16 @@ def scan(
         bool,
         typer.Option(
             "--detect/--no-detect",
-            help="Find faces (Haar cascade). --no-detect: each image is already a face crop, like the 140k data.",
+            help="Find faces (see --framing). --no-detect: each image is already a face crop, like the 140k data.",
         ),
     ] = True,
+    framing: Annotated[
+        str,
+        typer.Option(
+            help="ffhq: dlib's landmarks and FFHQ's oriented square (the training framing); box: the Haar "
+            "cascade's upright box, for comparison. Neither falls back to the other."
+        ),
+    ] = "ffhq",
     fallback_whole_image: Annotated[
         bool, typer.Option(help="Score the whole image when no face is found (default: no verdict).")
     ] = False,
@@ -108,7 +115,7 @@ def scan(
         threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
         resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
         batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
-        runs_dir=runs_dir, progress=not quiet,
+        runs_dir=runs_dir, framing=framing, progress=not quiet,
     )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")
@@ -211,6 +218,9 @@ def serve(
             help="As for scan: 'uncertain' inside the model's abstention band; --no-abstain: always real or fake.",
         ),
     ] = True,
+    framing: Annotated[
+        str, typer.Option(help="As for scan: ffhq (landmarks, FFHQ's square) or box (the Haar cascade).")
+    ] = "ffhq",
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Serve the detector over HTTP: a REST API (POST /v1/scan, GET /v1/model, /healthz, docs at /docs) and a
@@ -226,6 +236,6 @@ def serve(
         host=host, port=port, model=model, workers=workers, concurrency=concurrency, threads=threads,
         max_request_mb=max_request_mb, max_files=max_files, max_pixels=max_pixels, api_key=api_key,
         keep_uploads=None if keep_uploads is None else str(keep_uploads), backend=backend, abstain=abstain,
-        runs_dir=str(runs_dir),
+        runs_dir=str(runs_dir), framing=framing,
     )  # fmt: skip
     run_server(config)

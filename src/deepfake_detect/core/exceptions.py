@@ -28,6 +28,7 @@ __all__ = [
     "DistributedError",
     "ExplainError",
     "ScanError",
+    "FaceModelError",
     "BackendError",
     "ExportError",
     "ParityError",
@@ -84,6 +85,10 @@ class ExplainError(DeepfakeDetectError, ValueError):
 
 class ScanError(DeepfakeDetectError, ValueError):
     """A scan that cannot start: bad options, nothing to scan, a model that cannot do what was asked."""
+
+
+class FaceModelError(ScanError):
+    """The face landmark detector (dlib and its 68-point model) is not installed: says what to install."""
 
 
 class BackendError(ScanError):

@@ -13,15 +13,29 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from deepfake_detect.core.exceptions import describe_error
+from deepfake_detect.core.exceptions import FaceModelError, describe_error
 from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
+from deepfake_detect.scan.align import crop_quad
 from deepfake_detect.scan.faces import Box, crop_face, detect_faces
 from deepfake_detect.scan.inputs import input_label
+from deepfake_detect.scan.landmarks import find_faces, five_points
 
-__all__ = ["DecodeOptions", "Face", "Decoded", "decode_image", "image_size", "network_view", "faces_in"]
+__all__ = [
+    "FRAMINGS",
+    "DecodeOptions",
+    "Face",
+    "Decoded",
+    "decode_image",
+    "image_size",
+    "network_view",
+    "faces_in",
+]
 
 # Below this side (pixels) an image is mostly interpolation once brought to the model's input size.
 MIN_RELIABLE_SIDE = 64
+# "ffhq": dlib landmarks and FFHQ's oriented square (scan/landmarks.py, scan/align.py); "box": the Haar
+# cascade's upright box and its two calibrated offsets (scan/faces.py), kept for comparison.
+FRAMINGS = ("ffhq", "box")
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,7 @@ class DecodeOptions:
     detect: bool = True
     fallback_whole_image: bool = False
     fps: float = 1.0
+    framing: str = "ffhq"
 
 
 @dataclass
@@ -40,12 +55,16 @@ class Face:
 
     ``view`` is the evaluation view (:meth:`Preprocess.finish` of the stored image, made contiguous) rather
     than the stored image: in crop mode it is a quarter of the pixels to send back from a decoding process.
+    ``landmarks`` (5 x 2: eye centres, nose tip, mouth corners) and ``quad`` (4 x 2: FFHQ's square) are in
+    pixels of the EXIF-corrected image, None in box framing and without detection.
     """
 
     box: Box
     view: np.ndarray
     frame: int | None = None
     t: float | None = None
+    landmarks: np.ndarray | None = None
+    quad: np.ndarray | None = None
 
 
 @dataclass
@@ -95,10 +114,28 @@ def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess:
     return Face((0, 0, size[0], size[1]), network_view(stored, preprocess))
 
 
-def faces_in(rgb: np.ndarray, preprocess: Preprocess) -> list[Face]:
+def faces_in(rgb: np.ndarray, preprocess: Preprocess, framing: str = "ffhq") -> list[Face]:
+    """The faces of a full-resolution RGB image, framed the ``framing`` way and ready for the network.
+
+    Examples
+    --------
+    >>> from deepfake_detect.data.transforms import Preprocess
+    >>> faces_in(np.zeros((64, 64, 3), np.uint8), Preprocess(size=32), "box")
+    []
+    """
+    if framing == "box":
+        return [
+            Face(box, network_view(preprocess.prepare(Image.fromarray(crop_face(rgb, box))), preprocess))
+            for box in detect_faces(rgb)
+        ]
     return [
-        Face(box, network_view(preprocess.prepare(Image.fromarray(crop_face(rgb, box))), preprocess))
-        for box in detect_faces(rgb)
+        Face(
+            found.box,
+            network_view(preprocess.prepare(Image.fromarray(crop_quad(rgb, found.quad))), preprocess),
+            landmarks=five_points(found.landmarks68),
+            quad=found.quad,
+        )
+        for found in find_faces(rgb)
     ]
 
 
@@ -108,7 +145,7 @@ def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
     try:
         rgb, size = _open_rgb(item, options.preprocess, options.detect)
         if options.detect:
-            result.faces = faces_in(rgb, options.preprocess)
+            result.faces = faces_in(rgb, options.preprocess, options.framing)
         if not options.detect or (not result.faces and options.fallback_whole_image):
             result.faces = [_whole(item, rgb, size, options.preprocess)]
             if options.detect:
@@ -120,6 +157,8 @@ def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
                 f"image is only {size[0]}x{size[1]} pixels, blown up to the model's "
                 f"{options.preprocess.size}x{options.preprocess.size}: the score is unreliable"
             )
+    except FaceModelError:
+        raise  # not this file's fault: the whole scan cannot find faces
     except Exception as err:  # noqa: BLE001 - any failure is this file's error row, the scan goes on
         result.faces, result.note, result.error = [], None, describe_error(err)
     return result

@@ -44,6 +44,7 @@ class Detector(Network):
         explain_inline: bool = False,
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
+        framing: str = "ffhq",
     ) -> list[dict[str, Any]]:
         """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
 
@@ -55,7 +56,7 @@ class Detector(Network):
             Paths, folders (recursive, sorted), globs, ``-`` (paths on stdin), ``PIL.Image`` or ``(H, W, 3)``
             uint8 arrays; see :func:`~deepfake_detect.scan.inputs.iter_inputs`.
         detect : bool
-            Find faces with the Haar cascade. False: each image is one already framed face.
+            Find faces (see ``framing``). False: each image is one already framed face.
         fallback_whole_image : bool
             Score the whole image when no face is found (instead of reporting no verdict).
         threshold : float, optional
@@ -80,6 +81,9 @@ class Detector(Network):
             so; this detector is not changed.
         onnx_cache : path, optional
             Deprecated with ``backend``: the folder of exported graphs for it.
+        framing : {"ffhq", "box"}
+            ``ffhq``: dlib's 68 landmarks and FFHQ's own oriented square, resampled to the training frame;
+            ``box``: the Haar cascade's upright box with its calibrated offsets (for comparison).
 
         Returns
         -------
@@ -90,7 +94,8 @@ class Detector(Network):
         Raises
         ------
         ScanError
-            For unusable options, before any input is read.
+            For unusable options, before any input is read; ``FaceModelError`` (a ``ScanError``) when
+            ``framing="ffhq"`` and the landmark model is not installed.
         ExplainError
             For ``explain_dir`` or ``explain_inline`` with a model without torch weights (an ``.onnx`` file).
         BackendError
@@ -111,7 +116,7 @@ class Detector(Network):
             iter_scan(
                 det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
                 prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-                explain_inline=explain_inline,
+                explain_inline=explain_inline, framing=framing,
             )
         )  # fmt: skip
 
@@ -130,6 +135,7 @@ class Detector(Network):
         explain_inline: bool = False,
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
+        framing: str = "ffhq",
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
         order, in bounded memory; options are checked at once, not on the first ``next``.
@@ -138,7 +144,7 @@ class Detector(Network):
         return iter_scan(
             det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
             prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-            explain_inline=explain_inline,
+            explain_inline=explain_inline, framing=framing,
         )  # fmt: skip
 
 

@@ -90,7 +90,9 @@ def detect_faces(
     scale = min(1.0, max_side / max(height, width))
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        # At least 1 px a side: a 1 x 4000 strip would round to 0 wide, which OpenCV refuses.
+        reduced = (max(1, round(width * scale)), max(1, round(height * scale)))
+        gray = cv2.resize(gray, reduced, interpolation=cv2.INTER_AREA)
     if min(gray.shape) < min_face:
         return []
     found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))

@@ -46,6 +46,8 @@ CSV_COLUMNS = (
     "face_logit",
     "face_verdict",
     "t",
+    "landmarks",
+    "quad",
 )
 THUMB_SIDE = 320  # pixels, long side of the report's thumbnails
 VERDICT_COLOURS = {"fake": "#e74c3c", "real": "#27ae60", "uncertain": "#e69500"}  # amber: neither
@@ -135,8 +137,12 @@ class _CsvWriter:
         for k, face in enumerate(result["faces"]):
             x, y, w, h = face["box"]
             t = face.get("t")
-            row = [k, x, y, w, h, f"{face['p_fake']:.6f}", f"{face['logit']:.6f}", face["verdict"]]
-            self.writer.writerow(head + row + ["" if t is None else t])
+            row = [k, x, y, w, h, f"{face['p_fake']:.6f}", f"{face['logit']:.6f}", face["verdict"] or ""]
+            # The points as JSON strings (one cell each): empty in box framing.
+            points = [
+                json.dumps(face[key]) if face.get(key) is not None else "" for key in ("landmarks", "quad")
+            ]
+            self.writer.writerow(head + row + ["" if t is None else t] + points)
 
 
 _WRITERS = {"table": _TableWriter, "json": _JsonWriter, "csv": _CsvWriter}
@@ -217,6 +223,7 @@ def scan_paths(
     backend: str = "auto",
     abstain: bool = True,
     runs_dir: str | Path = "runs",
+    framing: str = "ffhq",
     progress: bool = True,
     stdout: TextIO | None = None,
     stdin: TextIO | None = None,
@@ -257,7 +264,7 @@ def scan_paths(
 
     results = det.iter_scan(
         todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
-        fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain,
+        fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain, framing=framing,
     )  # fmt: skip
     kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
     if summary.n_scanned == 0 and summary.n_skipped == 0:
@@ -301,9 +308,13 @@ def _thumbnail(result: dict[str, Any]) -> bytes | None:
     scale = image.width / full_w
     draw = ImageDraw.Draw(image)
     for face in result["faces"]:
-        x, y, w, h = (v * scale for v in face["box"])
         colour = VERDICT_COLOURS.get(face["verdict"], VERDICT_COLOURS["real"])
-        draw.rectangle([x, y, x + w, y + h], outline=colour, width=max(2, image.width // 120))
+        width = max(2, image.width // 120)
+        if face.get("quad"):  # the oriented square the face was judged in
+            draw.polygon([(x * scale, y * scale) for x, y in face["quad"]], outline=colour, width=width)
+        else:
+            x, y, w, h = (v * scale for v in face["box"])
+            draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
     return png_bytes(image)
 
 

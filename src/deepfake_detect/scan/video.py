@@ -1,8 +1,9 @@
 """Videos: sample frames with PyAV, judge the faces of each, and sum them up in one score and a timeline.
 
 Frames are taken at ``fps`` a second (default 1): the first decoded frame at or after each tick of a
-``1 / fps`` grid starting at 0 s. Each sampled frame goes through the photo pipeline (Haar faces framed like
-the training data, or the whole frame with ``--no-detect`` / ``--fallback-whole-image``).
+``1 / fps`` grid starting at 0 s. Each sampled frame goes through the photo pipeline (faces framed like the
+training data, by FFHQ's landmark square or, with ``framing="box"``, the Haar box; or the whole frame with
+``--no-detect`` / ``--fallback-whole-image``).
 
 Rule: the video's ``p_fake`` is the mean ``p_fake`` of its :data:`VIDEO_TOP_K` (3)
 highest-scoring faces over all sampled frames (fewer when fewer were found). A single odd frame does not make
@@ -17,7 +18,8 @@ JSON added to a video's result (see :mod:`deepfake_detect.scan` for the rest)::
     "fps": 1.0,                 # frames sampled a second
     "duration": 12.0,           # time of the last sampled frame, s
     "rule": "mean of the top-3 face p_fake",
-    "faces": [{"box": [x, y, w, h], "p_fake": .., "logit": .., "verdict": .., "t": 3.0, "frame": 90}],
+    "faces": [{"box": [x, y, w, h], "landmarks": [[x, y] x 5], "quad": [[x, y] x 4], "p_fake": ..,
+               "logit": .., "verdict": .., "t": 3.0, "frame": 90}],
     "frames": [{"t": 0.0, "frame": 0, "p_fake": 0.91 or null, "faces": [{"box", "p_fake", "logit",
                 "verdict"}, ...]}, ...]
 
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from deepfake_detect.core.exceptions import describe_error
+from deepfake_detect.core.exceptions import FaceModelError, describe_error
 from deepfake_detect.scan.decode import Decoded, DecodeOptions, Face, faces_in, network_view
 
 __all__ = ["VIDEO_TOP_K", "decode_video", "video_summary", "timeline_png"]
@@ -67,7 +69,7 @@ def decode_video(index: int, path: str, options: DecodeOptions) -> Decoded:
     result = Decoded(index, path, video={"fps": options.fps, "samples": []})
     try:
         for number, t, rgb in _video_frames(path, options.fps):
-            faces = faces_in(rgb, options.preprocess) if options.detect else []
+            faces = faces_in(rgb, options.preprocess, options.framing) if options.detect else []
             if not faces and (not options.detect or options.fallback_whole_image):
                 pre = options.preprocess
                 faces = [
@@ -84,6 +86,8 @@ def decode_video(index: int, path: str, options: DecodeOptions) -> Decoded:
             result.error = "the video has no decodable frames"
         elif not result.faces:
             result.note = "no face found in any sampled frame"
+    except FaceModelError:
+        raise  # not this file's fault: the whole scan cannot find faces
     except Exception as err:  # noqa: BLE001 - a bad video is this file's error row
         result.faces, result.error = [], describe_error(err)
     samples = result.video["samples"]

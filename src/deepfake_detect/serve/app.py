@@ -36,9 +36,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from deepfake_detect.core.exceptions import BackendError, ServeError
+from deepfake_detect.core.exceptions import BackendError, FaceModelError, ServeError
 from deepfake_detect.core.version import __version__
 from deepfake_detect.scan.detector import Detector, load_detector
+from deepfake_detect.scan.landmarks import check_face_model
 from deepfake_detect.serve.config import ServeConfig
 from deepfake_detect.serve.errors import api_error, install_error_handlers
 from deepfake_detect.serve.model_card import model_card
@@ -219,6 +220,8 @@ def _service_detector(config: ServeConfig, detector: Detector | None) -> Detecto
     """The detector the service runs: loaded, or a copy of the given one, on ``config.backend`` and with
     ``config.abstain``."""
     try:
+        if config.framing == "ffhq":  # fail at start, not with a 500 on every upload
+            check_face_model()
         if detector is None:
             return load_detector(
                 config.model, runs_dir=config.runs_dir, backend=config.backend, onnx_cache=config.onnx_cache,
@@ -227,7 +230,7 @@ def _service_detector(config: ServeConfig, detector: Detector | None) -> Detecto
         return detector.with_backend(config.backend, onnx_cache=config.onnx_cache).with_abstain(
             config.abstain
         )
-    except BackendError as err:  # an int8 graph the model does not have, an ONNX export that fails
+    except (BackendError, FaceModelError) as err:  # no int8 graph, a failed ONNX export, no landmark model
         raise ServeError(str(err)) from None
 
 

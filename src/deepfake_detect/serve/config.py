@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from deepfake_detect.core.exceptions import ServeError
 from deepfake_detect.inference.network import BACKENDS
+from deepfake_detect.scan.decode import FRAMINGS
 
 __all__ = ["ServeConfig", "API_KEY_ENV", "MIB"]
 
@@ -49,6 +50,8 @@ class ServeConfig:
         "real" or "fake".
     runs_dir : str
         Where run ids are looked up.
+    framing : {"ffhq", "box"}
+        As for ``scan``: dlib's landmarks and FFHQ's oriented square, or the Haar cascade's box.
 
     Raises
     ------
@@ -80,6 +83,7 @@ class ServeConfig:
     backend: str = "auto"
     abstain: bool = True
     runs_dir: str = "runs"
+    framing: str = "ffhq"
 
     def __post_init__(self):
         positive = ("workers", "concurrency", "max_request_mb", "max_files", "max_pixels")
@@ -92,6 +96,8 @@ class ServeConfig:
             raise ServeError("api-key is empty")
         if self.backend not in BACKENDS:
             raise ServeError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if self.framing not in FRAMINGS:
+            raise ServeError(f"framing must be one of {', '.join(FRAMINGS)}; got {self.framing!r}")
 
     @property
     def max_request_bytes(self) -> int:

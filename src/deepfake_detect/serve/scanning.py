@@ -63,6 +63,7 @@ def scan_uploads(
         prior=options.prior,
         workers=0,  # decode here: starting processes costs more than one request's images
         explain_inline=options.explain,
+        framing=config.framing,
     )
     by_index = dict(zip(good, rows, strict=True))
     results = []

@@ -33,13 +33,28 @@ __all__ = [
 
 
 class FaceResult(BaseModel):
-    box: list[int] = Field(description="Face box [x, y, width, height] in pixels of the upright image.")
+    box: list[int] = Field(
+        description="The face detector's box [x, y, width, height] in pixels of the upright image."
+    )
+    landmarks: list[list[float]] | None = Field(
+        None,
+        description="Five landmarks [[x, y], ...] in pixels of the upright image, 0.1 px: the eye centres "
+        "(image-left first), the nose tip and the mouth corners (image-left first). Absent with framing box "
+        "and with detect=false.",
+    )
+    quad: list[list[float]] | None = Field(
+        None,
+        description="The oriented square the face was judged in (FFHQ's alignment, from 68 landmarks): "
+        "corners [[x, y], ...] top-left, bottom-left, bottom-right, top-right of the upright face, in pixels "
+        "of the upright image, 0.1 px; it may reach past the image. Absent with framing box and detect=false.",
+    )
     p_fake: float = Field(description="Calibrated probability that the face is GAN-generated.")
     logit: float = Field(description="Raw network output; the verdict is fake when logit >= threshold.")
-    verdict: Verdict = Field(
+    verdict: Verdict | None = Field(
         description="Decision for this face: " + VERDICT_TEXT + " With a `threshold` parameter: fake when "
-        "p_fake >= threshold, else real (no band)."
+        "p_fake >= threshold, else real (no band). null: the face is too small to judge (see `note`)."
     )
+    note: str | None = Field(None, description='Why there is no verdict: "face too small to judge (N px)".')
     heatmap: str | None = Field(
         None, description="With explain=true: Grad-CAM overlay of the face crop, a PNG data URL."
     )

@@ -158,28 +158,66 @@ function resultCard(result, url) {
   if (result.verdict === "uncertain") card.append(el("p", "uncertain-note", UNCERTAIN_TEXT));
   if (result.note) card.append(el("p", "note", `Note: ${result.note}`));
   if (!result.faces.length) return card;
-  if (url) card.append(photoWithBoxes(url, result.faces));
+  if (url) card.append(photoWithFaces(url, result.faces));
   const list = el("ol", "faces");
   result.faces.forEach((face, k) => list.append(faceRow(face, k)));
   card.append(list);
   return card;
 }
 
-// The photo with a box a face, placed in percent of the image once its natural size is known.
-function photoWithBoxes(url, faces) {
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// A face's verdict as a class and a word: null when the face was too small to judge.
+function verdictClass(face) {
+  return face.verdict || "unjudged";
+}
+
+function verdictWord(face) {
+  return face.verdict ? face.verdict.toUpperCase() : "NOT JUDGED";
+}
+
+// The shape of a face over the photo, in image pixels: its quad (the oriented square it was framed by) as
+// a polygon, or, from a server without quads (box framing, older versions), its box as a rectangle.
+// Quads are in pixel-centre coordinates (pixel i spans i - 0.5 to i + 0.5); the SVG's run from pixel edges.
+function faceShape(face) {
+  const kind = face.quad ? "polygon" : "rect";
+  const shape = document.createElementNS(SVG_NS, kind);
+  shape.setAttribute("class", `face-shape ${face.quad ? "quad" : "box"} ${verdictClass(face)}`);
+  if (face.quad) {
+    shape.setAttribute("points", face.quad.map(([x, y]) => `${x + 0.5},${y + 0.5}`).join(" "));
+  } else {
+    const [x, y, w, h] = face.box;
+    [["x", x], ["y", y], ["width", w], ["height", h]].forEach(([name, v]) => shape.setAttribute(name, v));
+  }
+  return shape;
+}
+
+// The highest point of a face's shape: where its label goes.
+function labelAnchor(face) {
+  if (!face.quad) return [face.box[0], face.box[1]];
+  return face.quad.reduce((top, point) => (point[1] < top[1] ? point : top));
+}
+
+// The photo with each face's shape drawn over it: an SVG in image pixels, stretched over the displayed image.
+function photoWithFaces(url, faces) {
   const wrap = el("div", "photo");
   const img = el("img");
   img.alt = "the uploaded photo";
   img.addEventListener("load", () => {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "overlay");
+    svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("aria-hidden", "true");
+    faces.forEach((face) => svg.append(faceShape(face)));
+    wrap.append(svg);
     faces.forEach((face, k) => {
-      const [x, y, w, h] = face.box;
-      const box = el("div", `box ${face.verdict}`);
-      box.style.left = `${(100 * x) / img.naturalWidth}%`;
-      box.style.top = `${(100 * y) / img.naturalHeight}%`;
-      box.style.width = `${(100 * w) / img.naturalWidth}%`;
-      box.style.height = `${(100 * h) / img.naturalHeight}%`;
-      box.append(el("span", "", `face ${k + 1}: ${face.verdict}`));
-      wrap.append(box);
+      const [x, y] = labelAnchor(face);
+      const text = `face ${k + 1}: ${face.verdict || "not judged"}`;
+      const label = el("span", `face-label ${verdictClass(face)}`, text);
+      label.style.left = `${(100 * x) / img.naturalWidth}%`;
+      label.style.top = `${(100 * y) / img.naturalHeight}%`;
+      wrap.append(label);
     });
   });
   img.src = url;
@@ -189,7 +227,7 @@ function photoWithBoxes(url, faces) {
 
 function faceRow(face, k) {
   const row = el("li", "face");
-  row.append(el("span", `verdict ${face.verdict}`, face.verdict.toUpperCase()));
+  row.append(el("span", `verdict ${verdictClass(face)}`, verdictWord(face)));
   const bar = el("div", "bar");
   bar.title = `p_fake ${face.p_fake.toFixed(3)}`;
   bar.setAttribute("role", "meter");
@@ -197,7 +235,7 @@ function faceRow(face, k) {
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "1");
   bar.setAttribute("aria-valuenow", face.p_fake.toFixed(3));
-  const fill = el("div", `fill ${face.verdict}`);
+  const fill = el("div", `fill ${verdictClass(face)}`);
   fill.style.width = `${(100 * face.p_fake).toFixed(1)}%`;
   bar.append(fill);
   if (state.band) {

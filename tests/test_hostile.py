@@ -1,0 +1,451 @@
+"""Hostile photos: truncated, byte-mutated, huge, tiny and odd images through decode, ``det.scan`` and the service.
+
+Face finding puts native code (OpenCV, dlib) on the path that every upload takes. The property: whatever the
+bytes, decoding gives a result row (an ``error``, or faces or a note), ``det.scan`` gives one JSON-safe row
+a file, and ``POST /v1/scan`` answers 200 with a row a file or a 4xx JSON error: never an exception, a 500,
+a dropped connection or a hang. An image that is valid and within the limits must be read without an error.
+
+Every file is made here, in code: smooth random images and real faces (scikit-image's astronaut; a
+``$DEEPFAKE_DATA`` test face too, when the shared data is present), saved as JPEG, PNG, WebP, GIF or TIFF in
+several modes, EXIF orientations and animations, then truncated and overwritten at random bytes.
+
+Bounds: hypothesis runs a fixed number of examples from a fixed seed (``derandomize``; no database is
+written), on images of at most 320 px a side (the extreme aspects are thin); each call is guarded by a
+timeout that turns a hang into a failure. Hypothesis's own per-example ``deadline`` is off: it is a timing
+assert, and would fail on a busy machine rather than on a defect. A crash in native code ends the test
+process, and pytest's faulthandler prints where. The images at the real 90 MP limit are the slow test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from PIL import Image, PngImagePlugin
+
+import deepfake_detect as dd
+from deepfake_detect.data import transforms
+from deepfake_detect.scan.decode import FRAMINGS, DecodeOptions
+from deepfake_detect.scan.pipeline import decode
+from deepfake_detect.serve import ServeConfig, create_app, running_server
+
+# Pillow warns about the damage it reads past (corrupt EXIF, a header over its own pixel limit): expected here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+# Generous: a healthy call takes well under a second; only a hang (or a machine stalled for this long) fails.
+CALL_TIMEOUT_S = 60.0
+HOSTILE = settings(max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True)
+# Scanning and the service add the network and HTTP to each example: fewer of them.
+HOSTILE_SCAN = settings(HOSTILE, max_examples=50)
+# The service's pixel limit in these tests: small, so images at and just over it are cheap to make.
+SERVE_MAX_PIXELS = 400 * 400  # the generated images stay within it: the thin 4000 x 40 one is on it
+RESULT_KEYS = {"path", "error", "verdict", "p_fake", "faces", "model"}
+
+
+# ------------------------------------------------------------------------------------------------ guards
+
+
+def within(seconds: float, call, *args, **kwargs):
+    """``call(*args, **kwargs)`` in a daemon thread; a failure when it has not returned after ``seconds``.
+
+    A thread cannot be stopped, but a daemon one does not keep the test process alive: the hang is reported
+    and the suite goes on.
+    """
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"{getattr(call, '__name__', call)} did not return within {seconds:g} s: a hang")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+class HostileFile:
+    """One upload: its bytes, how they were made, and whether they are an intact image within the limits.
+
+    Not a dataclass: hypothesis prints a falsifying example with its ``repr``, and the recipe (how to make
+    the bytes again) reads better than thousands of bytes.
+    """
+
+    def __init__(self, data: bytes, recipe: str, valid: bool):
+        self.data, self.recipe, self.valid = data, recipe, valid
+
+    def __repr__(self) -> str:
+        return f"HostileFile(recipe={self.recipe!r}, valid={self.valid}, {len(self.data)} bytes)"
+
+
+def smooth(width: int, height: int, seed: int) -> np.ndarray:
+    """A smooth random RGB image (a few colour blobs, like a blurred photo), ``height x width``."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
+
+
+def _shared_face() -> np.ndarray | None:
+    """The first real test face of the shared 140k sample, when it is here (never required)."""
+    root = Path(os.environ.get("DEEPFAKE_DATA", REPO.parent / "shared" / "data" / "faces140k"))
+    found = sorted((root / "test" / "real").glob("*.jpg"))[:1] if (root / "test" / "real").is_dir() else []
+    return np.asarray(Image.open(found[0]).convert("RGB")) if found else None
+
+
+def _faces() -> list[np.ndarray]:
+    from skimage import data
+
+    faces = [data.astronaut()]  # bundled with scikit-image: a 512 px photo with one frontal face
+    shared = _shared_face()
+    return faces if shared is None else [*faces, shared]
+
+
+FACES = _faces()
+# Modes each format is written in (Pillow converts to what the format stores, as a camera or editor would).
+MODES = {
+    "JPEG": ("RGB", "L", "CMYK"),
+    "PNG": ("RGB", "L", "LA", "P", "RGBA", "1", "I;16"),
+    "WEBP": ("RGB", "RGBA"),
+    "GIF": ("P", "L"),
+    "TIFF": ("RGB", "L", "RGBA", "CMYK", "1", "I;16", "I;16B", "I", "F"),
+}
+EXIF_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")
+
+
+def as_mode(pixels: np.ndarray, mode: str) -> Image.Image:
+    image = Image.fromarray(pixels)
+    # 16- and 32-bit grey over their whole range (a scanner's or a raw converter's output); "I;16B" is big-endian.
+    wide = {"I;16": np.dtype("<u2"), "I;16B": np.dtype(">u2"), "I": np.dtype(np.int32)}
+    if mode in wide:
+        return Image.fromarray((np.asarray(image.convert("L"), np.int64) * 257).astype(wide[mode]))
+    return image.convert(mode)
+
+
+def encode(image: Image.Image, fmt: str, orientation: int | None = None, frames: int = 1) -> bytes:
+    """``image`` saved as ``fmt``, with an EXIF orientation tag and as an animation of ``frames`` frames."""
+    options: dict = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif
+    if frames > 1:  # later frames differ: the first one is the photo
+        later = [Image.eval(image.convert("RGB"), lambda v: 255 - v).convert(image.mode)] * (frames - 1)
+        options.update(save_all=True, append_images=later, duration=100, loop=0)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def picture(source: int, width: int, height: int, seed: int) -> np.ndarray:
+    """A smooth image (``source`` 0), or face ``source - 1`` resized to ``width x height``."""
+    if source == 0:
+        return smooth(width, height, seed)
+    return np.asarray(Image.fromarray(FACES[source - 1]).resize((width, height), Image.BILINEAR))
+
+
+sizes = st.one_of(
+    st.tuples(st.integers(1, 8), st.integers(1, 8)),  # tiny
+    st.tuples(st.integers(16, 320), st.integers(16, 320)),  # ordinary
+    st.sampled_from([(1, 4000), (4000, 1), (2, 3000), (3000, 2), (4000, 40), (40, 4000)]),  # extreme aspect
+)
+
+
+@st.composite
+def intact_files(draw) -> HostileFile:
+    """A valid image file: a smooth image or a face, in some format, mode, orientation and animation."""
+    fmt = draw(st.sampled_from(sorted(MODES)))
+    mode = draw(st.sampled_from(MODES[fmt]))
+    source = draw(st.integers(0, len(FACES)))
+    # Faces keep their shape, and a size at which they are found (the astronaut's face is a third of the photo).
+    width, height = draw(sizes) if source == 0 else (draw(st.integers(160, 320)),) * 2
+    seed = draw(st.integers(0, 2**16))
+    orientation = draw(st.sampled_from([None, *range(1, 9)])) if fmt in EXIF_FORMATS else None
+    frames = draw(st.sampled_from([1, 1, 2])) if fmt in ANIMATED_FORMATS else 1
+    image = as_mode(picture(source, width, height, seed), mode)
+    recipe = (
+        f"{fmt} {mode} {width}x{height} source={source} seed={seed} orientation={orientation} frames={frames}"
+    )
+    return HostileFile(encode(image, fmt, orientation, frames), recipe, valid=True)
+
+
+@st.composite
+def hostile_files(draw) -> HostileFile:
+    """An intact file, or one truncated at a random byte and/or overwritten at random bytes.
+
+    Overwrites land in the first 64 bytes (the headers: sizes, modes, chunk lengths), or a few in the second
+    half (the pixel data: a damaged JPEG often still decodes, into garbage that reaches face finding).
+    """
+    intact = draw(intact_files())
+    data, recipe = bytearray(intact.data), intact.recipe
+    damage = draw(st.sampled_from(["none", "truncate", "overwrite header", "overwrite pixels", "both"]))
+    if damage in ("truncate", "both"):
+        cut = draw(st.integers(0, len(data) - 1))
+        data, recipe = data[:cut], f"{recipe}, cut at {cut}"
+    if damage.startswith("overwrite") or damage == "both":
+        header = damage != "overwrite pixels"
+        low, high = (0, min(64, len(data)) - 1) if header else (len(data) // 2, len(data) - 1)
+        for _ in range(draw(st.integers(1, 12 if header else 3)) if data else 0):
+            where, value = draw(st.integers(low, high)), draw(st.integers(0, 255))
+            data[where], recipe = value, f"{recipe}, [{where}]={value}"
+    return HostileFile(bytes(data), recipe, valid=damage == "none")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid 1x1 PNG whose header claims ``width x height`` (a decompression bomb's signature)."""
+    data = bytearray(encode(Image.new("RGB", (1, 1)), "PNG"))
+    data[16:24] = struct.pack(">II", width, height)  # after the signature and IHDR's length and type
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def _png_with_text(length: int) -> bytes:
+    """A small PNG carrying a compressed text chunk that inflates to ``length`` bytes (a zip bomb in a chunk)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "a" * length, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def _fixed(pixels: np.ndarray, fmt: str = "PNG", mode: str = "RGB", **kw) -> HostileFile:
+    height, width = pixels.shape[:2]
+    return HostileFile(encode(as_mode(pixels, mode), fmt, **kw), f"{fmt} {mode} {width}x{height} {kw}", True)
+
+
+# The cases the issue names, always run (hypothesis runs @examples before its own draws).
+FIXED = [
+    _fixed(smooth(1, 1, 0)),
+    _fixed(smooth(2, 3, 0), "JPEG"),
+    _fixed(smooth(1, 4000, 0)),
+    _fixed(smooth(4000, 1, 0), "WEBP"),
+    _fixed(smooth(4000, 40, 0), "JPEG"),
+    _fixed(smooth(64, 48, 0), "PNG", "I;16"),
+    _fixed(smooth(64, 48, 0), "PNG", "P"),
+    _fixed(smooth(64, 48, 0), "TIFF", "F"),
+    _fixed(FACES[0][::2, ::2], "JPEG", orientation=6),
+    _fixed(FACES[0][::2, ::2], "WEBP", "RGBA", orientation=8),
+    _fixed(FACES[0][::2, ::2], "GIF", "P", frames=2),
+    _fixed(FACES[0][::2, ::2], "WEBP", frames=2),
+    _fixed(FACES[0][::2, ::2], "PNG", frames=2),
+    HostileFile(_png_claiming(20_000, 20_000), "PNG claiming 20000x20000", False),
+    HostileFile(encode(Image.fromarray(FACES[0]), "JPEG")[:600], "JPEG cut in its first scan", False),
+    HostileFile(b"", "empty", False),
+    HostileFile(_png_with_text(20_000_000), "PNG with a 20 MB zTXt comment in 20 KB", False),
+    HostileFile(b"\xff\xd8\xff" + bytes(100), "JPEG signature then zeros", False),
+]
+
+
+def with_fixed_examples(**others):
+    """Run every :data:`FIXED` case (with ``others``, the test's other arguments) before hypothesis's draws."""
+
+    def decorate(test):
+        for case in FIXED:
+            test = example(hostile=case, **others)(test)
+        return test
+
+    return decorate
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def check_decoded(decoded, hostile: HostileFile, size: int) -> None:
+    """A decoded input is an error (and no faces) or faces/a note; an intact image is never an error."""
+    assert decoded.index == 7
+    if decoded.error is not None:
+        assert isinstance(decoded.error, str) and decoded.error.strip() and decoded.faces == []
+        assert not hostile.valid, f"an intact image within the limits gave an error: {decoded.error}"
+        return
+    assert decoded.faces or decoded.note
+    for face in decoded.faces:  # what the network batches: one shape, uint8, or np.stack fails in the scan
+        assert face.view.shape == (size, size, 3) and face.view.dtype == np.uint8
+        assert len(face.box) == 4
+        for points in (face.landmarks, face.quad):  # written to JSON, drawn by the page: finite numbers
+            assert points is None or np.isfinite(points).all()
+
+
+def check_row(row: dict, hostile: HostileFile | None) -> None:
+    """One scan result row: complete, JSON-safe (no NaN), an error row or a judged/noted one."""
+    assert set(row) >= RESULT_KEYS
+    json.dumps(row, allow_nan=False)  # what scan --json and the service write
+    if row["error"] is not None:
+        assert row["faces"] == [] and row["verdict"] is None and row["p_fake"] is None
+        assert hostile is not None and not hostile.valid, f"an intact image gave an error: {row['error']}"
+    else:
+        assert row["faces"] or row.get("note")
+
+
+# -------------------------------------------------------------------------------------- decode and scan
+
+
+@pytest.fixture(scope="module")
+def det(tmp_path_factory, untrained_checkpoint):
+    """A small untrained detector on torch (no ONNX export), one torch thread (2 shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    weights = untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", gain=1000)
+    yield dd.load_detector(weights, backend="torch")
+    torch.set_num_threads(threads)
+
+
+def require(framing: str) -> None:
+    """Skip the landmark framing, saying why, when its model is not installed (its own tests check the
+    message); the Haar framing always runs."""
+    if framing != "ffhq":
+        return
+    from deepfake_detect.scan.landmarks import check_face_model
+
+    try:
+        check_face_model()
+    except dd.DeepfakeDetectError as err:
+        pytest.skip(f"the landmark model is not installed: {err}")
+
+
+def decode_options(det, detect: bool, framing: str) -> DecodeOptions:
+    return DecodeOptions(det.preprocess, detect=detect, framing=framing)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@with_fixed_examples()
+@HOSTILE
+@given(hostile=hostile_files())
+def test_decode_never_raises_or_hangs(det, framing, hostile):
+    require(framing)
+    for options in (decode_options(det, True, framing), decode_options(det, False, framing)):
+        decoded = within(CALL_TIMEOUT_S, decode, 7, hostile.data, options)
+        check_decoded(decoded, hostile, det.preprocess.size)
+
+
+GOOD = encode(Image.fromarray(smooth(48, 40, 1)), "PNG")
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@with_fixed_examples(detect=True, fallback=True)  # as the service scans
+@HOSTILE_SCAN
+@given(hostile=hostile_files(), detect=st.booleans(), fallback=st.booleans())
+def test_scan_gives_one_json_safe_row_a_file(det, framing, hostile, detect, fallback):
+    require(framing)
+    # A good file after the hostile one: the scan goes on past whatever the first one does.
+    rows = within(
+        CALL_TIMEOUT_S,
+        det.scan,
+        [hostile.data, GOOD],
+        detect=detect,
+        fallback_whole_image=fallback,
+        workers=0,
+        framing=framing,
+    )
+    assert len(rows) == 2
+    check_row(rows[0], hostile)
+    check_row(rows[1], None)
+    if not detect or fallback:
+        assert rows[1]["verdict"] is not None
+
+
+def test_images_at_the_pixel_limit_are_read_and_over_it_refused(det, monkeypatch):
+    monkeypatch.setattr(transforms, "MAX_IMAGE_PIXELS", 100 * 100)  # the real limit, 90 MP, is the slow test
+    for framing in FRAMINGS:
+        options = decode_options(det, True, framing)
+        at = within(CALL_TIMEOUT_S, decode, 7, encode(Image.fromarray(smooth(100, 100, 0)), "PNG"), options)
+        over = within(CALL_TIMEOUT_S, decode, 7, encode(Image.fromarray(smooth(101, 100, 0)), "PNG"), options)
+        assert at.error is None
+        assert "decompression bomb" in over.error and "101x100" in over.error
+
+
+@pytest.mark.slow
+def test_a_photo_at_the_real_pixel_limit_is_read_and_one_over_it_refused(det):
+    side = transforms.MAX_IMAGE_PIXELS // 10_000  # 9,000 x 10,000 = the limit exactly
+    flat = Image.new("L", (side, 10_000), 120)  # grey and flat: 90 MP in a few hundred KB of PNG
+    for framing in FRAMINGS:
+        options = decode_options(det, True, framing)
+        at = within(CALL_TIMEOUT_S * 3, decode, 7, encode(flat, "PNG"), options)
+        assert at.error is None
+    over = within(CALL_TIMEOUT_S, decode, 7, encode(flat.resize((side + 1, 10_000)), "PNG"), options)
+    assert "decompression bomb" in over.error
+
+
+# ------------------------------------------------------------------------------------------- the service
+
+
+@pytest.fixture(scope="module", params=FRAMINGS)
+def server(det, request):
+    require(request.param)
+    config = ServeConfig(
+        backend="torch", max_pixels=SERVE_MAX_PIXELS, max_request_mb=4.0, max_files=4, framing=request.param
+    )
+    with running_server(create_app(config, detector=det)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=CALL_TIMEOUT_S) as c:
+        yield c
+
+
+def check_answer(answer: httpx.Response, hostile: HostileFile, n_files: int) -> None:
+    """200 with a row a file, or a 4xx with a JSON ``detail`` (and the rows, when every file was refused)."""
+    assert answer.status_code == 200 or 400 <= answer.status_code < 500, answer.text[:500]
+    body = answer.json()
+    if answer.status_code != 200:
+        assert body["detail"] and not hostile.valid
+        assert len(body.get("results", [None] * n_files)) == n_files
+        return
+    assert len(body["results"]) == n_files
+    for row, file in zip(body["results"], [hostile, None][:n_files], strict=True):
+        check_row(row, file)
+
+
+def post(client: httpx.Client, *files: bytes, detect: bool = True) -> httpx.Response:
+    uploads = [("files", (f"upload-{i}.jpg", data, "image/jpeg")) for i, data in enumerate(files)]
+    return client.post("/v1/scan", params={"detect": str(detect).lower()}, files=uploads)
+
+
+@with_fixed_examples(detect=True)
+@HOSTILE_SCAN
+@given(hostile=hostile_files(), detect=st.booleans())
+def test_the_service_answers_every_upload_with_a_row_or_a_4xx(client, hostile, detect):
+    check_answer(post(client, hostile.data, detect=detect), hostile, 1)
+    # With one good file the answer is always 200, the hostile one a row of its own.
+    mixed = post(client, hostile.data, GOOD, detect=detect)
+    assert mixed.status_code == 200, mixed.text[:500]
+    check_answer(mixed, hostile, 2)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "status"),
+    [
+        ((400, 400), 200),  # the service's limit exactly
+        ((401, 400), 413),
+        ((1, SERVE_MAX_PIXELS), 200),
+        ((1, SERVE_MAX_PIXELS + 1), 413),
+    ],
+)
+def test_the_service_takes_images_at_its_pixel_limit_and_refuses_one_over(client, pixels, status):
+    answer = post(client, encode(Image.fromarray(smooth(*pixels, 0)), "PNG"))
+    assert answer.status_code == status, answer.text[:500]
+    if status == 413:
+        assert "--max-pixels" in answer.json()["detail"]
