@@ -152,7 +152,11 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, make_face_
 def test_ctrl_c_stops_every_rank_and_saves(tmp_path, make_face_dataset):
     data = make_face_dataset(tmp_path / "d", per_class=(24, 4, 4))
     cmd = _cli(data, tmp_path / "runs", "--epochs=200", "--nproc=2", "--set=patience=200")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts a job in the background makes it ignore SIGINT, and Python keeps an inherited
+    # SIG_IGN: give the child the default disposition so Ctrl-C reaches it as it would from a terminal.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "runs").glob("*/history.csv")):
         time.sleep(0.2)
@@ -204,3 +208,7 @@ def test_nccl_on_gpus(tiny_dataset, tmp_path):
     result = launch(cfg, n, progress=False)
     environment = json.loads((result.run_dir / "environment.json").read_text())
     assert environment["backend"] == "nccl" and environment["world_size"] == n
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

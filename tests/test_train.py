@@ -181,7 +181,11 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, make_face_dataset):
         "patience=200",
         "-q",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts a job in the background makes it ignore SIGINT, and Python keeps an inherited
+    # SIG_IGN: give the child the default disposition so Ctrl-C reaches it as it would from a terminal.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "runs").glob("*/history.csv")):
         time.sleep(0.2)
@@ -231,3 +235,7 @@ def test_init_starts_from_existing_weights(tiny_dataset, tmp_path):
             tiny_config(tiny_dataset, tmp_path / "x", model="compact-npr", init=str(base.run_dir)),
             progress=False,
         )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
