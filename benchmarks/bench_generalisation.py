@@ -23,11 +23,10 @@ from deepfake_detect.core.config import load_config
 from deepfake_detect.core.runs import code_version
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.training.train import train
-from screen_recipes import RECIPES, SOURCES, mix_specs, per_source_figures
+from screen_recipes import RECIPES, SOURCES, mix_specs, per_source_figures, write_section
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "generalisation.jsonl"
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- generalisation:begin -->", "<!-- generalisation:end -->"
 FAKE_FAMILIES = ("sd21-sdfd", "gan-boredhumans")
 
@@ -97,13 +96,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_table(rows: list[dict[str, Any]]) -> None:
-    text = RESULTS.read_text()
-    block = f"{BEGIN}\n{table(rows)}\n{END}"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text += f"\n## Leave-one-out generalisation (issue 13)\n\n{block}\n"
-    RESULTS.write_text(text)
+    write_section(table(rows), BEGIN, END, "Leave-one-out generalisation (issue 13)")
 
 
 def main() -> None:

@@ -168,14 +168,19 @@ def ablation_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_table(rows: list[dict[str, Any]]) -> None:
+def write_section(body: str, begin: str, end: str, heading: str) -> None:
+    """Put ``body`` between the ``begin``/``end`` markers of RESULTS.md, or append it under ``heading``."""
     text = RESULTS.read_text()
-    block = f"{BEGIN}\n{ablation_table(rows)}\n{END}"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
-        text += f"\n## Recipe screening (validation only)\n\n{block}\n"
+        text += f"\n## {heading}\n\n{block}\n"
     RESULTS.write_text(text)
+
+
+def write_table(rows: list[dict[str, Any]]) -> None:
+    write_section(ablation_table(rows), BEGIN, END, "Recipe screening (validation only)")
 
 
 def main() -> None:
