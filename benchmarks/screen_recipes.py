@@ -71,6 +71,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cnndet-sd2": {**CNNDET, "mix_weights": {"sd21-sdfd": 2.0}},
     "cnndet-s5": {**CNNDET, "model": "efficientnet-lite0-s5"},
     "cnndet-160": {**CNNDET, "image_size": 160},
+    # Fine-tune the shipped default (already 0.993 on faces140k) on the mix, with light degradations: cheap on
+    # a CPU, and it starts from weights that know StyleGAN faces.
+    "ft-default-light": {
+        **CNNDET,
+        "aug_blur_p": 0.25,
+        "aug_jpeg_p": 0.25,
+        "aug_rescale_p": 0.25,
+        "init": "default",
+        "lr": 3e-4,
+    },
 }
 
 
