@@ -30,6 +30,7 @@ RUN_FILE_NAMES = {
     "checkpoints",
     "robustness.json",
     "model.onnx",
+    "mlflow_run.json",
 }
 PER_SPLIT_FILE = re.compile(r"^(eval|scores)_.*\.(json|csv|md)$")
 

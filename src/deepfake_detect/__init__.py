@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from deepfake_detect.evaluation.evaluate import evaluate
     from deepfake_detect.models import create_model, list_models
     from deepfake_detect.scan.detector import Detector, load_detector
+    from deepfake_detect.scan.ray_scan import scan_dataset
     from deepfake_detect.training.train import train
 
 # Public name -> the module that owns it.
@@ -39,6 +40,7 @@ _OWNERS = {
     "evaluate": "deepfake_detect.evaluation.evaluate",
     "load_detector": "deepfake_detect.scan.detector",
     "Detector": "deepfake_detect.scan.detector",
+    "scan_dataset": "deepfake_detect.scan.ray_scan",
     "create_model": "deepfake_detect.models",
     "list_models": "deepfake_detect.models",
 }
@@ -52,6 +54,7 @@ __all__ = [
     "evaluate",
     "load_detector",
     "Detector",
+    "scan_dataset",
     "create_model",
     "list_models",
     "__version__",

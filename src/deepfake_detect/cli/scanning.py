@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -60,7 +61,12 @@ def scan(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object a file.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row a face.")] = False,
-    output: Annotated[Path | None, typer.Option(help="Write results to this file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write results to this file instead of stdout; NAME.parquet: a folder of Parquet part files."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="Append to --output and skip the paths already in it.")
     ] = False,
@@ -92,6 +98,24 @@ def scan(
     ] = "auto",
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Scan on a Ray cluster (Ray Data, one model a worker) into --output NAME.parquet; inputs may "
+            "also be s3:// or gs:// URLs. Photos only; needs pip install 'deepfake-detect[ray]'.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --ray: the cluster to join (host:6379); default $RAY_ADDRESS, else a local one."
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(help="With --ray: scanning workers; default the cluster's CPUs (one thread each)."),
+    ] = None,
 ) -> None:
     """Find the faces in photos and videos and judge each one: a real photo or a GAN-generated face.
 
@@ -110,13 +134,32 @@ def scan(
 
     if as_json and as_csv:
         raise ScanError("choose one of --json and --csv")
-    summary = scan_paths(
-        paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
-        threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
-        resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
-        batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
-        runs_dir=runs_dir, framing=framing, progress=not quiet,
-    )  # fmt: skip
+    if ray:
+        from deepfake_detect.scan.ray_scan import scan_dataset
+
+        if as_json or as_csv:
+            raise ScanError("--ray writes Parquet parts to --output NAME.parquet, not --json or --csv")
+        if explain is not None or report is not None:
+            raise ScanError(
+                "--explain and --report cannot be used with --ray: scan the few files you want explained or "
+                "reported without --ray"
+            )
+        summary = scan_dataset(
+            paths or [], output=output, paths_from=paths_from, model=model, detect=detect, framing=framing,
+            fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior, backend=backend,
+            abstain=abstain, batch_size=batch_size, address=ray_address or os.environ.get("RAY_ADDRESS"),
+            actors=ray_actors, resume=resume, progress=not quiet, runs_dir=runs_dir,
+        )  # fmt: skip
+    elif ray_address is not None or ray_actors is not None:
+        raise ScanError("--ray-address and --ray-actors need --ray")
+    else:
+        summary = scan_paths(
+            paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
+            threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
+            resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
+            batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
+            runs_dir=runs_dir, framing=framing, progress=not quiet,
+        )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")
     raise typer.Exit(1 if summary.n_failed else 0)

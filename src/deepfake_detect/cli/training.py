@@ -17,6 +17,7 @@ from deepfake_detect.cli._app import RunsDir, _example, _out, app
         "deepfake-detect train --data ../shared/data/faces140k --model notebook-cnn --epochs 5",
         "deepfake-detect train --data DIR --config my.toml --set optimizer=adamw --set weight_decay=0.05",
         "deepfake-detect train --data faces140k --data sources/sd21-sdfd:2 --data sources/utkface",
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 deepfake-detect train --data DIR --set tracking=mlflow",
     )
 )
 def train(
@@ -88,7 +89,8 @@ def train(
 
         resume, cfg = resume_config(resume, runs_dir=runs_dir or "runs", file=config, flags=flags, sets=set_)
     else:
-        cfg = load_config(config, flags, set_, env=os.environ)  # DEEPFAKE_DATA when --data is not given
+        # DEEPFAKE_DATA when --data is not given, MLFLOW_TRACKING_URI when tracking_uri is not
+        cfg = load_config(config, flags, set_, env=os.environ)
     result = run_training(cfg, nproc=nproc, progress=not quiet, resume=resume)
     if result.rank:  # under torchrun every rank runs this command; rank 0 reports
         return

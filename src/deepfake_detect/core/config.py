@@ -31,10 +31,19 @@ __all__ = [
     "read_config_file",
     "parse_set_pairs",
     "DATA_ENV",
+    "TRACKING_URI_ENV",
+    "NEUTRAL_KEYS",
 ]
 
 #: The environment variable :func:`load_config` takes the data set folder from when none is given.
 DATA_ENV = "DEEPFAKE_DATA"
+#: The environment variable :func:`load_config` takes ``tracking_uri`` from when none is given (MLflow's own).
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+#: Config keys that do not change the weights, so a resumed run may give them new values (``data`` is then
+#: checked by its content fingerprint instead); experiment tracking logs them as tags, not params.
+NEUTRAL_KEYS = (
+    "data", "num_workers", "cache", "cache_dir", "runs_dir", "run_name", "tracking", "tracking_uri",
+)  # fmt: skip
 MISSING_DATA = f"no data set given: pass --data or set {DATA_ENV} (in Python: TrainConfig(data=...))"
 
 
@@ -164,6 +173,12 @@ class TrainConfig:
         Parent folder of run folders.
     run_name : str or None
         Run id; ``None`` makes one from the time, model and seed.
+    tracking : str
+        ``none``, or ``mlflow`` to mirror the run into MLflow (needs ``pip install 'deepfake-detect[mlflow]'``;
+        see :mod:`deepfake_detect.core.tracking`). It never changes the weights.
+    tracking_uri : str or None
+        The MLflow tracking URI; ``None`` takes ``MLFLOW_TRACKING_URI`` from the ``env`` :func:`load_config` is
+        passed, else a local ``sqlite:///<runs_dir>/mlflow.db``.
     """
 
     data: str | tuple[str, ...] | None = None
@@ -222,12 +237,15 @@ class TrainConfig:
     device: str = "cpu"
     runs_dir: str = "runs"
     run_name: str | None = None
+    tracking: str = "none"
+    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _normal_data(self.data))  # frozen: normalised once, here
         _check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         _check_choice("schedule", self.schedule, ("plateau", "cosine", "onecycle"))
         _check_choice("monitor", self.monitor, ("roc_auc", "accuracy", "f1", "loss"))
+        _check_choice("tracking", self.tracking, ("none", "mlflow"))
         if self.resize_mode is not None:
             _check_choice("resize_mode", self.resize_mode, ("resize", "crop"))
         for name in ("epochs", "batch_size", "patience", "base_size"):
@@ -469,8 +487,9 @@ def load_config(
         ``name=value`` strings; any config field may be set this way.
     env : mapping, optional
         Environment variables to read (the command line passes ``os.environ``); only :data:`DATA_ENV`
-        (``DEEPFAKE_DATA``) is used, as the data set folder when the file, flags and sets give none. Nothing
-        is read from the environment unless it is passed here.
+        (``DEEPFAKE_DATA``) is used, as the data set folder when the file, flags and sets give none, and
+        :data:`TRACKING_URI_ENV` (``MLFLOW_TRACKING_URI``), as ``tracking_uri`` likewise. Nothing is read from
+        the environment unless it is passed here.
 
     Returns
     -------
@@ -484,10 +503,14 @@ def load_config(
     '/data/faces'
     >>> load_config(flags={"data": "here"}, env={"DEEPFAKE_DATA": "/data/faces"}).data
     'here'
+    >>> load_config(sets=["tracking=mlflow"], env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}).tracking_uri
+    'http://127.0.0.1:5000'
     """
     values: dict[str, Any] = TrainConfig().to_dict()
     if env is not None and env.get(DATA_ENV):
         values["data"] = env[DATA_ENV]
+    if env is not None and env.get(TRACKING_URI_ENV):
+        values["tracking_uri"] = env[TRACKING_URI_ENV]
     if file is not None:
         values.update(read_config_file(file))
     values.update({k: v for k, v in (flags or {}).items() if v is not None})

@@ -33,6 +33,7 @@ __all__ = [
     "ExportError",
     "ParityError",
     "ServeError",
+    "MissingExtraError",
     "describe_error",
 ]
 
@@ -103,6 +104,10 @@ class ParityError(ExportError):
     """An exported graph whose scores differ from the torch model's beyond the tolerance (exit code 1)."""
 
     exit_code = 1
+
+
+class MissingExtraError(DeepfakeDetectError, ImportError):
+    """An optional feature whose extra (``pip install 'deepfake-detect[ray]'``, ``[mlflow]``) is not installed."""
 
 
 class ServeError(DeepfakeDetectError, ValueError):

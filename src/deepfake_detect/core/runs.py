@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 INDEX_FILE = "index.jsonl"
+# Beside the run folders: the local MLflow store used when tracking=mlflow is given no tracking URI, and the
+# folder of its artifacts (see deepfake_detect.core.tracking).
+MLFLOW_STORE, MLFLOW_ARTIFACTS = "mlflow.db", "mlartifacts"
 _PACKAGES = ("torch", "numpy", "pillow", "onnxruntime", "scikit-learn", "safetensors", "scipy")
 
 
@@ -61,6 +64,7 @@ class RunDir:
     PLOTS: ClassVar[str] = "plots"
     ROBUSTNESS: ClassVar[str] = "robustness.json"
     ERRORS: ClassVar[str] = "errors"
+    MLFLOW_RUN: ClassVar[str] = "mlflow_run.json"
 
     @property
     def name(self) -> str:
@@ -108,6 +112,11 @@ class RunDir:
     def errors(self) -> Path:
         """Folder written by the error analysis."""
         return self.path / self.ERRORS
+
+    @property
+    def mlflow_run(self) -> Path:
+        """Which MLflow run mirrors this one (run id, experiment, tracking URI), when it is tracked."""
+        return self.path / self.MLFLOW_RUN
 
     @property
     def onnx(self) -> Path:

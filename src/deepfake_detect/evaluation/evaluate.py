@@ -34,6 +34,7 @@ from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import predict_logits
+from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.launder import LaunderSpec
@@ -347,11 +348,14 @@ def _laundering(seed: int) -> dict[str, Any]:
 
 def _write_outputs(run_dir: RunDir, result: dict[str, Any], sources, samples, preds, p_fake) -> None:
     split, laundered = result["split"], result["laundering"] is not None
-    write_json(run_dir.eval_json(split, laundered=laundered), result)
-    run_dir.eval_md(split, laundered=laundered).write_text(format_markdown(result, run_dir.name))
+    written = run_dir.eval_json(split, laundered=laundered), run_dir.eval_md(split, laundered=laundered)
+    write_json(written[0], result)
+    written[1].write_text(format_markdown(result, run_dir.name))
     roots = {s.name: Path(s.root) for s in sources}
     path = run_dir.scores_csv(split, laundered=laundered)
     _write_scores(path, roots, samples, preds, p_fake, result["threshold"]["logit"])
+    # A run mirrored in MLflow gets the files and the headline numbers (eval_test_roc_auc, ...) too.
+    attach_to_tracked_run(run_dir, written, metrics={f"{written[0].stem}_{k}": v for k, v in result.items()})
 
 
 def _write_scores(path: Path, roots: dict[str, Path], samples, preds, p_fake, threshold: float) -> None:

@@ -22,6 +22,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from deepfake_detect import metrics
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, read_json
+from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.evaluation.robustness import figure_path as robustness_figure_path
 from deepfake_detect.reporting.scores import (
     Scores,
@@ -497,6 +498,7 @@ def report(
         f"n = {ev['n']}, data {_data_text(ev)}"
     )
     run_dir.report.write_text(_render(f"Report: {run_dir.name}", meta, sections), encoding="utf-8")
+    attach_to_tracked_run(run_dir, [run_dir.report])  # a run mirrored in MLflow gets its report there too
     return run_dir.report
 
 

@@ -2,8 +2,8 @@
 
 Its public surface is the detector (:func:`load_detector`, :meth:`Detector.scan`) and the input helpers; the
 modules below it are one stage each: ``inputs`` (what to read), ``faces`` (finding), ``decode`` and ``video``
-(framing), ``pipeline`` (batching and scoring), ``explain`` (heatmaps in results), ``output`` (JSONL, CSV,
-HTML report), ``detector`` (the user-facing class).
+(framing), ``pipeline`` (batching and scoring), ``explain`` (heatmaps in results), ``parquet`` (a folder of
+Parquet part files), ``output`` (JSONL, CSV, HTML report), ``detector`` (the user-facing class).
 """
 
 from deepfake_detect.scan.detector import Detector, load_detector

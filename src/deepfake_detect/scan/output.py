@@ -1,5 +1,8 @@
 """What ``deepfake-detect scan`` writes: a readable table, JSON Lines or CSV (resumable), and an HTML report.
 
+An output named ``*.parquet`` is a folder of Parquet part files instead (:mod:`~deepfake_detect.scan.parquet`,
+resumable too).
+
 :func:`scan_paths` is the library call behind the command: it loads the model, skips what an earlier run
 already wrote (``resume``), streams results to the chosen writer as they come, and builds the report.
 """
@@ -25,11 +28,12 @@ from deepfake_detect.inference.gradcam import png_bytes
 from deepfake_detect.scan.decode import image_size
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.parquet import PartWriter, done_paths, is_parquet_output, prepare_output
 from deepfake_detect.scan.video import timeline_png
 
 __all__ = ["ScanSummary", "scan_paths", "write_report", "CSV_COLUMNS", "FORMATS"]
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "parquet")
 CSV_COLUMNS = (
     "path",
     "error",
@@ -150,6 +154,8 @@ _WRITERS = {"table": _TableWriter, "json": _JsonWriter, "csv": _CsvWriter}
 
 def _done_paths(output: Path, fmt: str) -> set[str]:
     """Paths an interrupted scan already wrote to ``output`` (a torn last line is ignored)."""
+    if fmt == "parquet":
+        return done_paths(output)  # complete parts only
     if not output.is_file():
         return set()
     text = output.read_text(encoding="utf-8", errors="replace")
@@ -179,7 +185,19 @@ def _open_output(output: Path | None, resume: bool, stdout: TextIO) -> tuple[Tex
 
 
 def resolve_format(fmt: str | None, output: Path | None) -> str:
-    """The output format: the one asked for, else from the output file's suffix, else the table."""
+    """The output format: the one asked for, else from the output file's suffix, else the table.
+
+    An output named ``*.parquet`` is always ``parquet`` (a folder of part files), and ``parquet`` needs one.
+    """
+    if is_parquet_output(output):
+        if fmt not in (None, "parquet"):
+            raise ScanError(
+                f"--output {output} is a folder of Parquet part files and cannot be written as {fmt}: "
+                "drop --json/--csv, or name the output .jsonl or .csv"
+            )
+        return "parquet"
+    if fmt == "parquet":
+        raise ScanError("Parquet output needs --output NAME.parquet (a folder of part files)")
     if fmt is not None:
         if fmt not in FORMATS:
             raise ScanError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -232,8 +250,9 @@ def scan_paths(
 
     Parameters mirror the command's flags and :meth:`~deepfake_detect.scan.detector.Detector.scan`'s; in
     addition ``fmt`` (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else
-    ``table``), ``output`` (a file instead of stdout), ``resume`` (append to ``output`` and skip the paths
-    already in it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
+    ``table``), ``output`` (a file instead of stdout; ``NAME.parquet``: a folder of Parquet part files, which
+    must be missing or empty unless resuming), ``resume`` (append to ``output`` and skip the paths already in
+    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
     and ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``:
     ``--no-abstain``).
 
@@ -245,11 +264,15 @@ def scan_paths(
     ------
     ScanError
         For unusable options or when there is nothing to scan.
+    MissingExtraError
+        For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[ray]'``).
     """
     output = Path(output) if output is not None else None
     fmt = resolve_format(fmt, output)
     if resume and (output is None or fmt == "table"):
-        raise ScanError("--resume needs --output FILE written as --json or --csv")
+        raise ScanError("--resume needs --output FILE written as --json or --csv, or --output NAME.parquet")
+    if fmt == "parquet":
+        prepare_output(output, resume)  # before the model loads: no pyarrow, or another scan's parts
     named = _inputs(paths, paths_from, stdin)
     det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain)
     summary = ScanSummary()
@@ -275,21 +298,28 @@ def scan_paths(
 
 
 def _write_all(results, summary, fmt, output, resume, stdout, progress, report) -> list[dict[str, Any]]:
-    """Stream results to the writer (flushed each line, so ``--resume`` loses at most one)."""
+    """Stream results to the writer (flushed each line, so ``--resume`` loses at most one; Parquet: one part)."""
     from tqdm import tqdm
 
     kept = []
-    stream, header = _open_output(output, resume, stdout)
+    if fmt == "parquet":
+        stream, writer = None, PartWriter(output)
+    else:
+        stream, header = _open_output(output, resume, stdout)
     try:
-        writer = _WRITERS[fmt](stream, header)
+        if stream is not None:
+            writer = _WRITERS[fmt](stream, header)
         for result in tqdm(results, desc="scan", unit="file", file=sys.stderr, disable=not progress):
             writer.write(result)
-            stream.flush()
+            if stream is not None:
+                stream.flush()
             summary.add(result)
             if report is not None:
                 kept.append(result)
     finally:
-        if stream is not stdout:
+        if stream is None:
+            writer.close()  # also on Ctrl-C: the rows scanned so far become a part
+        elif stream is not stdout:
             stream.close()
     return kept
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -35,12 +34,12 @@ from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import deterministic, predict_logits
 from deepfake_detect.core.sources import Source
+from deepfake_detect.core.tracking import Tracker, open_tracker
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
 from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
 from deepfake_detect.data.transforms import Degradations, Preprocess
-from deepfake_detect.metrics import calibration as calibrate
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
@@ -48,6 +47,7 @@ from deepfake_detect.training.parts import (
     EarlyStopping,
     WeightAverage,
     build_optimizer,
+    calibrate_on_validation,
     epoch_line,
     index_entry,
     plateau_schedule,
@@ -150,12 +150,17 @@ def _train(
         _log_start(run, feed, preprocess, sources)
 
     start = time.perf_counter() - state.elapsed
-    interrupted = _train_epochs(cfg, ctx, state, feed, run, checkpoints, start=start, progress=progress)
-
-    if not ctx.is_main:
-        return TrainResult(run_dir=run.path, metrics={}, interrupted=interrupted, rank=ctx.rank)
-    summary = _calibrate_kept_weights(cfg, ctx, state, feed, start, threads)
-    summary = _finish_run(cfg, run, _judged(state), preprocess, data_ids, summary, interrupted=interrupted)
+    with open_tracker(cfg, run, data_ids, enabled=ctx.is_main) as tracker:  # MLflow mirrors rank 0's run
+        interrupted = _train_epochs(
+            cfg, ctx, state, feed, run, checkpoints, tracker, start=start, progress=progress
+        )
+        if not ctx.is_main:
+            return TrainResult(run_dir=run.path, metrics={}, interrupted=interrupted, rank=ctx.rank)
+        summary = _calibrate_kept_weights(cfg, ctx, state, feed, start, threads)
+        summary = _finish_run(
+            cfg, run, _judged(state), preprocess, data_ids, summary, interrupted=interrupted
+        )
+        tracker.log_finished_run(run, summary)
     if not interrupted:
         checkpoints.discard()  # the finished run is in its weights file; an interrupted one may resume
     return TrainResult(run_dir=run.path, metrics=summary, interrupted=interrupted)
@@ -299,8 +304,9 @@ def _log_start(run: RunDir, feed: _Feed, preprocess: Preprocess, sources: list[S
 
 
 def _train_epochs(
-    cfg, ctx: DistContext, state: TrainState, feed: _Feed, run: RunDir, checkpoints, *, start, progress
-) -> bool:
+    cfg, ctx: DistContext, state: TrainState, feed: _Feed, run: RunDir, checkpoints, tracker: Tracker, *,
+    start, progress
+) -> bool:  # fmt: skip
     """Train from ``state.epoch`` to the last epoch or an early stop, validating and checkpointing each one.
 
     Returns True when interrupted (Ctrl-C, or another rank stopped): the best weights so far are then kept.
@@ -320,7 +326,7 @@ def _train_epochs(
                 channels_last=cfg.channels_last, progress=progress, ema=state.ema, state=state.progress,
                 max_batches=feed.steps_per_epoch, after_batch=save_mid_epoch,
             )  # fmt: skip
-            _end_epoch(cfg, ctx, state, row, judged, feed.val_loader, run, _views(cfg))
+            _end_epoch(cfg, ctx, state, row, judged, feed.val_loader, run, tracker, _views(cfg))
             state.elapsed = time.perf_counter() - start
             checkpoints.save(state)
             if state.stopper.should_stop:
@@ -458,8 +464,11 @@ def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
     }
 
 
-def _end_epoch(cfg, ctx: DistContext, state: TrainState, row, judged, val_loader, run: RunDir, views) -> None:
-    """Validate (rank 0), record the row, and step early stopping and the plateau schedule on every rank."""
+def _end_epoch(
+    cfg, ctx: DistContext, state: TrainState, row, judged, val_loader, run: RunDir, tracker: Tracker, views
+) -> None:
+    """Validate (rank 0), record the row (run folder, then tracker), and step early stopping and the plateau
+    schedule on every rank."""
     value = math.nan
     if ctx.is_main:
         val_start = time.perf_counter()
@@ -469,6 +478,7 @@ def _end_epoch(cfg, ctx: DistContext, state: TrainState, row, judged, val_loader
         row.update({f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"})
         state.history.append(row)
         write_history(run.history, state.history)
+        tracker.log_epochs(state.history)  # all rows: a resumed run's tracker skips those already logged
         log.info(epoch_line(row, cfg.epochs))
         value = val_stats[cfg.monitor]
     value = ctx.broadcast_float(value)  # every rank takes the same schedule and stopping decisions
@@ -522,22 +532,6 @@ def _calibrate_kept_weights(
         cfg, judged, feed.val_ds, val_logits, val_labels, summary["threshold_logit"], views
     )
     return summary
-
-
-def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Temperature, F1-optimal threshold and the validation metrics at that threshold."""
-    temperature = calibrate.fit_temperature(labels, logits)
-    threshold = metrics.f1_optimal_threshold(labels, logits)
-    return {
-        "temperature": float(temperature),
-        "threshold_logit": float(threshold),
-        "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
-        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
-        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
-        "val": metrics.binary_metrics(labels, logits, threshold),
-        # ECE and Brier before and after, at the validation split's own share of fakes (the prior terms cancel).
-        "val_calibration": calibrate.calibration_effect(labels, logits, temperature),
-    }
 
 
 def _fit_band(cfg: TrainConfig, model, val_ds, logits, labels, threshold: float, views) -> dict[str, Any]:

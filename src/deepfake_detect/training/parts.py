@@ -1,7 +1,8 @@
 """The parts a training run is built from, apart from the loop itself (:mod:`deepfake_detect.training.loop`).
 
 The optimiser and learning-rate schedules a config asks for, the EMA of the weights, early stopping, the
-history file's columns, the epoch's log line and the run's line in ``runs/index.jsonl``.
+history file's columns, the epoch's log line, the temperature and threshold fitted on validation, and the run's
+line in ``runs/index.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from deepfake_detect import metrics
 from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.metrics import calibration as calibrate
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -26,6 +30,7 @@ __all__ = [
     "write_history",
     "epoch_line",
     "index_entry",
+    "calibrate_on_validation",
 ]
 
 HISTORY_FIELDS = (
@@ -210,4 +215,20 @@ def index_entry(
         "val_f1": summary["val"]["f1"],
         "tensor_sha256": summary["tensor_sha256"],
         "interrupted": summary["interrupted"],
+    }
+
+
+def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Temperature, F1-optimal threshold and the validation metrics at that threshold."""
+    temperature = calibrate.fit_temperature(labels, logits)
+    threshold = metrics.f1_optimal_threshold(labels, logits)
+    return {
+        "temperature": float(temperature),
+        "threshold_logit": float(threshold),
+        "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
+        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
+        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
+        "val": metrics.binary_metrics(labels, logits, threshold),
+        # ECE and Brier before and after, at the validation split's own share of fakes (the prior terms cancel).
+        "val_calibration": calibrate.calibration_effect(labels, logits, temperature),
     }

@@ -41,6 +41,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from deepfake_detect.core.checkpoint import CheckpointError, tensor_hash
 from deepfake_detect.core.config import (
+    NEUTRAL_KEYS,
     ConfigError,
     TrainConfig,
     config_from_dict,
@@ -66,9 +67,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "deepfake-detect-train-state/1"
 LAST, PREV = "last.safetensors", "prev.safetensors"
-# Config keys that do not change the weights, so a resumed run may give them new values (``data`` is then
-# checked by its content fingerprint instead).
-NEUTRAL_KEYS = ("data", "num_workers", "cache", "cache_dir", "runs_dir", "run_name")
 
 
 @dataclass

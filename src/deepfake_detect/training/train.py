@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepfake_detect.core.config import TrainConfig
+from deepfake_detect.core.tracking import check_tracking
 from deepfake_detect.training.launch import launch
 from deepfake_detect.training.loop import TrainResult, train_process
 
@@ -38,7 +39,13 @@ def train(
     -------
     TrainResult
         ``run_dir`` is a complete run folder (see :class:`~deepfake_detect.core.runs.RunDir`).
+
+    Raises
+    ------
+    MissingExtraError
+        When ``cfg.tracking`` is ``mlflow`` and MLflow is not installed (before any work is done).
     """
+    check_tracking(cfg)
     if nproc != 1:  # launch refuses nproc < 1 with a clear message
         return launch(cfg, nproc, progress=progress, resume=resume)
     return train_process(cfg, progress=progress, resume=resume)
