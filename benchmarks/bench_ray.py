@@ -133,7 +133,6 @@ def section(rows: list[dict[str, Any]], checks: list[dict[str, Any]], ray_start:
         )
     worst = max(check["max_p_fake_diff"] for check in checks)
     same = all(check["same_verdicts"] for check in checks)
-    best = max(row["files"] / row["seconds"] for row in rows[1:]) / local
     lines += [
         "",
         f"Every Ray row matched the local row of its file: largest |Δp_fake| {worst:.1e}, verdicts "
