@@ -124,3 +124,56 @@ def test_the_threshold_is_the_f1_optimal_one_on_validation(default_det, shared_d
     found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
     assert found["roc_auc"] == pytest.approx(float(auc), abs=1e-4)
     assert found["accuracy"] == pytest.approx(float(accuracy), abs=1e-3)
+
+
+SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
+
+
+def card_wild_rows() -> dict[str, list[str]]:
+    """The card's "Outside faces140k" table: source name -> cells (images, AUC clean, laundered, at threshold)."""
+    (table,) = card_search(r"## Outside faces140k[^\n]*\n(?:[^|\n][^\n]*\n|\n)*((?:\|[^\n]*\n)+)")
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip().replace("**", "") for cell in line.strip("|").split("|")]
+        rows[cells[0].split(" ")[0]] = cells[1:]
+    return rows
+
+
+def percent(cell: str, key: str) -> float:
+    (value,) = re.findall(rf"{key} (\d+(?:\.\d+)?)%", cell)
+    return float(value) / 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("laundered", [False, True], ids=["clean", "laundered"])
+def test_the_card_per_source_table_is_the_models_scores(default_det, shared_data, laundered):
+    from deepfake_detect.core.sources import parse_sources
+    from deepfake_detect.evaluation.evaluate import score_split
+    from deepfake_detect.metrics.per_source import per_source_rows
+
+    roots = [shared_data.parent / "sources" / name for name in SOURCES]
+    if not all(root.is_dir() for root in roots):
+        pytest.skip(f"the issue-13 sources are not all under {shared_data.parent / 'sources'}")
+    sources = parse_sources([str(shared_data), *map(str, roots)])
+    samples, preds = score_split(
+        default_det, sources, "valid", launder_seed=0 if laundered else None, num_workers=0
+    )
+    names = [samples[i].source for i in preds.indices]
+    found = {
+        row["source"]: row
+        for row in per_source_rows(
+            preds.labels, preds.logits, names, default_det.threshold_logit, n_resamples=0
+        )
+    }
+    card = card_wild_rows()
+    assert set(card) == set(found) == {"faces140k", *SOURCES}
+    for source, (images, auc_clean, auc_laundered, at_threshold) in card.items():
+        row = found[source]
+        assert row["n"] == int(images), source
+        auc = auc_laundered if laundered else auc_clean
+        if auc != "—":
+            assert row["roc_auc"] == pytest.approx(float(auc), abs=5e-4), source
+        if not laundered and "FPR" in at_threshold:
+            assert row["fpr"] == pytest.approx(percent(at_threshold, "FPR"), abs=5e-4), source
+        if not laundered and "recall" in at_threshold:
+            assert row["recall"] == pytest.approx(percent(at_threshold, "recall"), abs=5e-3), source

@@ -77,12 +77,14 @@ def scan(
         Path | None, typer.Option(help="Folder for a Grad-CAM overlay PNG a face (needs torch weights).")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
-    fps: Annotated[float, typer.Option(help="Video frames sampled a second.")] = 1.0,
+    fps: Annotated[
+        float | None, typer.Option(help="Video frames sampled a second; default 1. Not with --ray.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Faces a forward pass.")] = 32,
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Decoding processes (0: in this process); default: the cores (at most 4), or none on 2 cores with --no-detect."
+            help="Decoding processes (0: in this process); default: the cores (at most 4), or none on 2 cores with --no-detect. Not with --ray (each Ray actor decodes its own files)."
         ),
     ] = None,
     prior: Annotated[
@@ -114,7 +116,10 @@ def scan(
     ] = None,
     ray_actors: Annotated[
         int | None,
-        typer.Option(help="With --ray: scanning workers; default the cluster's CPUs (one thread each)."),
+        typer.Option(
+            help="With --ray: scanning workers; default the cluster's CPUs when the scan starts (one thread "
+            "each). On an autoscaling cluster (a head without CPUs) give it: the default is then too few."
+        ),
     ] = None,
 ) -> None:
     """Find the faces in photos and videos and judge each one: a real photo or a GAN-generated face.
@@ -139,6 +144,13 @@ def scan(
 
         if as_json or as_csv:
             raise ScanError("--ray writes Parquet parts to --output NAME.parquet, not --json or --csv")
+        if workers is not None or fps is not None:
+            raise ScanError(
+                "--workers and --fps do not apply under --ray: each Ray actor decodes its own files (set "
+                "--ray-actors instead), and videos are not scanned under --ray"
+            )
+        if ray_actors is not None and ray_actors < 1:
+            raise ScanError(f"--ray-actors must be at least 1, got {ray_actors}")
         if explain is not None or report is not None:
             raise ScanError(
                 "--explain and --report cannot be used with --ray: scan the few files you want explained or "
@@ -156,7 +168,7 @@ def scan(
         summary = scan_paths(
             paths or [], model=model, detect=detect, fallback_whole_image=fallback_whole_image,
             threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
-            resume=resume, paths_from=paths_from, explain=explain, report=report, fps=fps,
+            resume=resume, paths_from=paths_from, explain=explain, report=report, fps=1.0 if fps is None else fps,
             batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
             runs_dir=runs_dir, framing=framing, progress=not quiet,
         )  # fmt: skip

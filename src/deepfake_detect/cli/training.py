@@ -87,7 +87,9 @@ def train(
     if resume is not None:  # the run's own config; flags may only change what does not alter results
         from deepfake_detect.training.state import resume_config
 
-        resume, cfg = resume_config(resume, runs_dir=runs_dir or "runs", file=config, flags=flags, sets=set_)
+        resume, cfg = resume_config(
+            resume, runs_dir=runs_dir or "runs", file=config, flags=flags, sets=set_, env=os.environ
+        )
     else:
         # DEEPFAKE_DATA when --data is not given, MLFLOW_TRACKING_URI when tracking_uri is not
         cfg = load_config(config, flags, set_, env=os.environ)

@@ -33,6 +33,7 @@ __all__ = [
     "DATA_ENV",
     "TRACKING_URI_ENV",
     "NEUTRAL_KEYS",
+    "tracking_uri_from_env",
 ]
 
 #: The environment variable :func:`load_config` takes the data set folder from when none is given.
@@ -178,7 +179,8 @@ class TrainConfig:
         see :mod:`deepfake_detect.core.tracking`). It never changes the weights.
     tracking_uri : str or None
         The MLflow tracking URI; ``None`` takes ``MLFLOW_TRACKING_URI`` from the ``env`` :func:`load_config` is
-        passed, else a local ``sqlite:///<runs_dir>/mlflow.db``.
+        passed (only with ``tracking="mlflow"``), else a local ``sqlite:///<runs_dir>/mlflow.db``. Kept as given
+        (in ``config.json`` too): put credentials in ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, not in the URI.
     """
 
     data: str | tuple[str, ...] | None = None
@@ -488,7 +490,8 @@ def load_config(
     env : mapping, optional
         Environment variables to read (the command line passes ``os.environ``); only :data:`DATA_ENV`
         (``DEEPFAKE_DATA``) is used, as the data set folder when the file, flags and sets give none, and
-        :data:`TRACKING_URI_ENV` (``MLFLOW_TRACKING_URI``), as ``tracking_uri`` likewise. Nothing is read from
+        :data:`TRACKING_URI_ENV` (``MLFLOW_TRACKING_URI``), as ``tracking_uri`` likewise when ``tracking`` is
+        ``mlflow`` (:func:`tracking_uri_from_env`). Nothing is read from
         the environment unless it is passed here.
 
     Returns
@@ -509,13 +512,28 @@ def load_config(
     values: dict[str, Any] = TrainConfig().to_dict()
     if env is not None and env.get(DATA_ENV):
         values["data"] = env[DATA_ENV]
-    if env is not None and env.get(TRACKING_URI_ENV):
-        values["tracking_uri"] = env[TRACKING_URI_ENV]
     if file is not None:
         values.update(read_config_file(file))
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
     values.update(parse_set_pairs(sets))
-    return _build(values)
+    return tracking_uri_from_env(_build(values), env)
+
+
+def tracking_uri_from_env(cfg: TrainConfig, env: Mapping[str, str] | None) -> TrainConfig:
+    """``cfg`` with ``tracking_uri`` from :data:`TRACKING_URI_ENV` in ``env`` when it tracks into MLflow and
+    gives no URI of its own; else ``cfg`` unchanged (an untracked run records no URI).
+
+    Examples
+    --------
+    >>> env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    >>> tracking_uri_from_env(TrainConfig(tracking="mlflow"), env).tracking_uri
+    'http://127.0.0.1:5000'
+    >>> tracking_uri_from_env(TrainConfig(), env).tracking_uri is None
+    True
+    """
+    if env is None or cfg.tracking != "mlflow" or cfg.tracking_uri or not env.get(TRACKING_URI_ENV):
+        return cfg
+    return cfg.replace(tracking_uri=env[TRACKING_URI_ENV])
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:

@@ -2,9 +2,12 @@
 
 The run folder stays the source of truth; MLflow gets a copy. What one training run logs:
 
-* the resolved config as params, except the :data:`~deepfake_detect.core.config.NEUTRAL_KEYS` (``num_workers``,
-  ``tracking``, ``tracking_uri``, ... : those a resumed run may change), which go in as tags, as do the data
-  fingerprints (``data_fingerprint``, the mix's, and ``data_fingerprint.<source>``, one a source);
+* the resolved config as params: the values the run folder recorded where the config left them to the run
+  (``image_size`` and ``resize_mode`` from ``config.json``'s ``preprocess``, ``threads`` from
+  ``environment.json``), except the :data:`~deepfake_detect.core.config.NEUTRAL_KEYS` (``num_workers``,
+  ``tracking``, ``tracking_uri``, ... : those a resumed run may change), which go in as tags, as do
+  ``data_root``, ``data_sources`` and the data fingerprints (``data_fingerprint``, the mix's, and
+  ``data_fingerprint.<source>``, one a source). A URI's ``user:password@`` is never logged nor recorded;
 * each epoch's history row as metrics, with ``step`` = the epoch (rows already in MLflow are not sent again, so a
   resumed run's history has each epoch once);
 * at the end, ``model.safetensors``, ``metrics.json``, ``config.json``, ``environment.json`` and ``history.csv``
@@ -16,13 +19,14 @@ through the run folder's ``mlflow_run.json`` (:attr:`RunDir.mlflow_run <deepfake
 A tracking server that is down or slow costs a training nothing but a warning: every MLflow call runs in one
 background thread fed by a bounded queue (a full queue drops the newest entry and counts it); each call gets
 ``tries`` connection attempts with a ``timeout`` in seconds; the first call that fails them all turns tracking off
-for the rest of the tracker's life, with one warning; and :meth:`MlflowTracker.close` waits at most
+for the rest of the tracker's life, with one warning, except the end: :meth:`MlflowTracker.close` still tries once
+to mark the run ended (so a server back by then does not show it running for ever), and waits at most
 ``close_timeout`` seconds for the thread.
 
 MLflow takes its HTTP retry count, timeout and backoff only from environment variables
 (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_TIMEOUT``, ``..._BACKOFF_FACTOR``,
-``..._BACKOFF_JITTER``); the worker sets them around its own calls and puts the previous values back after
-(:func:`_request_settings`). Nothing here imports MLflow until a tracker is made.
+``..._BACKOFF_JITTER``): a tracker sets those not already set when it starts, for the whole process, and never
+changes or restores them (see :class:`MlflowTracker`). Nothing here imports MLflow until a tracker is made.
 
 Examples
 --------
@@ -30,8 +34,6 @@ Examples
 >>> params, tags = config_params_and_tags(TrainConfig(data="faces", num_workers=2))
 >>> params["lr"], tags["num_workers"], "num_workers" in params
 ('0.001', '2', False)
->>> local_store_uri(Path("/work/runs"))
-'sqlite:////work/runs/mlflow.db'
 """
 
 from __future__ import annotations
@@ -42,15 +44,21 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from deepfake_detect.core.config import NEUTRAL_KEYS, ConfigError, TrainConfig
+from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.exceptions import MissingExtraError
 from deepfake_detect.core.extras import import_extra
-from deepfake_detect.core.runs import MLFLOW_ARTIFACTS, MLFLOW_STORE, RunDir, read_json, write_json
+from deepfake_detect.core.runs import MLFLOW_ARTIFACTS, RunDir, read_json, write_json
+from deepfake_detect.core.tracking_params import (
+    config_params_and_tags,
+    local_store_uri,
+    recorded_values,
+    store_uri,
+    without_credentials,
+)
 
 __all__ = [
     "Tracker",
@@ -62,6 +70,9 @@ __all__ = [
     "read_tracking_record",
     "config_params_and_tags",
     "local_store_uri",
+    "recorded_values",
+    "store_uri",
+    "without_credentials",
     "EXPERIMENT",
 ]
 
@@ -151,6 +162,14 @@ class MlflowTracker:
     MissingExtraError
         When MLflow is not installed.
 
+    Notes
+    -----
+    MLflow reads its HTTP retries and timeout only from the environment, so making a tracker sets
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (``tries - 1``), ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (``timeout``),
+    ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` (1) and ``MLFLOW_HTTP_REQUEST_BACKOFF_JITTER`` (0) in this process
+    unless already set: a value the user set wins, as does the first tracker's, and none is ever restored
+    (``tries`` and ``timeout`` of later trackers in the same process then have no effect).
+
     Examples
     --------
     >>> tracker = MlflowTracker("http://127.0.0.1:5000")                          # doctest: +SKIP
@@ -169,26 +188,23 @@ class MlflowTracker:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         if tries < 1 or timeout < 1 or queue_size < 1:
-            raise ConfigError(f"tracker tries, timeout and queue_size must be at least 1: {tries}, {timeout}")
+            raise ConfigError(
+                f"tracker tries, timeout and queue_size must be at least 1: {tries}, {timeout}, {queue_size}"
+            )
         # Imported here, so a missing extra fails before training starts.
         self._mlflow = import_extra("mlflow", "mlflow", FEATURE)
         self._entities = import_extra("mlflow.entities", "mlflow", FEATURE)
         self.uri, self.run_id = uri, None
         self.close_timeout, self.queue_size = close_timeout, queue_size
-        self._settings = {
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(tries - 1),
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout)),
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
-        }
+        for key, value in _request_settings(tries, timeout).items():
+            os.environ.setdefault(key, value)  # once, before the thread starts; the user's own value wins
         self._queue: queue.Queue = queue.Queue()  # bounded by _put, so close() can always add its last calls
         self._client = None
         self._logged_steps: set[int] = set()
         self._status: str | None = None  # how close() ends the run; None: it does not own the run
-        self._off, self._warned, self._closed = False, False, False
+        self._off, self._warned, self._closed, self._abandoned = False, False, False, False
         self._warn_lock = threading.Lock()  # close() and the thread may both want to warn
         self._refused, self._skipped = 0, 0  # calls dropped by the caller's side and by the thread
-        _quiet_retry_warnings()
         self._thread = threading.Thread(target=self._work, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -221,8 +237,8 @@ class MlflowTracker:
 
     def log_metrics(self, values: Mapping[str, Any], step: int = 0) -> None:
         """The numbers among ``values`` as metrics at ``step``."""
-        numbers = _numbers(values)
-        self._put(lambda: self._log_batch(metrics=[self._metric(k, v, step) for k, v in numbers.items()]))
+        found = _numbers(values)
+        self._put(lambda: self._log_batch(metrics=[self._metric(k, v, step) for k, v in found.items()]))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         tags = {k: str(v) for k, v in tags.items()}
@@ -249,17 +265,19 @@ class MlflowTracker:
     def close(self, status: str | None = None) -> None:
         """End the run (with ``status``, else as training went) and wait at most ``close_timeout`` seconds.
 
-        A tracker that did not start the run (:meth:`use_run`) leaves its status alone.
+        The run is marked ended even when a failure turned tracking off earlier (one more call, with the same
+        tries and timeout), so a server that has recovered does not show it running. A tracker that did not
+        start the run (:meth:`use_run`) leaves its status alone.
         """
         if self._closed:
             return
         self._closed = True
         status = status or self._status
         if self._status is not None:
-            self._queue.put(lambda: self._client_().set_terminated(self.run_id, status))
+            self._queue.put((lambda: self._end_run(status), True))
         self._queue.put(_STOP)
         if not self.wait(self.close_timeout):
-            self._off = True  # the thread finishes its current call, then drops the rest
+            self._abandoned = True  # the thread finishes its current call, then drops the rest
             self._warn_once(f"no answer within {self.close_timeout:g} s")
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -287,19 +305,25 @@ class MlflowTracker:
         if self._closed or self._off or self._queue.qsize() >= self.queue_size:
             self._refused += 1
             return
-        self._queue.put(call)
+        self._queue.put((call, False))
 
     def _work(self) -> None:
-        while (call := self._queue.get()) is not _STOP:
-            if self._off:
-                self._skipped += 1
-                continue
-            try:
-                with _request_settings(self._settings):
+        quiet = _ThreadRetries(threading.get_ident())
+        retries_log = logging.getLogger("urllib3.connectionpool")
+        retries_log.addFilter(quiet)  # for as long as this thread runs: the tracker warns once itself
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                call, even_when_off = item
+                if self._abandoned or (self._off and not even_when_off):
+                    self._skipped += 1
+                    continue
+                try:
                     call()
-            except Exception as err:  # whatever MLflow or its store raise: training goes on without it
-                self._off = True
-                self._warn_once(_first_line(err))
+                except Exception as err:  # whatever MLflow or its store raise: training goes on without it
+                    self._off = True
+                    self._warn_once(_first_line(err))
+        finally:
+            retries_log.removeFilter(quiet)
 
     def _warn_once(self, reason: str) -> None:
         with self._warn_lock:
@@ -308,7 +332,7 @@ class MlflowTracker:
             self._warned = True
         log.warning(
             "MLflow tracking at %s stopped (%s); the run folder has everything, MLflow misses the rest of it",
-            self.uri,
+            without_credentials(self.uri),
             reason,
         )
 
@@ -323,6 +347,10 @@ class MlflowTracker:
     def _use(self, run_id: str) -> None:
         self.run_id = run_id
 
+    def _end_run(self, status: str) -> None:
+        if self.run_id is not None:  # None: the run was never opened, there is nothing to end
+            self._client_().set_terminated(self.run_id, status)
+
     def _open(self, run: RunDir, params, tags, artifact_location: str | None, run_id: str | None) -> None:
         client = self._client_()
         if run_id is not None:  # --resume: the same MLflow run, running again
@@ -332,7 +360,7 @@ class MlflowTracker:
             experiment_id = self._experiment_id(client, artifact_location)
             run_id = client.create_run(experiment_id, run_name=run.name).info.run_id
             record = {"run_id": run_id, "experiment": EXPERIMENT, "experiment_id": experiment_id}
-            write_json(run.mlflow_run, {**record, "tracking_uri": self.uri})
+            write_json(run.mlflow_run, {**record, "tracking_uri": without_credentials(self.uri)})
         self.run_id = run_id
         self._log_batch(
             params=[self._entities.Param(k, v) for k, v in params.items()],
@@ -382,20 +410,19 @@ def check_tracking(cfg: TrainConfig) -> None:
         import_extra("mlflow", "mlflow", FEATURE)
 
 
-def local_store_uri(runs_dir: Path) -> str:
-    """The MLflow store used without a tracking URI: ``mlflow.db`` beside the run folders (absolute)."""
-    return "sqlite:///" + (Path(runs_dir).expanduser().resolve() / MLFLOW_STORE).as_posix()
-
-
-def config_params_and_tags(cfg: TrainConfig) -> tuple[dict[str, str], dict[str, str]]:
-    """The config as MLflow params, and as tags the keys a resumed run may change (params cannot change)."""
-    values = {k: "" if v is None else str(v) for k, v in cfg.to_dict().items()}
-    params = {k: v for k, v in values.items() if k not in NEUTRAL_KEYS}
-    return params, {k: values[k] for k in NEUTRAL_KEYS}
-
-
 def read_tracking_record(run: RunDir) -> dict[str, Any] | None:
-    """The run folder's ``mlflow_run.json`` (run id, experiment, tracking URI), or None when untracked."""
+    """The run folder's ``mlflow_run.json`` (run id, experiment, tracking URI), or None when untracked.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = RunDir(Path(tempfile.mkdtemp()))
+    >>> read_tracking_record(run) is None  # untracked
+    True
+    >>> write_json(run.mlflow_run, {"run_id": "abc", "tracking_uri": "sqlite:////data/mlflow.db"})
+    >>> read_tracking_record(run)["run_id"]
+    'abc'
+    """
     if not run.mlflow_run.is_file():
         return None
     try:
@@ -413,9 +440,11 @@ def open_tracker(
     ``enabled``: rank 0), else a :class:`NullTracker`.
 
     Without ``cfg.tracking_uri`` the store is :func:`local_store_uri` of the folder holding ``run``, with the
-    artifacts in its ``mlartifacts/``. A run folder that records an MLflow run in the same store (a resumed run)
-    continues that run. ``data_ids`` holds ``data_fingerprint`` and ``data_fingerprints`` (one a source), logged as
-    tags; ``settings`` go to :class:`MlflowTracker`.
+    artifacts in its ``mlartifacts/``; a relative ``sqlite:///`` URI is made absolute (:func:`store_uri`). A run
+    folder that records an MLflow run in the same store (a resumed run) continues that run. The params are the
+    config as the run folder recorded it resolved (:func:`recorded_values`). ``data_ids`` holds
+    ``data_fingerprint`` and ``data_fingerprints`` (one a source), logged as tags; ``settings`` go to
+    :class:`MlflowTracker`.
 
     Examples
     --------
@@ -425,10 +454,11 @@ def open_tracker(
     if cfg.tracking != "mlflow" or not enabled:
         return NullTracker()
     runs_dir = run.path.parent
-    uri = cfg.tracking_uri or local_store_uri(runs_dir)
+    uri = store_uri(cfg.tracking_uri) if cfg.tracking_uri else local_store_uri(runs_dir)
     record = read_tracking_record(run)
-    run_id = record["run_id"] if record is not None and record["tracking_uri"] == uri else None
-    params, tags = config_params_and_tags(cfg)
+    same_store = record is not None and record["tracking_uri"] == without_credentials(uri)
+    run_id = record["run_id"] if same_store else None
+    params, tags = config_params_and_tags(cfg, recorded_values(run))
     tags.update(_fingerprint_tags(data_ids))
     tags["run_folder"] = str(run.path)
     artifacts = None if cfg.tracking_uri else (runs_dir.resolve() / MLFLOW_ARTIFACTS).as_uri()
@@ -442,8 +472,9 @@ def attach_to_tracked_run(
 ) -> None:
     """Add files (and metrics) to the MLflow run that mirrors ``run``, when it has one; else do nothing.
 
-    The store is the one ``mlflow_run.json`` records. A missing MLflow extra or a store that is down is a
-    warning: the files are in the run folder either way.
+    The store is the one ``mlflow_run.json`` records (given with its credentials when ``config.json`` has
+    them). A missing MLflow extra or a store that is down is a warning: the files are in the run folder either
+    way.
 
     Examples
     --------
@@ -453,7 +484,7 @@ def attach_to_tracked_run(
     if record is None:
         return
     try:
-        tracker = MlflowTracker(record["tracking_uri"], **settings)
+        tracker = MlflowTracker(_uri_with_credentials(run, record["tracking_uri"]), **settings)
     except MissingExtraError as err:
         log.warning("%s is tracked in MLflow, but %s; not attached: %s", run.name, err, _names(paths))
         return
@@ -495,47 +526,37 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0][:300] if text else ''}"
 
 
-_ENV_LOCK = threading.Lock()
-_ENV_STATE: dict[str, Any] = {"users": 0, "saved": {}}
-
-
-@contextmanager
-def _request_settings(settings: Mapping[str, str]) -> Iterator[None]:
-    """MLflow's HTTP settings in the environment while a tracker's call runs; the previous values after.
-
-    MLflow reads them nowhere else. Calls of several trackers may overlap (an abandoned one can still be
-    waiting on a dead server): the values stay while any call runs, and the last tracker to start a call sets
-    them (they are read when a request starts).
-    """
-    with _ENV_LOCK:
-        if _ENV_STATE["users"] == 0:
-            _ENV_STATE["saved"] = {k: os.environ.get(k) for k in settings}
-        _ENV_STATE["users"] += 1
-        os.environ.update(settings)
+def _uri_with_credentials(run: RunDir, recorded: str) -> str:
+    """The URI ``config.json`` gives, when it is ``recorded`` plus credentials (recorded without them)."""
     try:
-        yield
-    finally:
-        with _ENV_LOCK:
-            _ENV_STATE["users"] -= 1
-            if _ENV_STATE["users"] == 0:
-                for key, value in _ENV_STATE["saved"].items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+        given = run.read_config().get("tracking_uri")
+    except ValueError:
+        return recorded
+    return given if given and store_uri(without_credentials(given)) == recorded else recorded
 
 
-class _FromTrackerThread(logging.Filter):
-    """Drops urllib3's "Retrying ..." warnings of the tracker's own requests: the tracker warns once itself."""
+def _request_settings(tries: int, timeout: int) -> dict[str, str]:
+    """MLflow's HTTP settings for ``tries`` connection attempts and ``timeout`` seconds, without backoff jitter.
+
+    Examples
+    --------
+    >>> _request_settings(3, 5)["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    '2'
+    """
+    return {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(tries - 1),
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout)),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    }
+
+
+class _ThreadRetries(logging.Filter):
+    """Drops urllib3's "Retrying ..." warnings of one tracker thread's requests; the others' pass."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__()
+        self.thread = thread
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.threadName != THREAD_NAME
-
-
-_RETRY_FILTER = _FromTrackerThread()
-
-
-def _quiet_retry_warnings() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _RETRY_FILTER not in logger.filters:
-        logger.addFilter(_RETRY_FILTER)
+        return record.thread != self.thread

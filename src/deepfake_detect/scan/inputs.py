@@ -15,9 +15,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.data import IMAGE_EXTENSIONS, walk_files
 
-__all__ = ["VIDEO_EXTENSIONS", "iter_inputs", "read_path_list", "input_label", "output_key", "is_video_path"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "iter_inputs",
+    "read_path_list",
+    "named_inputs",
+    "input_label",
+    "output_key",
+    "is_video_path",
+]
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"})
 _GLOB_CHARS = frozenset("*?[")
@@ -93,6 +102,34 @@ def read_path_list(path: str | Path) -> list[str]:
         column = header.index("path")
         return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
     return [row[0].strip() for row in rows if row[0].strip()]
+
+
+def named_inputs(paths: Iterable[Any] | None, paths_from: str | Path | None) -> list[Any]:
+    """What the user named for a scan: ``paths`` and the entries of the ``paths_from`` list, not yet expanded.
+
+    Raises
+    ------
+    ScanError
+        When ``paths_from`` cannot be read, or nothing is named at all.
+
+    Examples
+    --------
+    >>> named_inputs(["photos/"], None)
+    ['photos/']
+    >>> named_inputs([], None)
+    Traceback (most recent call last):
+    ...
+    deepfake_detect.core.exceptions.ScanError: nothing to scan: give image, folder or video paths, '-' for stdin, or --paths-from
+    """
+    named = list(paths or [])
+    if paths_from is not None:
+        try:
+            named += read_path_list(paths_from)
+        except OSError as err:
+            raise ScanError(f"cannot read --paths-from {paths_from}: {err.strerror or err}") from None
+    if not named:
+        raise ScanError("nothing to scan: give image, folder or video paths, '-' for stdin, or --paths-from")
+    return named
 
 
 def input_label(item: Any, index: int) -> str:

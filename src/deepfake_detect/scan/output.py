@@ -27,7 +27,7 @@ from deepfake_detect.data.transforms import _to_rgb, load_image
 from deepfake_detect.inference.gradcam import png_bytes
 from deepfake_detect.scan.decode import image_size
 from deepfake_detect.scan.detector import load_detector
-from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.inputs import iter_inputs, named_inputs
 from deepfake_detect.scan.parquet import PartWriter, done_paths, is_parquet_output, prepare_output
 from deepfake_detect.scan.video import timeline_png
 
@@ -209,18 +209,6 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
 # ------------------------------------------------------------------------------------------------ scan
 
 
-def _inputs(paths, paths_from, stdin) -> list[Any]:
-    named = list(paths or [])
-    if paths_from is not None:
-        try:
-            named += read_path_list(paths_from)
-        except OSError as err:
-            raise ScanError(f"cannot read --paths-from {paths_from}: {err.strerror or err}") from None
-    if not named:
-        raise ScanError("nothing to scan: give image, folder or video paths, '-' for stdin, or --paths-from")
-    return named
-
-
 def scan_paths(
     paths: list[str],
     *,
@@ -273,7 +261,7 @@ def scan_paths(
         raise ScanError("--resume needs --output FILE written as --json or --csv, or --output NAME.parquet")
     if fmt == "parquet":
         prepare_output(output, resume)  # before the model loads: no pyarrow, or another scan's parts
-    named = _inputs(paths, paths_from, stdin)
+    named = named_inputs(paths, paths_from)
     det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain)
     summary = ScanSummary()
     done = _done_paths(output, fmt) if resume else set()

@@ -402,7 +402,20 @@ class PartWriter:
 
 
 def part_files(folder: str | os.PathLike) -> list[Path]:
-    """The complete parts in ``folder``, by name (temporary and set-aside files are not parts)."""
+    """The complete parts in ``folder``, by name (temporary and set-aside files are not parts).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "results.parquet"
+    >>> part_files(folder)                                   # no folder yet
+    []
+    >>> _ = write_part(folder, [{"path": "a.jpg", "error": "bad", "verdict": None, "p_fake": None,
+    ...                         "faces": [], "model": None}])
+    >>> _ = (folder / ".part-0000000000000000.1a2b.tmp").write_bytes(b"")   # a part being written
+    >>> [part.name for part in part_files(folder)]
+    ['part-509b0d4641a7c3ba.parquet']
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -431,6 +444,18 @@ def done_paths(folder: str | os.PathLike) -> set[str]:
     -------
     set of str
         Empty when the folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "results.parquet"
+    >>> done_paths(folder)
+    set()
+    >>> rows = [{"path": p, "error": "bad", "verdict": None, "p_fake": None, "faces": [], "model": None}
+    ...         for p in ("a.jpg", "b.jpg")]
+    >>> _ = write_part(folder, rows)
+    >>> sorted(done_paths(folder))
+    ['a.jpg', 'b.jpg']
     """
     pa, pq = _pyarrow(), _parquet()
     done: set[str] = set()
@@ -447,6 +472,19 @@ def read_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
 
     Parts are named by content, so the rows are not in scan order: sort them (by ``path``) when order
     matters. An unreadable part is warned about and skipped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "results.parquet"
+    >>> row = {"path": "a.jpg", "error": "not a recognised image format", "verdict": None, "p_fake": None,
+    ...        "faces": [], "model": None}
+    >>> _ = write_part(folder, [row])
+    >>> read_results(folder) == [row]
+    True
+    >>> import pandas as pd                                              # doctest: +SKIP
+    >>> pd.read_parquet(folder).path.tolist()                            # doctest: +SKIP
+    ['a.jpg']
     """
     pa, pq = _pyarrow(), _parquet()
     rows: list[dict[str, Any]] = []
@@ -473,6 +511,22 @@ def prepare_output(folder: str | os.PathLike, resume: bool) -> None:
         Without pyarrow.
     ScanError
         When ``folder`` is a file, or a non-empty folder without ``resume``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "results.parquet"
+    >>> prepare_output(folder, resume=False)                  # missing: fine, the first part makes it
+    >>> _ = write_part(folder, [{"path": "a.jpg", "error": "bad", "verdict": None, "p_fake": None,
+    ...                         "faces": [], "model": None}])
+    >>> _ = (folder / ".part-0000000000000000.1a2b.tmp").write_bytes(b"")  # left by a stopped scan
+    >>> prepare_output(folder, resume=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    deepfake_detect.core.exceptions.ScanError: ... already holds scan results: pass --resume to go on with that scan, or remove the folder to start again
+    >>> prepare_output(folder, resume=True)                   # the temporary file goes
+    >>> sorted(p.name for p in folder.iterdir())
+    ['part-509b0d4641a7c3ba.parquet']
     """
     _parquet()
     folder = Path(folder)

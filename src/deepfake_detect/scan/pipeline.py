@@ -81,7 +81,7 @@ from deepfake_detect.scan.inputs import is_video_path, iter_inputs
 from deepfake_detect.scan.landmarks import check_face_model, quad_side
 from deepfake_detect.scan.video import decode_video, video_summary
 
-__all__ = ["BACKENDS", "iter_scan", "decode", "decoded_stream", "default_workers"]
+__all__ = ["BACKENDS", "iter_scan", "error_result", "decode", "decoded_stream", "default_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -279,13 +279,16 @@ def iter_scan(
     backend: str | None = None,
     onnx_cache: str | Path | None = None,
     framing: str = "ffhq",
+    expand: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
 
     The parameters after ``det`` (a :class:`~deepfake_detect.scan.detector.Detector`), the result schema and
     the errors are those of :meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>`; the results
     are produced as the inputs are read, in bounded memory, and options are checked at once (not on the
-    first ``next``).
+    first ``next``). ``expand=False`` takes ``inputs`` as single files already listed (by
+    :func:`~deepfake_detect.scan.inputs.iter_inputs`): no folder is walked and no glob matched again, so a
+    file named ``a[1].jpg`` that vanished since it was listed is its own error row, one result an input.
     """
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
     _check_options(fps, threshold, prior, batch_size, framing)
@@ -299,7 +302,22 @@ def iter_scan(
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
     options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing)
     # Options, backend and explainer are checked above, before the first result is asked for.
-    return _results(scorer, decoded_stream(iter_inputs(inputs), options, workers=workers), batch_size)
+    items = iter_inputs(inputs) if expand else inputs
+    return _results(scorer, decoded_stream(items, options, workers=workers), batch_size)
+
+
+def error_result(det, path: str, error: str) -> dict[str, Any]:
+    """The result row of an input that could not be read: what a scan writes for a file it cannot decode.
+
+    Examples
+    --------
+    >>> from deepfake_detect.scan.detector import load_detector
+    >>> row = error_result(load_detector("default", backend="torch"), "gone.jpg", "No such file")
+    >>> {key: row[key] for key in ("path", "error", "verdict", "p_fake", "faces")}
+    {'path': 'gone.jpg', 'error': 'No such file', 'verdict': None, 'p_fake': None, 'faces': []}
+    """
+    scorer = _Scorer(det, batch_size=1, threshold=None, prior=None)
+    return scorer.result(Decoded(0, path, error=error), np.zeros(0, np.float32))
 
 
 def apply_deprecated_backend(det, backend: str | None, onnx_cache: str | Path | None, *, stacklevel: int):

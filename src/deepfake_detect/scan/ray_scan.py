@@ -19,20 +19,31 @@ How a scan runs:
 3. **The actor writes its part** (:func:`~deepfake_detect.scan.parquet.write_part`: a temporary name, then a
    rename) and returns only counts, so no result crosses the object store.
 
+The driver holds the path list once (a part is a slice of it) and sends each actor its working folder once:
+the actor makes the local paths absolute. Millions of paths are fine; for hundreds of millions, split the job
+by prefix (one job a prefix, each its own output folder).
+
 Failures: a file that cannot be read is an error row, as locally. An actor that dies (its process killed, its
-node lost) is restarted by Ray and its unfinished calls are retried on it (``max_restarts=-1``,
-``max_task_retries=-1``); a retried call rewrites its own part under the same name. A driver that dies loses
-the parts in flight only: ``resume`` scans them again.
+node lost) is restarted by Ray and its unfinished call is retried on it; a retried call rewrites its own part
+under the same name. Both are bounded: a part that killed its actor :data:`MAX_PART_CRASHES` times (a file
+that crashes the decoder every time) is not scanned again, its next attempt writes each of its files as an
+error row that says so (scan those files without ``--ray`` to find the culprit), and the job goes on; an actor
+restarted more than :data:`MAX_ACTOR_RESTARTS` times ends the job with a :class:`ScanError` naming the part
+it was scanning. The attempts are counted in a marker beside the parts (``.<part>.attempts.tmp``, removed
+when the part is written and by ``resume``), since a retried call is not told it is a retry. A driver that
+dies loses the parts in flight only: ``resume`` scans them again.
 
 Out of scope under Ray: videos and ``--explain`` (a :class:`ScanError` says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -48,7 +59,8 @@ from deepfake_detect.core.exceptions import DeepfakeDetectError, ScanError, desc
 from deepfake_detect.core.extras import import_extra
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.scan.detector import load_detector
-from deepfake_detect.scan.inputs import is_video_path, iter_inputs, read_path_list
+from deepfake_detect.scan.inputs import is_video_path, iter_inputs, named_inputs
+from deepfake_detect.scan.output import ScanSummary
 from deepfake_detect.scan.parquet import (
     ROWS_PER_PART,
     done_paths,
@@ -57,6 +69,7 @@ from deepfake_detect.scan.parquet import (
     prepare_output,
     write_part,
 )
+from deepfake_detect.scan.pipeline import error_result, iter_scan
 from deepfake_detect.scan.urls import UrlReader, expand_url, is_url
 
 __all__ = ["DatasetScanSummary", "scan_dataset"]
@@ -66,6 +79,15 @@ FEATURE = "scan --ray"
 PARTS_PER_ACTOR = 4
 # The counts each actor call returns, a part a row.
 COUNTS = ("files", "faces", "errors", "fake", "real", "uncertain", "no_face")
+# Times a part may kill its actor before its files are written as error rows instead: a file that crashes
+# the decoder (a native library's segfault, say) does so every time, and must not be retried forever; a
+# node lost now and then costs one of them.
+MAX_PART_CRASHES = 3
+# Ray's retries of an actor call: the crashed attempts, and then the one that writes the error rows.
+MAX_TASK_RETRIES = MAX_PART_CRASHES
+# Restarts of one actor in a job (a few poison parts, a few lost nodes): past them Ray gives the actor up and
+# the job ends with a ScanError, rather than restarting a worker that dies on every part.
+MAX_ACTOR_RESTARTS = 4 * MAX_PART_CRASHES
 
 
 @dataclass
@@ -103,6 +125,13 @@ class DatasetScanSummary:
 
     @property
     def images_per_second(self) -> float:
+        """Files a second of the Ray job's wall time (0 before it ran).
+
+        Examples
+        --------
+        >>> DatasetScanSummary(n_files=300, seconds=2.0).images_per_second
+        150.0
+        """
         return self.n_files / self.seconds if self.seconds > 0 else 0.0
 
     def add(self, counts: dict[str, int], part: str) -> None:
@@ -114,6 +143,13 @@ class DatasetScanSummary:
         self.n_parts += 1
 
     def format_text(self) -> str:
+        """The one-line summary the command prints at the end (see the class's example).
+
+        Examples
+        --------
+        >>> DatasetScanSummary(n_skipped=5).format_text()
+        'scanned 0 file(s) with 0 Ray actor(s): 0 fake, 0 real, 0 without a face, 0 unreadable, 5 skipped (already in the output); 0 face(s), 0.0 img/s'
+        """
         skipped = f", {self.n_skipped} skipped (already in the output)" if self.n_skipped else ""
         uncertain = f", {self.n_uncertain} uncertain" if self.n_uncertain else ""
         return (
@@ -138,6 +174,7 @@ class _Job:
     threads: int
     output: str
     scan_options: dict[str, Any]
+    cwd: str  # the driver's working folder: local paths are relative to it, and the actors run elsewhere
 
 
 class PartScanner:
@@ -165,30 +202,36 @@ class PartScanner:
 
     def __call__(self, batch) -> dict[str, np.ndarray]:
         rows: dict[str, list] = {key: [] for key in ("part", *COUNTS)}
-        for labels, sources in zip(
-            batch.column("paths").to_pylist(), batch.column("sources").to_pylist(), strict=True
-        ):
-            results = self.scan_part(labels, sources)
+        for labels in batch.column("paths").to_pylist():
             name = part_name(labels)  # the same paths, the same name: a retried call replaces its own part
+            marker = Path(self.job.output) / f".{name}.attempts.tmp"
+            crashes = _start_attempt(marker, labels[0])
+            if crashes < MAX_PART_CRASHES:
+                results = self.scan_part(labels)
+            else:
+                results = self.crashed_part(labels, crashes)
             write_part(self.job.output, results, name=name)
+            marker.unlink(missing_ok=True)
             rows["part"].append(name)
             for key, value in _counts(results).items():
                 rows[key].append(value)
         return {key: np.asarray(values) for key, values in rows.items()}
 
-    def scan_part(self, labels: list[str], sources: list[str]) -> list[dict[str, Any]]:
+    def scan_part(self, labels: list[str]) -> list[dict[str, Any]]:
         """The result rows of one part, in input order, each with its ``path`` as the driver named it."""
         failed: dict[int, str] = {}
         scanned: list[int] = []  # the positions of what iter_scan was given, in its order
 
         def items() -> Iterator[str | bytes]:
-            for index, source in enumerate(sources):
-                if not is_url(source):
+            for index, label in enumerate(labels):
+                if not is_url(label):
                     scanned.append(index)
-                    yield source
+                    yield os.path.normpath(
+                        os.path.join(self.job.cwd, label)
+                    )  # abspath, from the driver's folder
                     continue
                 try:
-                    data = self.reader.read(source)
+                    data = self.reader.read(label)
                 except Exception as err:  # noqa: BLE001 - an unreadable URL is its error row, as a local file
                     failed[index] = describe_error(err)
                     continue
@@ -196,27 +239,46 @@ class PartScanner:
                 yield data
 
         rows: list[dict[str, Any]] = [{} for _ in labels]
-        for position, result in enumerate(self.det.iter_scan(items(), workers=0, **self.job.scan_options)):
+        # expand=False: each label is one file the driver listed, never walked or globbed again here.
+        results = iter_scan(self.det, items(), workers=0, expand=False, **self.job.scan_options)
+        for position, result in enumerate(results):
             index = scanned[position]  # iter_scan keeps input order: the n-th result is the n-th item
             rows[index] = {**result, "path": labels[index]}
         for index, error in failed.items():
-            rows[index] = {
-                "path": labels[index], "error": error, "verdict": None, "p_fake": None, "faces": [],
-                "model": self.det.model_info(),
-            }  # fmt: skip
+            rows[index] = error_result(self.det, labels[index], error)
         return rows
+
+    def crashed_part(self, labels: list[str], crashes: int) -> list[dict[str, Any]]:
+        """Error rows for a part that killed its actor ``crashes`` times: one of its files crashes the decoder."""
+        error = (
+            f"the Ray worker scanning this file's part ({len(labels)} files from {labels[0]}) died {crashes} "
+            "times: one of those files crashes the decoder; scan them without --ray to find which"
+        )
+        return [error_result(self.det, label, error) for label in labels]
+
+
+def _start_attempt(marker: Path, first_path: str) -> int:
+    """Record an attempt at a part in its marker; the attempts before it, each of which killed its actor."""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    before = marker.read_text(encoding="utf-8").count("\n") if marker.is_file() else 0
+    with open(marker, "a", encoding="utf-8") as out:
+        out.write(first_path + "\n")
+    return before
 
 
 def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
-    verdicts = [r["verdict"] for r in results if not r["error"]]
+    """One part's row of counts, counted as the local scan counts (:class:`ScanSummary`)."""
+    summary = ScanSummary()
+    for result in results:
+        summary.add(result)
     return {
-        "files": len(results),
+        "files": summary.n_scanned,
         "faces": sum(len(r["faces"]) for r in results),
-        "errors": sum(bool(r["error"]) for r in results),
-        "fake": verdicts.count("fake"),
-        "real": verdicts.count("real"),
-        "uncertain": verdicts.count("uncertain"),
-        "no_face": verdicts.count(None),
+        "errors": summary.n_failed,
+        "fake": summary.n_fake,
+        "real": summary.n_real,
+        "uncertain": summary.n_uncertain,
+        "no_face": summary.n_no_face,
     }
 
 
@@ -225,16 +287,7 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
 
 def _expand(inputs: list[Any], paths_from: str | Path | None, stdin: TextIO | None) -> list[str]:
     """Every file to scan, named as the local scan names it (URLs: the file URLs below each one)."""
-    named = list(inputs or [])
-    if paths_from is not None:
-        try:
-            named += read_path_list(paths_from)
-        except OSError as err:
-            raise ScanError(f"cannot read --paths-from {paths_from}: {err.strerror or err}") from None
-    if not named:
-        raise ScanError(
-            "nothing to scan: give image folders, files, globs, URLs, '-' for stdin, or --paths-from"
-        )
+    named = named_inputs(inputs, paths_from)
     labels: list[str] = []
     for item in iter_inputs(named, stdin=stdin):
         if not isinstance(item, str):
@@ -258,11 +311,6 @@ def _parts(labels: list[str], size: int, done: set[str]) -> list[list[str]]:
     return [todo for chunk in chunks if (todo := [label for label in chunk if label not in done])]
 
 
-def _source(label: str) -> str:
-    """What an actor opens for a label: the URL, or the local path made absolute (actors run elsewhere)."""
-    return label if is_url(label) else os.path.abspath(label)
-
-
 def _model_reference(model: str | Path) -> str:
     """The model as every node can name it: an existing file or folder made absolute, else the name as given."""
     return os.path.abspath(model) if os.path.exists(model) else str(model)
@@ -272,6 +320,7 @@ def _model_reference(model: str | Path) -> str:
 def _connected(ray, address: str | None, progress: bool) -> Iterator[None]:
     """Ray connected to ``address`` (None: a new local instance) for the duration."""
     if ray.is_initialized():  # the caller's own session (a notebook): use it and leave it running
+        _warn_if_elsewhere(ray, address)
         yield
         return
     settings: dict[str, Any] = {
@@ -289,6 +338,35 @@ def _connected(ray, address: str | None, progress: bool) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _warn_if_elsewhere(ray, address: str | None) -> None:
+    """Warn when this process's Ray session is not the cluster ``address`` names: the scan runs on the session."""
+    if address in (None, "auto") or address.startswith("ray://"):
+        return  # None and "auto" accept any session; a Ray Client address has no comparable form
+    running = ray.get_runtime_context().gcs_address
+    here = ray.util.get_node_ip_address()  # Ray names a cluster on this machine by its IP, not 127.0.0.1
+    if _host_port(running, here) != _host_port(address, here):
+        warnings.warn(
+            f"Ray is already running in this process, connected to {running}: the scan runs there, not at "
+            f"{address} (call ray.shutdown() first to scan on {address})",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _host_port(address: str, here: str) -> tuple[str, str]:
+    """``host:port`` with the host as an IP address, this machine's loopback as its IP ``here``.
+
+    Examples
+    --------
+    >>> _host_port("localhost:6379", "10.0.0.5"), _host_port("10.0.0.7:6379", "10.0.0.5")
+    (('10.0.0.5', '6379'), ('10.0.0.7', '6379'))
+    """
+    host, _, port = address.rpartition(":")
+    with contextlib.suppress(OSError):  # a name this machine cannot resolve is compared as written
+        host = socket.gethostbyname(host)
+    return (here if host.startswith("127.") else host), port
 
 
 @contextmanager
@@ -327,28 +405,43 @@ def _user_error(err: BaseException) -> DeepfakeDetectError | None:
 def _run(parts: list[list[str]], job: _Job, actors: int, progress: bool, summary: DatasetScanSummary):
     """Scan the parts on ``actors`` actors, adding each written part's counts to ``summary`` as it comes."""
     data = import_extra("ray.data", "ray", FEATURE)
-    items = [{"paths": labels, "sources": [_source(label) for label in labels]} for labels in parts]
+    items = [{"paths": labels} for labels in parts]
     with warnings.catch_warnings():
         # Ray Data 2.60 warns about its own deprecated settings whenever it makes its context, and deprecates
-        # passing max_restarts/max_task_retries (its fixed defaults from 2.64): they are spelt out here because
-        # a lost worker must never lose a part.
+        # passing max_restarts/max_task_retries (fixed defaults from 2.64): they are spelt out here because a
+        # lost worker must never lose a part, and a part that kills its worker every time must not loop.
         warnings.simplefilter("ignore", DeprecationWarning)
         with _data_context(data, progress):
             # One part a block: a block is the unit an actor call gets and a retry repeats.
             dataset = data.from_items(items, override_num_blocks=len(items)).map_batches(
                 PartScanner, fn_constructor_args=(job,), batch_size=1, batch_format="pyarrow",
-                compute=data.ActorPoolStrategy(size=actors), num_cpus=job.threads, max_restarts=-1,
-                max_task_retries=-1,
+                compute=data.ActorPoolStrategy(size=actors), num_cpus=job.threads,
+                max_restarts=MAX_ACTOR_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
             )  # fmt: skip
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     for i, part in enumerate(batch["part"]):
                         summary.add({key: batch[key][i] for key in COUNTS}, str(part))
             except Exception as err:
-                user = _user_error(err)
+                user = _user_error(err) or _workers_kept_dying(err, Path(job.output))
                 if user is None:
                     raise
                 raise user from None
+
+
+def _workers_kept_dying(err: BaseException, output: Path) -> ScanError | None:
+    """A job ended by an actor that died once too often: which part it was on, and what to do (or None)."""
+    ray_exceptions = import_extra("ray.exceptions", "ray", FEATURE)
+    if not isinstance(err, ray_exceptions.RayActorError) and "ActorDiedError" not in str(err):
+        return None
+    markers = [marker.read_text(encoding="utf-8").splitlines() for marker in output.glob(".*.attempts.tmp")]
+    attempts = max(markers, key=len, default=[])  # the part retried most: the one its actor died on
+    where = f" on the part that starts at {attempts[0]} ({len(attempts)} attempts)" if attempts else ""
+    return ScanError(
+        f"a Ray worker died more than {MAX_ACTOR_RESTARTS} times{where}: look for a node that keeps failing, "
+        "or a file that crashes the decoder (scan that part's files without --ray to find it); then run the "
+        "same command with --resume to finish the scan"
+    )
 
 
 def _check_parts_visible(output: Path, summary: DatasetScanSummary) -> None:
@@ -411,7 +504,9 @@ def scan_dataset(
         this machine for the scan. The library reads no environment: pass ``os.environ.get("RAY_ADDRESS")``
         to join the cluster it names, as the command does.
     actors : int, optional
-        Scanning actors; default: the cluster's CPUs divided by ``threads_per_actor`` (at least 1).
+        Scanning actors; default: the cluster's CPUs divided by ``threads_per_actor`` (at least 1), read once
+        when the scan starts. On an autoscaling cluster (a head with no CPUs, workers added on demand) that is
+        too few, often 1: give ``actors`` there.
     threads_per_actor : int, optional
         CPUs each actor holds and ONNX Runtime (or torch) threads it runs; default 1, usually the most
         images a second per core since each actor also decodes.
@@ -468,7 +563,7 @@ def scan_dataset(
     job = _Job(
         model=_model_reference(model), backend=det.backend, abstain=abstain, runs_dir=os.path.abspath(runs_dir),
         onnx_cache=None if onnx_cache is None else os.path.abspath(onnx_cache), threads=threads,
-        output=str(output.absolute()), scan_options=scan_options,
+        output=str(output.absolute()), scan_options=scan_options, cwd=os.getcwd(),
     )  # fmt: skip
     done = done_paths(output) if resume else set()
     summary = DatasetScanSummary(n_skipped=sum(label in done for label in labels))

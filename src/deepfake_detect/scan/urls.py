@@ -74,6 +74,20 @@ def expand_url(url: str) -> list[str]:
     ------
     MissingExtraError
         Without pyarrow.
+
+    Examples
+    --------
+    >>> expand_url("s3://photos/2026/a.jpg")         # a file by its suffix: no request made
+    ['s3://photos/2026/a.jpg']
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> top = Path(tempfile.mkdtemp())
+    >>> for name in ("b.jpg", "a.png", "notes.txt"):
+    ...     _ = (top / name).write_bytes(b"pixels")
+    >>> [url.rsplit("/", 1)[1] for url in expand_url(top.as_uri())]
+    ['a.png', 'b.jpg']
+    >>> expand_url(top.as_uri() + "/missing") == [top.as_uri() + "/missing"]  # reported as an error row
+    True
     """
     if _is_media(url):
         return [url]
@@ -92,7 +106,20 @@ def expand_url(url: str) -> list[str]:
 
 
 class UrlReader:
-    """Reads whole files by URL, opening each file system (an S3 bucket's client, say) once."""
+    """Reads whole files by URL, opening each file system (an S3 bucket's client, say) once.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> photo = Path(tempfile.mkdtemp()) / "a.jpg"
+    >>> _ = photo.write_bytes(b"pixels")
+    >>> reader = UrlReader()
+    >>> reader.read(photo.as_uri())
+    b'pixels'
+    >>> reader.read("s3://photos/a.jpg")                               # doctest: +SKIP
+    b'\xff\xd8\xff\xe0...'
+    """
 
     def __init__(self) -> None:
         self._systems: dict[str, tuple[Any, str]] = {}

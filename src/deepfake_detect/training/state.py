@@ -30,6 +30,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from deepfake_detect.core.config import (
     config_from_dict,
     parse_set_pairs,
     read_config_file,
+    tracking_uri_from_env,
 )
 from deepfake_detect.core.runs import RunDir
 
@@ -484,10 +486,15 @@ def resume_config(
     file: str | Path | None = None,
     flags: dict[str, Any] | None = None,
     sets: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Path, TrainConfig]:
     """The run folder to resume and the config it was started with, with any overrides checked.
 
     Overrides may only touch :data:`NEUTRAL_KEYS`; anything else would not give the run that was started.
+    ``env`` (the command line passes ``os.environ``) gives ``tracking_uri`` as for a new run
+    (:func:`~deepfake_detect.core.config.tracking_uri_from_env`) when the resumed config tracks into MLflow,
+    neither it nor the overrides name a store, and the run folder records no MLflow run (one it does record,
+    in the local store, is continued there).
 
     Raises
     ------
@@ -508,4 +515,6 @@ def resume_config(
             f"--resume continues {run.name} with the config it was started with; these differ: "
             f"{differences}. Start a new run to change them (only {', '.join(NEUTRAL_KEYS)} may change)"
         )
+    if not run.mlflow_run.is_file():
+        wanted = tracking_uri_from_env(wanted, env)
     return run.path, wanted
