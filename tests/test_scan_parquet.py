@@ -327,6 +327,6 @@ def test_without_pyarrow_parquet_output_is_one_line_saying_what_to_install(crops
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: Parquet output needs the optional 'ray' dependencies: pip install 'deepfake-detect[ray]'"
+        "error: Parquet output needs the optional 'parquet' dependencies: pip install 'deepfake-detect[parquet]'"
     ]
     assert not (tmp_path / "o.parquet").exists()

@@ -24,7 +24,11 @@ from deepfake_detect.core.exceptions import MissingExtraError
 __all__ = ["EXTRAS", "import_extra"]
 
 # Each extra's name in pyproject.toml and what it provides.
-EXTRAS = {"ray": "Ray Data batch scanning and Parquet output", "mlflow": "MLflow experiment tracking"}
+EXTRAS = {
+    "ray": "Ray Data batch scanning (includes parquet's pyarrow)",
+    "parquet": "Parquet output of a local scan (pyarrow)",
+    "mlflow": "MLflow experiment tracking",
+}
 
 
 def import_extra(module: str, extra: str, feature: str) -> ModuleType:

@@ -253,7 +253,7 @@ def scan_paths(
     ScanError
         For unusable options or when there is nothing to scan.
     MissingExtraError
-        For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[ray]'``).
+        For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[parquet]'``).
     """
     output = Path(output) if output is not None else None
     fmt = resolve_format(fmt, output)

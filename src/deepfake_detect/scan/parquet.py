@@ -29,7 +29,7 @@ Round trip: columns the JSON may leave out come back left out when they are null
 columns, all present exactly when ``kind`` is set. Every other null is a JSON ``null``. Floats are float64,
 so ``p_fake`` and ``logit`` come back exactly; boxes are int32.
 
-pyarrow is an optional dependency (``pip install 'deepfake-detect[ray]'``), imported only when used.
+pyarrow is an optional dependency (``pip install 'deepfake-detect[parquet]'``, or ``[ray]``, which includes it), imported only when used.
 
 Examples
 --------
@@ -95,11 +95,11 @@ MODEL_OPTIONAL = frozenset({"uncertain_band"})
 
 
 def _pyarrow():
-    return import_extra("pyarrow", "ray", "Parquet output")
+    return import_extra("pyarrow", "parquet", "Parquet output")
 
 
 def _parquet():
-    return import_extra("pyarrow.parquet", "ray", "Parquet output")
+    return import_extra("pyarrow.parquet", "parquet", "Parquet output")
 
 
 def is_parquet_output(path: str | os.PathLike | None) -> bool:
