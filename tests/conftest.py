@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +164,30 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
         threads=1,
     )
     return train(cfg, progress=False).run_dir
+
+
+# A Python prelude that makes one package unimportable, as if its optional extra were not installed.
+BLOCK_IMPORT = """
+import sys
+
+class BlockImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r} or name.startswith({module!r} + "."):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, BlockImport())
+"""
+RUN_CLI = "from deepfake_detect.cli import main\nsys.argv[0] = 'deepfake-detect'\nmain()\n"
+
+
+@pytest.fixture
+def run_without():
+    """``run_without(module, *args, code=RUN_CLI, cwd=None, env=None)``: run ``code`` (default: the command
+    line with ``args``) in a subprocess where ``module`` cannot be imported."""
+
+    def run(module: str, *args: str, code: str = RUN_CLI, cwd=None, env=None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", BLOCK_IMPORT.format(module=module) + code, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+    return run

@@ -305,26 +305,9 @@ def test_a_killed_command_resumes_with_every_file_once(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-BLOCK_PYARROW = """
-import sys
-
-class BlockPyarrow:
-    def find_spec(self, name, path=None, target=None):
-        if name == "pyarrow" or name.startswith("pyarrow."):
-            raise ImportError(f"No module named {name!r} (blocked by the test)")
-        return None
-
-sys.meta_path.insert(0, BlockPyarrow())
-from deepfake_detect.cli import main
-sys.argv = ["deepfake-detect", *sys.argv[1:]]
-main()
-"""
-
-
 @pytest.mark.slow
-def test_without_pyarrow_parquet_output_is_one_line_saying_what_to_install(crops, tmp_path):
-    cmd = [sys.executable, "-c", BLOCK_PYARROW, "scan", str(crops), "--output", str(tmp_path / "o.parquet")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+def test_without_pyarrow_parquet_output_is_one_line_saying_what_to_install(crops, tmp_path, run_without):
+    done = run_without("pyarrow", "scan", str(crops), "--output", str(tmp_path / "o.parquet"), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: Parquet output needs the optional 'parquet' dependencies: pip install 'deepfake-detect[parquet]'"

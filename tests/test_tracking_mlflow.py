@@ -531,29 +531,15 @@ def test_logging_and_close_never_wait_for_a_server_that_holds_the_request(tmp_pa
 
 # ------------------------------------------------------------------ MLflow not installed (subprocesses)
 
-BLOCK_MLFLOW = """
-import sys
 
-class NoMlflow:
-    def find_spec(self, name, path=None, target=None):
-        if name == "mlflow" or name.startswith("mlflow."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-        return None
-
-sys.meta_path.insert(0, NoMlflow())
-"""
-
-
-def _run_blocked(code: str, *args: str) -> subprocess.CompletedProcess:
+def _env_without_a_store() -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    command = [sys.executable, "-c", BLOCK_MLFLOW + code, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    return env
 
 
 @pytest.mark.slow
-def test_without_mlflow_tracking_is_one_line_and_exit_2(tiny_dataset, tmp_path):
-    main = "from deepfake_detect.cli import main\nsys.argv[0] = 'deepfake-detect'\nmain()\n"
+def test_without_mlflow_tracking_is_one_line_and_exit_2(tiny_dataset, tmp_path, run_without):
     args = [
         "train",
         f"--data={tiny_dataset}",
@@ -561,7 +547,7 @@ def test_without_mlflow_tracking_is_one_line_and_exit_2(tiny_dataset, tmp_path):
         "--epochs=1",
         "--set=tracking=mlflow",
     ]
-    done = _run_blocked(main, *args, "-q")
+    done = run_without("mlflow", *args, "-q", cwd=REPO, env=_env_without_a_store())
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
         "error: tracking=mlflow needs the optional 'mlflow' dependencies: pip install 'deepfake-detect[mlflow]'\n"
@@ -570,7 +556,7 @@ def test_without_mlflow_tracking_is_one_line_and_exit_2(tiny_dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_without_mlflow_a_tracked_run_is_still_evaluated_with_a_warning(tmp_path):
+def test_without_mlflow_a_tracked_run_is_still_evaluated_with_a_warning(tmp_path, run_without):
     write_json(tmp_path / RunDir.MLFLOW_RUN, {"run_id": "abc", "tracking_uri": "sqlite:///x.db"})
     code = (
         "import logging\nlogging.basicConfig()\n"
@@ -578,7 +564,7 @@ def test_without_mlflow_a_tracked_run_is_still_evaluated_with_a_warning(tmp_path
         "from deepfake_detect.core.tracking import attach_to_tracked_run\n"
         "attach_to_tracked_run(RunDir(Path(sys.argv[1])), [Path('eval_test.json')])\n"
     )
-    done = _run_blocked(code, str(tmp_path))
+    done = run_without("mlflow", str(tmp_path), code=code, cwd=REPO, env=_env_without_a_store())
     assert done.returncode == 0, done.stderr
     assert (
         "pip install 'deepfake-detect[mlflow]'" in done.stderr
