@@ -3,8 +3,9 @@
 Scans the JPEGs under ``--data`` (e.g. the 10,731 files of ``faces140k/train``) the way ``deepfake-detect scan
 DIR --no-detect`` does, and reports images a second for:
 
-* the given model's float graph with ONNX Runtime (what ``scan`` does by default);
-* the same model's int8 graph, when it ships one (``scan --backend onnx-int8``);
+* the given model's int8 graph, when it ships one (``scan --backend onnx-int8``; the scan default when the
+  model's metadata makes it so);
+* the same model's float graph with ONNX Runtime (``--backend onnx``; otherwise the scan default);
 * the same model with torch eager, decoding in the main process (the plain baseline);
 * the notebook-cnn baseline architecture (untrained weights, speed only) through ONNX Runtime.
 
@@ -89,22 +90,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         common = dict(batch_size=args.batch_size, cache=cache)
+        default = det.with_backend("auto", onnx_cache=cache).backend
+        label = {"onnx-int8": "int8 graph", "onnx": "float graph", "torch": "torch"}
         rows = []
         if det.int8_path is not None:
             rows.append(
                 (
-                    f"{det.name}: int8 graph, ONNX Runtime, {args.workers} decode workers (--backend onnx-int8)",
+                    f"{det.name}: int8 graph, ONNX Runtime, {args.workers} decode workers (--backend onnx-int8"
+                    f"{'; the scan default' if default == 'onnx-int8' else ''})",
                     measure(det, files, backend="onnx-int8", workers=args.workers, **common),
                 )
             )
         rows += [
-            (f"{det.name}: float graph, ONNX Runtime, {args.workers} decode workers (scan default)",
+            (f"{det.name}: float graph, ONNX Runtime, {args.workers} decode workers (--backend onnx"
+             f"{'; the scan default' if default == 'onnx' else ''})",
              measure(det, files, backend="onnx", workers=args.workers, **common)),
             (f"{det.name}: torch eager, decoding in-process (baseline)",
              measure(det, files, backend="torch", workers=0, **common)),
             ("notebook-cnn 220 px, untrained: ONNX Runtime float, same workers (baseline architecture)",
              measure(baseline_detector(cache), files, backend="onnx", workers=args.workers, **common)),
         ]  # fmt: skip
+        print(f"scan's default backend for {det.name}: {label[default]}")
     report(args, det, len(files), rows)
 
 

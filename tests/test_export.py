@@ -102,6 +102,21 @@ def test_export_with_data_checks_on_its_images_without_warning(
         export_run(weights, data=tmp_path / "nowhere")
 
 
+def test_export_of_a_mix_checks_and_calibrates_on_every_source(tmp_path, tiny_dataset, untrained_checkpoint):
+    import shutil
+
+    generator = tmp_path / "generator"  # a fake-only source: the tiny set's fakes, re-filed
+    for split in ("train", "valid"):
+        shutil.copytree(tiny_dataset / split / "fake", generator / split / "fake")
+    n_train = len(list((tiny_dataset / "train").rglob("*.png"))) + len(
+        list((generator / "train").rglob("*.png"))
+    )
+    weights = untrained_checkpoint(tmp_path / "m.safetensors")
+    result = export_run(weights, data=[str(tiny_dataset), f"{generator}:2"], quantize=True)
+    assert result["parity_images"] == f"18 valid images of {tiny_dataset}, {generator}"  # 6 a class a source
+    assert result["int8"]["calibration_images"] == f"{n_train} train images of {tiny_dataset}, {generator}"
+
+
 def test_graph_names_of_a_run_folder_agree_with_the_run_folder(tmp_path):
     run = RunDir(tmp_path)
     assert float_graph_path(run.model) == run.onnx  # export's default output is the run's model.onnx

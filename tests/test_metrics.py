@@ -28,6 +28,7 @@ from deepfake_detect.metrics import (
     recall_at_fpr_score,
     sigmoid,
     threshold_at_fpr,
+    threshold_at_source_fpr,
 )
 
 # Few examples per property: the suite shares 2 cores with other work and must stay fast;
@@ -365,6 +366,39 @@ def test_threshold_at_fpr_hand_example_and_errors():
     with pytest.raises(ValueError, match="target_fpr"):
         threshold_at_fpr(y, z, 1.5)
     assert math.isnan(recall_at_fpr_score([0, 0], [0.0, 1.0], 0.1))
+
+
+@FAST
+@given(
+    data=labelled_scores(),
+    seed=st.integers(0, 1000),
+    target=st.sampled_from([0.0, 0.05, 0.1, 0.29, 0.5, 1.0]),
+)
+def test_threshold_at_source_fpr_meets_the_target_on_every_source_and_is_lowest(data, seed, target):
+    y, s = data
+    sources = np.random.default_rng(seed).choice(["ffhq", "web", "utk"], size=y.size)
+    t = threshold_at_source_fpr(y, s, sources, target)
+    rates = {n: np.mean(s[(y == 0) & (sources == n)] >= t) for n in set(sources[y == 0])}
+    assert max(rates.values()) <= target
+    lower = s[s < t]
+    if lower.size:  # the next sample score down breaks the target for some source
+        assert any(np.mean(s[(y == 0) & (sources == n)] >= lower.max()) > target for n in rates)
+
+
+def test_threshold_at_source_fpr_protects_a_small_source_that_a_pooled_fpr_outvotes():
+    # 100 sharp reals far below the fakes, and 10 soft reals of which 3 score among the fakes.
+    sharp, soft = np.linspace(-5, -1, 100), np.r_[np.linspace(-4, -2, 7), [1.5, 2.5, 3.5]]
+    fakes = np.linspace(1.0, 6.0, 50)
+    y = np.r_[np.zeros(110), np.ones(50)]
+    s = np.r_[sharp, soft, fakes]
+    sources = np.array(["ffhq"] * 100 + ["web"] * 10 + ["gen"] * 50)
+    pooled, per_source = threshold_at_fpr(y, s, 0.05), threshold_at_source_fpr(y, s, sources, 0.05)
+    assert np.mean(soft >= pooled) == pytest.approx(0.3)  # pooled 3/110 < 5%, yet 30% of the web reals
+    assert np.mean(soft >= per_source) == 0.0 and per_source == pytest.approx((3.5 + s[s > 3.5].min()) / 2)
+    with pytest.raises(ValueError, match="entries"):
+        threshold_at_source_fpr(y, s, sources[:-1], 0.05)
+    with pytest.raises(ValueError, match="at least one real"):
+        threshold_at_source_fpr([1, 1], [0.0, 1.0], ["a", "a"], 0.05)
 
 
 # ---------------------------------------------------- probabilities and calibration

@@ -34,6 +34,7 @@ from deepfake_detect.data.mix import (
 )
 from deepfake_detect.data.near_duplicates import NEAR_DISTANCE, difference_hash, hash_image_bytes, near_pairs
 from deepfake_detect.data.transforms import Preprocess
+from deepfake_detect.evaluation.evaluate import evaluate
 
 SPLITS = ("train", "valid", "test")
 
@@ -397,6 +398,27 @@ def test_training_on_a_two_source_mix_records_each_source(tmp_path):
     card = model_card(load_detector(str(run), backend="torch"), runs_dir=tmp_path / "runs")
     assert card["training_data_fingerprints"] == prints
     assert ModelCard(**card).training_data_fingerprint == meta["data_fingerprint"]
+
+
+def test_a_mix_run_can_store_the_threshold_that_keeps_each_real_source_under_an_fpr(tmp_path):
+    from deepfake_detect.core.checkpoint import read_metadata
+    from deepfake_detect.training.train import train
+
+    faces = make_source(tmp_path / "faces", {"real": (8, 10, 2), "fake": (8, 10, 2)}, seed=0)
+    web = make_source(tmp_path / "web", {"real": (6, 10, 2)}, seed=900)
+    cfg = TrainConfig(
+        data=[str(faces), str(web)], runs_dir=str(tmp_path / "runs"), model="notebook-cnn", epochs=1,
+        batch_size=8, image_size=32, base_size=40, threads=1, threshold_max_fpr=0.1,
+    )  # fmt: skip
+    run = train(cfg, progress=False).run_dir
+    meta = read_metadata(run / "model.safetensors")
+    assert meta["threshold_rule"] == "source_fpr"
+    scores = evaluate(run, split="valid", n_resamples=10, progress=False)
+    # At most 1 of the 10 validation reals of each source is called fake at the stored threshold.
+    fpr = {row["source"]: row["fpr"] for row in scores["per_source"]}
+    assert fpr["faces"] <= 0.1 and fpr["web"] <= 0.1
+    with pytest.raises(ConfigError, match="threshold_max_fpr"):
+        TrainConfig(data=str(faces), threshold_max_fpr=1.0)
 
 
 class _Killed(BaseException):

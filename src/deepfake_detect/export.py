@@ -5,7 +5,7 @@
 metadata beside it (``model.onnx.json``, what ``scan --model model.onnx`` reads), checks that ONNX Runtime
 gives the torch logits (max difference at most :data:`PARITY_TOLERANCE` on real images) and, with
 ``quantize``, writes an int8 copy beside the float graph, named after it (``model.int8.onnx``: static
-QOperator quantisation: uint8 activations, per-channel int8 weights, calibrated on ~100 real training images).
+QOperator quantisation: uint8 activations, per-channel int8 weights, calibrated on up to 150 real training images of each class of each source).
 Without a data set, images made in code stand in for the real ones, with a warning.
 
 Where the int8 graph is used: ``scan --model <graph>.int8.onnx`` loads it anywhere, while ``--backend
@@ -27,8 +27,9 @@ from torch import nn
 
 from deepfake_detect.core.exceptions import DataError, ExportError, ParityError
 from deepfake_detect.core.runs import RunDir
-from deepfake_detect.data import list_split, resolve_data_root
+from deepfake_detect.data.mix import list_mix_split
 from deepfake_detect.data.transforms import normalize
+from deepfake_detect.evaluation.evaluate import resolved_sources
 from deepfake_detect.inference.network import load_network
 from deepfake_detect.inference.onnx import (
     export_onnx,
@@ -48,19 +49,19 @@ log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
 # Images of each class used to check parity, and to calibrate int8 activation ranges.
 N_PARITY_PER_CLASS = 16
-N_CALIBRATION_PER_CLASS = 50
+N_CALIBRATION_PER_CLASS = 150
 
 
 def _stored_images(det, data, split: str, per_class: int) -> tuple[np.ndarray, str]:
     """Stored uint8 images of a split, and a sentence saying where they come from.
 
-    The images of ``data`` when given (it must be usable), else of the data set the run recorded. Without
-    either, images made in code stand in, and a warning says so: parity and int8 ranges are then checked on
-    images unlike the faces the model will see.
+    The images of ``data`` when given (it must be usable), else of the data the run recorded (every source of
+    a mix). Without either, images made in code stand in, and a warning says so: parity and int8 ranges are
+    then checked on images unlike the faces the model will see.
     """
     if data is not None:
         return _data_images(det, data, split, per_class)
-    recorded = RunDir(det.path.parent).read_config().get("data_root") if det.path is not None else None
+    recorded = RunDir(det.path.parent).read_config().get("data") if det.path is not None else None
     reason = "no data set found"
     if recorded is not None:
         try:
@@ -73,25 +74,28 @@ def _stored_images(det, data, split: str, per_class: int) -> tuple[np.ndarray, s
     return made, source
 
 
-def _data_images(det, root, split: str, per_class: int) -> tuple[np.ndarray, str]:
-    """Up to ``per_class`` images a class of one split of a data set, preprocessed to their stored size.
+def _data_images(det, data, split: str, per_class: int) -> tuple[np.ndarray, str]:
+    """Up to ``per_class`` images a class of one split of each source of ``data`` (a folder or a mix),
+    preprocessed to their stored size: the int8 ranges then cover every kind of face the model was trained on.
 
     Raises
     ------
     DataError
-        When the split cannot be listed or none of its images can be read.
+        When a source cannot be listed or none of the images can be read.
     """
     names = tuple(det.metadata["class_names"])
-    samples = list_split(resolve_data_root(root), split, class_names=names, limit_per_class=per_class)
+    sources = resolved_sources(data)
+    samples = list_mix_split(sources, split, class_names=names, limit_per_class=per_class)
     arrays = []
     for sample in samples:
         try:
             arrays.append(det.preprocess.load(sample.path))
         except Exception:  # noqa: BLE001 - a bad file is just not used
             continue
+    where = ", ".join(source.root for source in sources)
     if not arrays:
-        raise DataError(f"none of the {len(samples)} {split} images listed under {root} could be read")
-    return np.stack(arrays), f"{len(arrays)} {split} images of {root}"
+        raise DataError(f"none of the {len(samples)} {split} images listed under {where} could be read")
+    return np.stack(arrays), f"{len(arrays)} {split} images of {where}"
 
 
 def _made_images(side: int, n: int) -> np.ndarray:
@@ -122,7 +126,7 @@ def export_run(
     format: str = "onnx",
     output: str | os.PathLike | None = None,
     quantize: bool = False,
-    data: str | os.PathLike | None = None,
+    data: str | os.PathLike | list[str] | None = None,
     runs_dir: str | os.PathLike = "runs",
 ) -> dict:
     """Export a trained run to ONNX with its metadata, and check it against torch.
@@ -138,9 +142,9 @@ def export_run(
         Also write the int8 graph ``<output stem>.int8.onnx`` beside ``output`` (see :func:`quantize_onnx`).
         The ``onnx-int8`` backend finds it only beside the weights, where the default ``output`` puts it;
         elsewhere, load the graph itself (``load_detector("x.int8.onnx")``).
-    data : path, optional
-        Data set for parity and calibration images; default the one the run recorded. With neither, images
-        made in code stand in: a warning is logged and ``parity_images`` (and ``calibration_images``) say
+    data : path or list of str, optional
+        Data set (a folder, or a mix's ``PATH[:WEIGHT]`` specs) for parity and calibration images, taken from
+        each source; default the data the run recorded. With neither, images made in code stand in: a warning is logged and ``parity_images`` (and ``calibration_images``) say
         so.
     runs_dir : path
         Where run ids are looked up.

@@ -136,6 +136,10 @@ class TrainConfig:
         Target precision of the "uncertain" band fitted at the end of training on the validation split,
         clean and laundered: outside the band each decided verdict ("real" or "fake") reaches it there; in
         [0.5, 1], default 0.99. It decides nothing about the weights.
+    threshold_max_fpr : float or None
+        When set, the stored threshold is the lowest at which the validation false-positive rate of each
+        source of reals, on its own, is at most this (so a small source of soft web photos is not outvoted by
+        FFHQ); ``None`` (the default) keeps the F1-optimal threshold on the pooled validation split.
     seed : int
         Seeds Python, NumPy, torch, the data order and every augmentation.
     threads : int or None
@@ -220,6 +224,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     tta_flip: bool = False
     abstain_precision: float = 0.99
+    threshold_max_fpr: float | None = None
     seed: int = 42
     threads: int | None = None
     num_workers: int = 0
@@ -265,6 +270,8 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.5 <= self.abstain_precision <= 1.0:
             raise ConfigError(f"abstain_precision must be in [0.5, 1], got {self.abstain_precision}")
+        if self.threshold_max_fpr is not None and not 0.0 < self.threshold_max_fpr < 1.0:
+            raise ConfigError(f"threshold_max_fpr must be in (0, 1) or unset, got {self.threshold_max_fpr}")
         _check_augmentation(self)
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")

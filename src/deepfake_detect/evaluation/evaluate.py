@@ -33,7 +33,6 @@ from deepfake_detect import metrics
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
-from deepfake_detect.core.runtime import predict_logits
 from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
@@ -55,6 +54,7 @@ __all__ = [
     "run_sources",
     "resolved_sources",
     "score_split",
+    "scoring_detector",
     "per_source_markdown",
 ]
 
@@ -122,6 +122,13 @@ def resolved_sources(data: DataSpec) -> list[Source]:
     return [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in parse_sources(data)]
 
 
+def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Detector:
+    """The model as ``evaluate`` scores it: with its default backend (the int8 graph where the weights make it
+    the default, else the torch weights), so that a default ``scan`` gives the same scores."""
+    det = load_detector(weights, backend="torch", runs_dir=runs_dir)
+    return det.with_backend(det.scoring_backend)
+
+
 def score_split(
     det: Detector,
     sources: Sequence[Source],
@@ -131,7 +138,8 @@ def score_split(
     num_workers: int = 0,
     progress: bool = False,
 ) -> tuple[list[Sample], Predictions]:
-    """The samples of one split of the sources (each tagged with its source) and their logits, with torch.
+    """The samples of one split of the sources (each tagged with its source) and their logits, with ``det``'s
+    backend.
 
     ``launder_seed`` launders every image first (see the module docstring).
     """
@@ -164,7 +172,7 @@ def _laundered_predictions(
             from tqdm import tqdm
 
             loader = tqdm(loader, desc="launder and score", unit="batch", leave=False)
-        logits, labels, indices, n_bad = predict_logits(det.model, loader, det.device)
+        logits, labels, indices, n_bad = det.predict_loader(loader)
         parts.append((logits, labels, indices + start, n_bad))
         start += len(group)
     logits, labels, indices, n_bad = zip(*parts, strict=True)
@@ -289,7 +297,7 @@ def evaluate(
         clean).
     """
     run_dir = RunDir.find(run, runs_dir)
-    det = load_detector(run_dir.model, backend="torch")
+    det = scoring_detector(run_dir.model)
     sources = run_sources(run_dir, data)
     threshold = choose_threshold(
         det, sources, cost_fp=cost_fp, cost_fn=cost_fn, target_fpr=target_fpr, prior=prior, progress=progress
@@ -532,11 +540,7 @@ def probe_generalisation(
         ``roc_auc`` (fakes vs reals), ``recall`` of the fakes at the model's stored threshold, the reals'
         ``false_positive_rate`` at it, and the counts.
     """
-    det = load_detector(
-        RunDir.find(run, runs_dir).model if Path(run).is_dir() else run,
-        runs_dir=runs_dir,
-        backend="torch",
-    )
+    det = scoring_detector(RunDir.find(run, runs_dir).model if Path(run).is_dir() else run, runs_dir=runs_dir)
     samples = _image_samples(Path(reals), 0) + _image_samples(Path(fakes), 1)
     preds = det.predict_samples(samples)
     verdict = preds.logits >= det.threshold_logit

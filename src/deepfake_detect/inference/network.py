@@ -13,8 +13,11 @@ never changes afterwards:
 * ``onnx-int8``: the int8 graph beside the weights (``<stem>.int8.onnx``, named by
   :func:`~deepfake_detect.inference.onnx.int8_graph_path`), about twice as fast, scores a little off the float
   weights';
-* ``auto``: ``onnx`` when the export works, else ``torch``. Never the int8 graph, so that a default scan
-  reproduces ``evaluate`` exactly.
+* ``auto``: the model's own default. That is the int8 graph when the weights' metadata says
+  ``"default_backend": "onnx-int8"`` (set when shipping, only where int8's validation AUC was measured within
+  0.002 of float, see :data:`INT8_DEFAULT_KEY`) and the graph sits beside them; otherwise ``onnx`` when the
+  export works, else ``torch``. ``evaluate`` scores with the same choice (:attr:`Network.scoring_backend`), so
+  a default scan reproduces ``evaluate``.
 
 Verdicts are "real", "fake" or, for a model that stores an abstention band (``abstain_lower_logit`` and
 ``abstain_upper_logit`` in its metadata, chosen on validation, see :mod:`deepfake_detect.metrics.abstention`),
@@ -62,6 +65,9 @@ log = logging.getLogger(__name__)
 # Exported graphs of safetensors models, one file per tensor hash and input size.
 ONNX_CACHE_DIR = Path("~/.cache/deepfake-detect/onnx")
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
+# The metadata key that makes the int8 graph a model's default (``auto``) backend, and the one that records why.
+INT8_DEFAULT_KEY = "default_backend"
+INT8_CHECK_KEY = "int8_validation"
 # The metadata keys of the "uncertain" band; null for an end that decides nothing (no cut met the precision).
 BAND_KEYS = ("abstain_lower_logit", "abstain_upper_logit")
 
@@ -127,6 +133,17 @@ class Network:
         if self.session is None:
             return "torch"
         return "onnx-int8" if self._int8 else "onnx"
+
+    @property
+    def int8_by_default(self) -> bool:
+        """True when the metadata makes the int8 graph this model's default backend and the graph is there."""
+        return self.metadata.get(INT8_DEFAULT_KEY) == "onnx-int8" and self.int8_path is not None
+
+    @property
+    def scoring_backend(self) -> str:
+        """What ``evaluate`` scores with: the int8 graph when it is the default, else the torch weights (whose
+        scores the float graph of ``auto`` gives to 1e-4)."""
+        return "onnx-int8" if self.int8_by_default else "torch"
 
     @property
     def int8_path(self) -> Path | None:
@@ -256,6 +273,8 @@ class Network:
         """
         if backend not in BACKENDS:
             raise BackendError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        if backend == "auto" and self.int8_by_default:
+            backend = "onnx-int8"
         if backend == self.backend or (backend == "auto" and self.session is not None and not self._int8):
             return self
         if backend == "torch":
@@ -323,9 +342,10 @@ class Network:
     def predict_samples(
         self, samples: list[Sample], *, batch_size: int = 64, num_workers: int = 0, progress: bool = False
     ) -> Predictions:
-        """Logits for face images already framed like the training data (the 140k crops), with torch."""
-        if self.model is None:
-            raise CheckpointError("predict_samples needs the torch weights; this detector has only ONNX")
+        """Logits for face images already framed like the training data (the 140k crops), with this network's
+        backend (through the same data loader either way)."""
+        if self.model is None and self.session is None:
+            raise CheckpointError("predict_samples needs the torch weights or an ONNX session")
         dataset = FaceDataset(samples, self.preprocess, train=False)
         loader, _ = make_loader(
             dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers
@@ -334,8 +354,14 @@ class Network:
             from tqdm import tqdm
 
             loader = tqdm(loader, desc="score", unit="batch", leave=False)
-        logits, labels, indices, n_bad = predict_logits(self.model, loader, self.device)
-        return Predictions(logits, labels, indices, n_bad)
+        return Predictions(*self.predict_loader(loader))
+
+    def predict_loader(self, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """:func:`~deepfake_detect.core.runtime.predict_logits` over a loader of ``(x, y, index, n_bad)``
+        batches, with this network's backend: logits, labels, indices and the count of unreadable images."""
+        if self.session is None:
+            return predict_logits(self.model, loader, self.device)
+        return predict_logits(_SessionModule(self.session), loader, "cpu", channels_last=False)
 
     def model_info(self) -> dict[str, Any]:
         """Name, hash, threshold and temperature, as reported beside every result; and the band in use."""
@@ -360,6 +386,17 @@ class Network:
             "upper_logit": upper,
             "target_precision": self.metadata.get("abstain_target_precision"),
         }
+
+
+class _SessionModule(torch.nn.Module):
+    """An ONNX Runtime session with the call of a torch module, for :func:`predict_logits`."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(onnx_logits(self.session, x.numpy()))
 
 
 def load_network(

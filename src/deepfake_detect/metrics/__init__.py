@@ -26,6 +26,7 @@ from deepfake_detect.metrics.thresholds import (
     min_cost_threshold,
     recall_at_fpr_score,
     threshold_at_fpr,
+    threshold_at_source_fpr,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "reliability_curve",
     "sigmoid",
     "threshold_at_fpr",
+    "threshold_at_source_fpr",
 ]

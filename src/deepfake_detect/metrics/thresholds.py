@@ -1,4 +1,5 @@
-"""Decision thresholds on the logit scale: F1-optimal, minimum expected cost, and at a target FPR.
+"""Decision thresholds on the logit scale: F1-optimal, minimum expected cost, and at a target FPR (pooled or
+for each source of reals).
 
 Conventions as in :mod:`deepfake_detect.metrics.classification`: label ``0`` = real, ``1`` = fake, scores are
 raw logits and the verdict is "fake" when ``logit >= threshold_logit``.
@@ -24,7 +25,13 @@ from deepfake_detect.metrics.classification import (
     _cost_from_counts,
 )
 
-__all__ = ["f1_optimal_threshold", "min_cost_threshold", "recall_at_fpr_score", "threshold_at_fpr"]
+__all__ = [
+    "f1_optimal_threshold",
+    "min_cost_threshold",
+    "recall_at_fpr_score",
+    "threshold_at_fpr",
+    "threshold_at_source_fpr",
+]
 
 # Relative slack when comparing objective values, so that ties which are exact in
 # rational arithmetic but differ in the last bit are still broken by the documented rule.
@@ -206,6 +213,69 @@ def threshold_at_fpr(y_true, logits, target_fpr: float) -> float:
     # neg[k] is the highest real score that must stay below the threshold.
     above = s[s > neg[k]]
     return _place_threshold(above.min() if above.size else np.inf, neg[k])
+
+
+def threshold_at_source_fpr(y_true, logits, sources, target_fpr: float) -> float:
+    """Lowest logit threshold at which the false-positive rate of *each* source of reals is <= ``target_fpr``.
+
+    A pooled FPR lets a large source of reals outvote a small one: 2% pooled over FFHQ and a few hundred web
+    portraits can still flag 5% of the portraits. Here every source must meet the target on its own, so the
+    threshold is the highest of :func:`threshold_at_fpr` over the sources' reals.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        0 = real, 1 = fake; at least one real is required.
+    logits : array-like of shape (n_samples,)
+        Raw logits.
+    sources : array-like of str, shape (n_samples,)
+        The source of each sample; only the sources of reals matter.
+    target_fpr : float in [0, 1]
+        Largest acceptable share of any one source's real photos called fake.
+
+    Returns
+    -------
+    threshold_logit : float
+        Placed as in :func:`threshold_at_fpr`, for the source that needs the highest threshold.
+
+    Raises
+    ------
+    ValueError
+        If there is no real sample, the lengths differ, or ``target_fpr`` is outside [0, 1].
+
+    Examples
+    --------
+    >>> from deepfake_detect.metrics.thresholds import threshold_at_source_fpr
+    >>> y = [0, 0, 0, 0, 0, 0, 1, 1]
+    >>> z = [1.0, 2.0, 3.0, 1.5, 2.5, 5.0, 4.0, 6.0]
+    >>> src = ["a", "a", "a", "b", "b", "b", "f", "f"]
+    >>> threshold_at_source_fpr(y, z, src, 0.0)  # source b's 5.0 must stay real
+    5.5
+    >>> threshold_at_source_fpr(y, z, src, 0.34)  # one real of each may be flagged: b's 2.5 stays real
+    2.75
+    """
+    y, s = _check_binary(y_true, logits)
+    names = np.asarray(sources, dtype=object)
+    if names.shape != y.shape:
+        raise ValueError(f"sources has {names.size} entries for {y.size} samples")
+    real_sources = sorted(set(names[y == 0]))
+    if not real_sources:
+        raise ValueError("threshold_at_source_fpr needs at least one real (label 0) sample")
+    if not 0.0 <= target_fpr <= 1.0:
+        raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr!r}")
+    # The highest real score that must stay unflagged, over every source (-inf: a source allows all).
+    must_stay = max(_highest_unflagged(s[(y == 0) & (names == n)], target_fpr) for n in real_sources)
+    if must_stay == -np.inf:
+        return _place_threshold(s.min(), -np.inf)
+    above = s[s > must_stay]
+    return _place_threshold(above.min() if above.size else np.inf, must_stay)
+
+
+def _highest_unflagged(real_scores: np.ndarray, target_fpr: float) -> float:
+    """The real score the threshold must stay above for an FPR <= ``target_fpr`` (-inf when all may be flagged)."""
+    neg = np.sort(real_scores)[::-1]
+    k = _allowed_false_positives(target_fpr, neg.size)
+    return -np.inf if k >= neg.size else float(neg[k])
 
 
 def recall_at_fpr_score(y_true, logits, target_fpr: float) -> float:

@@ -527,7 +527,9 @@ def _calibrate_kept_weights(
         judged.load_state_dict(state.best_state)
     views = _views(cfg)
     _, val_logits, val_labels = validate(judged, feed.val_loader, ctx.device, **views)
-    summary = {**calibrate_on_validation(val_logits, val_labels), **_run_totals(cfg, state, start, threads)}
+    sources = [sample.source for sample in feed.val_ds.samples]
+    calibration = calibrate_on_validation(val_logits, val_labels, sources, cfg.threshold_max_fpr)
+    summary = {**calibration, **_run_totals(cfg, state, start, threads)}
     summary["abstain"] = _fit_band(
         cfg, judged, feed.val_ds, val_logits, val_labels, summary["threshold_logit"], views
     )
@@ -566,7 +568,7 @@ def _finish_run(cfg, run: RunDir, model, preprocess, data_ids, summary, *, inter
         "preprocess": preprocess.to_dict(),
         "class_names": list(cfg.class_names),
         "threshold_logit": summary["threshold_logit"],
-        "threshold_rule": "f1",
+        "threshold_rule": summary["threshold_rule"],
         "tta_flip": cfg.tta_flip,
         "temperature": summary["temperature"],
         "base_rate": summary["base_rate"],

@@ -218,13 +218,23 @@ def index_entry(
     }
 
 
-def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Temperature, F1-optimal threshold and the validation metrics at that threshold."""
+def calibrate_on_validation(
+    logits: np.ndarray, labels: np.ndarray, sources=None, max_fpr: float | None = None
+) -> dict[str, Any]:
+    """Temperature, threshold and the validation metrics at that threshold.
+
+    The threshold is F1-optimal, or with ``max_fpr`` the lowest that keeps each source of reals (``sources``,
+    one name a sample) at or under that false-positive rate (:func:`metrics.threshold_at_source_fpr`).
+    """
     temperature = calibrate.fit_temperature(labels, logits)
-    threshold = metrics.f1_optimal_threshold(labels, logits)
+    if max_fpr is None:
+        threshold, rule = metrics.f1_optimal_threshold(labels, logits), "f1"
+    else:
+        threshold, rule = metrics.threshold_at_source_fpr(labels, logits, sources, max_fpr), "source_fpr"
     return {
         "temperature": float(temperature),
         "threshold_logit": float(threshold),
+        "threshold_rule": rule,
         "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
         # Clipped so a one-class validation set cannot store an infinite prior log-odds.
         "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
