@@ -82,14 +82,14 @@ def _cell(value: float | None) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| recipe | held out | kind | measure | valid | test | floor |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | epochs | held out | kind | measure | valid | test | floor |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         fake = row["kind"] == "fake family"
         key, floor = ("roc_auc", ">= 0.85 AUC") if fake else ("fpr", "<= 0.03 FPR")
         lines.append(
-            f"| {row['recipe']} | {row['held_out']} | {row['kind']} | {key} "
+            f"| {row['recipe']} | {row['epochs']} | {row['held_out']} | {row['kind']} | {key} "
             f"| {_cell(row['valid'].get(key))} | {_cell(row['test'].get(key))} | {floor} |"
         )
     return "\n".join(lines)

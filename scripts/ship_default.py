@@ -87,13 +87,14 @@ def main() -> None:
     # default), before any test figure: the test split is scored once, with the backend users will get.
     exported = export_run(run.model, quantize=True, data=data)
     check = compare_int8(args.run, data)
-    make_int8_default(run.model, check)
+    make_int8_default(run.model, check, data)
     state, meta = load_checkpoint(run.model)
     meta["test_metrics"] = test_metrics(args.run, data)
     weights = args.out / "default.safetensors"
     save_checkpoint(weights, state, meta)
     graph = Path(exported["int8"]["onnx"])
     shutil.copyfile(graph, args.out / "default.int8.onnx")
+    shutil.copyfile(metadata_path(graph), args.out / "default.int8.onnx.json")  # what finds the graph
     info = json.loads(metadata_path(graph).read_text())
     info["test_metrics"] = scanned_test_metrics(weights, data, "onnx-int8")
     info["float_test_metrics"] = scanned_test_metrics(weights, data, "torch")

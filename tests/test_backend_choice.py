@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 import deepfake_detect as dd
+from deepfake_detect import metrics
 from deepfake_detect.core.checkpoint import read_metadata
 from deepfake_detect.core.runs import RunDir
 from deepfake_detect.evaluation.backend_choice import compare_int8, make_int8_default
-from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.evaluation.evaluate import evaluate, run_sources, score_split
 from deepfake_detect.export import export_run
 
 pytestmark = pytest.mark.slow  # trains the tiny run
@@ -38,7 +39,8 @@ def test_int8_is_not_the_default_when_its_validation_auc_drops_more_than_the_tol
     assert check["gap"]["clean"]["pooled"] == pytest.approx(gap)
     assert not make_int8_default(weights, check)
     meta = read_metadata(weights)
-    assert "default_backend" not in meta and meta["int8_validation"]["passes"] is False
+    assert meta.get("default_backend") is None and meta["int8_validation"]["passes"] is False
+    assert "calibrated_with" not in meta  # nothing refitted
     assert meta["tensor_sha256"] == before
     det = dd.load_detector(quantised_run, onnx_cache=tmp_path)
     assert det.backend != "onnx-int8" and det.scoring_backend == "torch"
@@ -49,7 +51,13 @@ def test_int8_made_the_default_is_what_evaluate_and_a_default_scan_score_with(
 ):
     weights = RunDir(quantised_run).model
     assert make_int8_default(weights, compare_int8(quantised_run, tolerance=1.0))
-    assert read_metadata(weights)["default_backend"] == "onnx-int8"
+    meta = read_metadata(weights)
+    assert meta["default_backend"] == "onnx-int8" and meta["calibrated_with"] == "onnx-int8"
+    # The threshold is refitted by the run's rule (F1 here) on the int8 graph's validation scores.
+    int8 = dd.load_detector(quantised_run, backend="onnx-int8", abstain=False)
+    samples, valid = score_split(int8, run_sources(RunDir(quantised_run), None), "valid")
+    assert meta["threshold_logit"] == pytest.approx(metrics.f1_optimal_threshold(valid.labels, valid.logits))
+    assert meta["abstain_validation"]["n_laundered"] == len(samples)
     result = evaluate(quantised_run, split="test", n_resamples=10, progress=False)
     assert result["model"]["backend"] == "onnx-int8"
     with open(quantised_run / "scores_test.csv") as handle:

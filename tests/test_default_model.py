@@ -31,7 +31,8 @@ def card_search(pattern: str) -> tuple[str, ...]:
 
 
 def card_row(name: str) -> list[str]:
-    """The cells of the card's metrics-table row ``name``: float weights, 95% CI, int8 graph."""
+    """The cells of the card's metrics-table row ``name``: int8 graph (the default backend), its 95% CI, float
+    weights, the previous default."""
     (cells,) = card_search(rf"\n\| {re.escape(name)} \|(.*)\|\n")
     return [cell.strip() for cell in cells.split("|")]
 
@@ -39,7 +40,7 @@ def card_row(name: str) -> list[str]:
 # Where the card gives the size of each split it used: test scored the metrics, valid chose the threshold.
 CARD_SPLIT_SIZES = {
     "test": r"## Metrics \(faces140k test, (\d+) images",
-    "valid": r"threshold and temperature\s+on `valid` \((\d+)\)",
+    "valid": r"faces140k `valid` \((\d+)\)",
 }
 
 
@@ -50,6 +51,12 @@ def card_split_size(split: str) -> int:
 @pytest.fixture(scope="module")
 def default_det():
     return dd.load_detector("default", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def scoring_det(default_det):
+    """The default model as evaluate and a default scan score it (its int8 graph)."""
+    return default_det.with_backend(default_det.scoring_backend)
 
 
 def split_scores(detector, data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,65 +72,60 @@ def split_scores(detector, data: Path, split: str) -> tuple[np.ndarray, np.ndarr
 
 def test_the_card_describes_the_shipped_weights(default_det):
     (sha,) = card_search(r"tensor sha256\s+`([0-9a-f]{64})`")
-    threshold, temperature = card_search(
-        r"Threshold \(F1-optimal on valid\): logit (-?\d\.\d+) .*Temperature (\d\.\d+)"
+    rule, threshold, temperature = card_search(
+        r"Threshold \(([^)]*)\): logit (-?\d\.\d+)[\s\S]*?Temperature\s+(\d\.\d+)"
     )
     assert default_det.metadata["tensor_sha256"] == sha
     assert round(default_det.threshold_logit, 4) == float(threshold) and round(
         default_det.temperature, 3
     ) == float(temperature)
-    assert default_det.int8_path == DEFAULT_WEIGHTS.with_name(
-        "default.int8.onnx"
-    )  # made from these very weights
+    (max_fpr,) = re.findall(r"at most (\d+)% of each source", rule)
+    assert default_det.metadata["threshold_rule"] == "source_fpr"
+    assert default_det.metadata["config"]["threshold_max_fpr"] == float(max_fpr) / 100
+    assert default_det.int8_path == DEFAULT_WEIGHTS.with_name("default.int8.onnx")  # made from these weights
+    assert default_det.scoring_backend == "onnx-int8" and dd.load_detector("default").backend == "onnx-int8"
+    assert default_det.metadata["calibrated_with"] == "onnx-int8"
+
+
+def _check_test_figures(found: dict, column: int) -> None:
+    assert found["roc_auc"] == pytest.approx(float(card_row("ROC-AUC")[column]), abs=1e-4)
+    assert found["accuracy"] == pytest.approx(float(card_row("accuracy")[column]), abs=1e-9)
+    assert found["f1"] == pytest.approx(float(card_row("F1")[column]), abs=1e-4)
+    precision, recall = (float(v) for v in card_row("precision / recall (fake)")[column].split(" / "))
+    assert (found["precision"], found["recall"]) == pytest.approx((precision, recall), abs=1e-4)
+    assert str(found["confusion_matrix"]) == card_row("confusion `[[tn, fp], [fn, tp]]`")[column]
 
 
 @pytest.mark.slow
 def test_the_float_weights_score_the_card_figures_on_test(default_det, shared_data):
     labels, logits = split_scores(default_det, shared_data, "test")
-    found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
-    assert found["roc_auc"] == pytest.approx(float(card_row("ROC-AUC")[0]), abs=1e-4)
-    assert found["accuracy"] == pytest.approx(float(card_row("accuracy")[0]), abs=1e-9)
-    assert found["f1"] == pytest.approx(float(card_row("F1")[0]), abs=1e-4)
-    precision, recall = (float(v) for v in card_row("precision / recall (fake)")[0].split(" / "))
-    assert (found["precision"], found["recall"]) == pytest.approx((precision, recall), abs=1e-4)
-    assert str(found["confusion_matrix"]) == card_row("confusion `[[tn, fp], [fn, tp]]`")[0]
-    # What the weights claim about themselves (served by the REST API) must be these fresh figures too.
-    claimed = default_det.metadata["test_metrics"]
-    assert (claimed["roc_auc"], claimed["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
+    _check_test_figures(metrics.binary_metrics(labels, logits, default_det.threshold_logit), column=2)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("scan_runtime")
-def test_the_int8_graph_scores_the_card_figures_on_test(default_det, shared_data, tmp_path):
+def test_the_int8_graph_scores_the_card_figures_on_test_as_evaluate_and_scan_do(
+    default_det, scoring_det, shared_data
+):
+    labels, logits = split_scores(scoring_det, shared_data, "test")  # evaluate's way: the data loader
+    found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
+    _check_test_figures(found, column=0)
     samples = list_split(shared_data, "test")
-    if len(samples) != card_split_size("test"):
-        pytest.skip(f"{shared_data}/test is not the split the card was scored on")
-    results = default_det.with_backend("onnx-int8").scan(
+    results = dd.load_detector("default", abstain=False).scan(
         [str(s.path) for s in samples], detect=False, workers=0
     )
-    labels = np.array([s.label for s in samples])
-    logits = np.array([r["faces"][0]["logit"] for r in results])
-    found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
-    assert found["roc_auc"] == pytest.approx(float(card_row("ROC-AUC")[2]), abs=1e-4)
-    assert found["accuracy"] == pytest.approx(float(card_row("accuracy")[2]), abs=1e-9)
+    scanned = np.array([r["faces"][0]["logit"] for r in results])
+    assert np.abs(scanned - logits).max() <= 1e-6  # a default scan reproduces evaluate
     claimed = json.loads(default_det.int8_path.with_name("default.int8.onnx.json").read_text())[
         "test_metrics"
     ]
-    assert (claimed["roc_auc"], claimed["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
-
-
-@pytest.mark.slow
-def test_the_threshold_is_the_f1_optimal_one_on_validation(default_det, shared_data):
-    labels, logits = split_scores(default_det, shared_data, "valid")
-    auc, accuracy = card_search(
-        r"Validation \(where the threshold and temperature were chosen\): AUC (\d\.\d+), accuracy (\d\.\d+)"
+    faces = next(row for row in claimed["per_source"] if row["source"] == "faces140k")
+    assert (faces["roc_auc"], faces["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
+    # What the weights claim about themselves (served by the REST API) must be these fresh figures too.
+    served = next(
+        row for row in default_det.metadata["test_metrics"]["per_source"] if row["source"] == "faces140k"
     )
-    assert metrics.f1_optimal_threshold(labels, logits) == pytest.approx(
-        default_det.threshold_logit, abs=1e-4
-    )
-    found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
-    assert found["roc_auc"] == pytest.approx(float(auc), abs=1e-4)
-    assert found["accuracy"] == pytest.approx(float(accuracy), abs=1e-3)
+    assert (served["roc_auc"], served["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
 
 
 SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
@@ -131,11 +133,11 @@ SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
 
 def card_wild_rows() -> dict[str, list[str]]:
     """The card's "Outside faces140k" table: source name -> cells (images, AUC clean, laundered, at threshold)."""
-    (table,) = card_search(r"## Outside faces140k[^\n]*\n(?:[^|\n][^\n]*\n|\n)*((?:\|[^\n]*\n)+)")
+    (table,) = card_search(r"## Per source, validation[^\n]*\n(?:[^|\n][^\n]*\n|\n)*((?:\|[^\n]*\n)+)")
     rows = {}
     for line in table.splitlines()[2:]:
         cells = [cell.strip().replace("**", "") for cell in line.strip("|").split("|")]
-        rows[cells[0].split(" ")[0]] = cells[1:]
+        rows[cells[0].split(" ")[0]] = cells[1:5]
     return rows
 
 
@@ -146,7 +148,7 @@ def percent(cell: str, key: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("laundered", [False, True], ids=["clean", "laundered"])
-def test_the_card_per_source_table_is_the_models_scores(default_det, shared_data, laundered):
+def test_the_card_per_source_table_is_the_models_scores(scoring_det, shared_data, laundered):
     from deepfake_detect.core.sources import parse_sources
     from deepfake_detect.evaluation.evaluate import score_split
     from deepfake_detect.metrics.per_source import per_source_rows
@@ -156,13 +158,13 @@ def test_the_card_per_source_table_is_the_models_scores(default_det, shared_data
         pytest.skip(f"the issue-13 sources are not all under {shared_data.parent / 'sources'}")
     sources = parse_sources([str(shared_data), *map(str, roots)])
     samples, preds = score_split(
-        default_det, sources, "valid", launder_seed=0 if laundered else None, num_workers=0
+        scoring_det, sources, "valid", launder_seed=0 if laundered else None, num_workers=0
     )
     names = [samples[i].source for i in preds.indices]
     found = {
         row["source"]: row
         for row in per_source_rows(
-            preds.labels, preds.logits, names, default_det.threshold_logit, n_resamples=0
+            preds.labels, preds.logits, names, scoring_det.threshold_logit, n_resamples=0
         )
     }
     card = card_wild_rows()
@@ -177,3 +179,24 @@ def test_the_card_per_source_table_is_the_models_scores(default_det, shared_data
             assert row["fpr"] == pytest.approx(percent(at_threshold, "FPR"), abs=5e-4), source
         if not laundered and "recall" in at_threshold:
             assert row["recall"] == pytest.approx(percent(at_threshold, "recall"), abs=5e-3), source
+
+
+@pytest.mark.slow
+def test_the_threshold_is_the_per_source_fpr_rule_on_the_int8_validation_scores(scoring_det, shared_data):
+    from deepfake_detect.core.sources import parse_sources
+    from deepfake_detect.evaluation.evaluate import score_split
+
+    roots = [shared_data.parent / "sources" / name for name in SOURCES]
+    if not all(root.is_dir() for root in roots):
+        pytest.skip(f"the issue-13 sources are not all under {shared_data.parent / 'sources'}")
+    samples, preds = score_split(scoring_det, parse_sources([str(shared_data), *map(str, roots)]), "valid")
+    names = [samples[i].source for i in preds.indices]
+    max_fpr = scoring_det.metadata["config"]["threshold_max_fpr"]
+    assert metrics.threshold_at_source_fpr(preds.labels, preds.logits, names, max_fpr) == pytest.approx(
+        scoring_det.threshold_logit, abs=1e-4
+    )
+    faces = np.array(names) == "faces140k"
+    found = metrics.binary_metrics(preds.labels[faces], preds.logits[faces], scoring_det.threshold_logit)
+    auc, accuracy = card_search(r"faces140k validation[^:]*: AUC (\d\.\d+), accuracy (\d\.\d+)")
+    assert found["roc_auc"] == pytest.approx(float(auc), abs=1e-4)
+    assert found["accuracy"] == pytest.approx(float(accuracy), abs=1e-3)

@@ -104,8 +104,13 @@ def test_probe_scores_every_image_below_its_folders_except_hidden_ones(
         (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
         (fakes / rel).write_bytes(image)
     (fakes / "nested" / "up").symlink_to(fakes, target_is_directory=True)  # a loop: walked once
-    result = probe_generalisation(untrained_checkpoint(tmp_path / "m.safetensors"), fakes, reals)
+    result = probe_generalisation(
+        untrained_checkpoint(tmp_path / "m.safetensors"), fakes, reals, n_resamples=50
+    )
     assert (result["n_fake"], result["n_real"]) == (4, 3)
+    for name in ("roc_auc", "recall", "false_positive_rate"):  # each figure inside its own interval
+        low, high = result["ci95"][name]
+        assert 0.0 <= low <= result[name] <= high <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -501,13 +501,14 @@ def test_keep_alive_requests_are_not_delayed_by_nagle(server):
     assert sorted(times)[4] < 0.03, times
 
 
-def test_backend_is_chosen_at_start_auto_keeps_evaluate_scores_int8_on_request(onnx_cache, one_thread):
-    exact = dd.load_detector("default", onnx_cache=onnx_cache)
-    assert exact.backend == "onnx"  # auto: the float graph, evaluate's exact scores
+def test_backend_is_chosen_at_start_auto_is_the_models_default_others_on_request(onnx_cache, one_thread):
+    default = dd.load_detector("default", onnx_cache=onnx_cache)
+    assert default.backend == "onnx-int8"  # auto: what its metadata makes the default, evaluate's scores
+    assert det_without_int8(onnx_cache).backend == "onnx"  # without its graph, auto falls back to float
     given = dd.load_detector("default", backend="torch")
-    with running_server(create_app(ServeConfig(backend="onnx-int8"), detector=given)) as url:
+    with running_server(create_app(ServeConfig(backend="onnx"), detector=given)) as url:
         card = httpx.get(f"{url}/v1/model", timeout=30).json()
-    assert card["backend"] == "onnx-int8"
+    assert card["backend"] == "onnx"
     # The shipped model carries its test figures in its checkpoint metadata.
     assert (
         card["test_metrics"]["n"] > 0 and card["test_metrics_source"] == "checkpoint metadata (test_metrics)"
@@ -524,4 +525,4 @@ def det_without_int8(tmp: str):
     target = Path(tmp) / "alone" / "default.safetensors"
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(DEFAULT_WEIGHTS, target)
-    return dd.load_detector(target)
+    return dd.load_detector(target, onnx_cache=tmp)

@@ -94,8 +94,9 @@ def scan(
     backend: Annotated[
         str,
         typer.Option(
-            help="auto (ONNX Runtime float, else torch: exactly evaluate's scores), onnx, torch, or onnx-int8: "
-            "the int8 graph beside the weights, about 2x faster, scores a little off (the default model ships one)."
+            help="auto (the model's default: its int8 graph where its metadata says so, as for the default "
+            "model, else the float graph in ONNX Runtime; either way evaluate's scores), onnx (float), torch, or "
+            "onnx-int8: the int8 graph beside the weights, about 2x faster than float, scores a little off."
         ),
     ] = "auto",
     runs_dir: RunsDir = Path("runs"),
@@ -263,7 +264,7 @@ def serve(
     backend: Annotated[
         str,
         typer.Option(
-            help="As for scan: auto (evaluate's exact scores) or onnx-int8 (the model's int8 graph, ~2x faster)."
+            help="As for scan: auto (the model's default backend, evaluate's scores), onnx, torch or onnx-int8."
         ),
     ] = "auto",
     abstain: Annotated[

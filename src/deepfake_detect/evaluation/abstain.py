@@ -31,7 +31,7 @@ from deepfake_detect.inference.onnx import float_graph_path, int8_graph_path, me
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.training.band import LAUNDER_SEED, band_on_validation
 
-__all__ = ["calibrate_abstention"]
+__all__ = ["calibrate_abstention", "update_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def calibrate_abstention(
         target_precision=precision, device=det.device, launder_seed=launder_seed,
     )  # fmt: skip
     target = Path(output) if output is not None else path
-    sha = _store_band(path, target, band)
+    sha = update_metadata(path, target, band)
     log.debug(
         "band [%s, %s) covers %.1f%% of %d validation faces (clean and laundered); written into %s",
         band["abstain_lower_logit"], band["abstain_upper_logit"], 100 * (band["abstain_coverage"] or 0.0),
@@ -109,11 +109,12 @@ def _target_precision(metadata: dict[str, Any], given: float | None) -> float:
     return precision
 
 
-def _store_band(source: Path, target: Path, band: dict[str, Any]) -> str:
-    """Write ``source``'s weights with the band in their metadata to ``target``; the tensor hash must not move.
+def update_metadata(source: Path, target: Path, band: dict[str, Any]) -> str:
+    """Write ``source``'s weights with ``band`` (any metadata keys: the band, a threshold) merged into their
+    metadata to ``target``, and return the tensor hash, which must not move.
 
-    In place, the ONNX metadata files beside the weights made from the same tensors get the band too, so that
-    loading ``model.onnx`` or ``model.int8.onnx`` directly says "uncertain" alike.
+    In place, the ONNX metadata files beside the weights made from the same tensors get the keys too, so that
+    loading ``model.onnx`` or ``model.int8.onnx`` directly decides alike.
     """
     state, meta = load_checkpoint(source)
     sha = save_checkpoint(target, state, {**meta, **band})

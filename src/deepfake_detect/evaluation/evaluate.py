@@ -521,7 +521,12 @@ def _image_samples(folder: Path, label: int) -> list[Sample]:
 
 
 def probe_generalisation(
-    run: str | Path, fakes: str | Path, reals: str | Path, *, runs_dir: str | Path = "runs"
+    run: str | Path,
+    fakes: str | Path,
+    reals: str | Path,
+    *,
+    runs_dir: str | Path = "runs",
+    n_resamples: int = 1000,
 ) -> dict[str, Any]:
     """Score fakes from a generator the model never saw against held-out reals.
 
@@ -538,17 +543,32 @@ def probe_generalisation(
     -------
     dict
         ``roc_auc`` (fakes vs reals), ``recall`` of the fakes at the model's stored threshold, the reals'
-        ``false_positive_rate`` at it, and the counts.
+        ``false_positive_rate`` at it, the counts, ``ci95`` (stratified bootstrap intervals of the three, with
+        ``n_resamples`` resamples) and the ``backend`` that scored them.
     """
     det = scoring_detector(RunDir.find(run, runs_dir).model if Path(run).is_dir() else run, runs_dir=runs_dir)
     samples = _image_samples(Path(reals), 0) + _image_samples(Path(fakes), 1)
     preds = det.predict_samples(samples)
-    verdict = preds.logits >= det.threshold_logit
+    threshold = det.threshold_logit
+    verdict = preds.logits >= threshold
     fake, real = preds.labels == 1, preds.labels == 0
+    intervals = metrics.bootstrap_cis(
+        preds.labels,
+        preds.logits,
+        {
+            "roc_auc": lambda y, z: metrics.binary_metrics(y, z, threshold)["roc_auc"],
+            "recall": lambda y, z: float(np.mean(z[y == 1] >= threshold)),
+            "false_positive_rate": lambda y, z: float(np.mean(z[y == 0] >= threshold)),
+        },
+        n_resamples=n_resamples,
+        seed=0,
+    )
     return {
         "n_fake": int(fake.sum()),
         "n_real": int(real.sum()),
-        "roc_auc": metrics.binary_metrics(preds.labels, preds.logits, det.threshold_logit)["roc_auc"],
+        "roc_auc": metrics.binary_metrics(preds.labels, preds.logits, threshold)["roc_auc"],
         "recall": float(verdict[fake].mean()),
         "false_positive_rate": float(verdict[real].mean()),
+        "ci95": {name: [float(low), float(high)] for name, (low, high) in intervals.items()},
+        "backend": det.backend,
     }

@@ -44,7 +44,8 @@ class ServeConfig:
     onnx_cache : str, optional
         Folder of exported ONNX graphs; default ``~/.cache/deepfake-detect/onnx``.
     backend : {"auto", "onnx-int8", "onnx", "torch"}
-        As for ``scan``: ``auto`` gives evaluate's exact scores; ``onnx-int8`` is about twice as fast.
+        As for ``scan``: ``auto`` is the model's default backend (the int8 graph where its metadata makes it
+        so, else float), whose scores ``evaluate`` gives; ``onnx-int8`` is about twice as fast as float.
     abstain : bool
         As for ``scan``: "uncertain" inside the model's abstention band; False (``--no-abstain``): always
         "real" or "fake".
