@@ -1,4 +1,4 @@
-"""deepfake-detect: tell real face photos from GAN-generated ones, fast on a laptop CPU.
+"""deepfake-detect: tell real face photos from generated ones, fast on a laptop CPU.
 
 The public API mirrors the command line::
 

@@ -32,8 +32,8 @@ class _UserErrorsAsOneLine(TyperGroup):
 app = typer.Typer(
     cls=_UserErrorsAsOneLine,
     name="deepfake-detect",
-    help="Train, evaluate and run small CNNs that tell real face photos from GAN-generated faces, on a CPU. "
-    "The models judge whole GAN-made faces (StyleGAN-like), not face swaps.",
+    help="Train, evaluate and run small CNNs that tell real face photos from generated faces, on a CPU. "
+    "The models judge whole generated faces (GANs, diffusion), not face swaps.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",

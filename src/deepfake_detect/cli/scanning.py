@@ -123,9 +123,9 @@ def scan(
         ),
     ] = None,
 ) -> None:
-    """Find the faces in photos and videos and judge each one: a real photo or a GAN-generated face.
+    """Find the faces in photos and videos and judge each one: a real photo or a generated face.
 
-    The model judges whole GAN-made faces (StyleGAN-like), **not face swaps** or edits of real photos.
+    The model judges whole generated faces (GANs, diffusion), **not face swaps** or edits of real photos.
     Each face is cropped like the training faces and scored on its own; **a photo's verdict is that of
     its face with the highest p_fake**. No face found: no verdict and a note (not an error). A video
     (.mp4 .webm .mov ...) is sampled at --fps; its score is the mean p_fake of its top-3 faces.

@@ -395,7 +395,7 @@ def write_report(
         else ""
     )
     intro = (
-        f"<p>{len(results)} file(s), {n_fake} judged fake{uncertain}. The model judges whole GAN-generated "
+        f"<p>{len(results)} file(s), {n_fake} judged fake{uncertain}. The model judges whole generated "
         "faces, not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
         "top-3 faces.</p>"
     )

@@ -53,7 +53,8 @@ STATIC = resources.files("deepfake_detect") / "static"
 # Only this server may be contacted: the page works offline and leaks nothing to third parties.
 PAGE_CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 DESCRIPTION = (
-    "Tells real face photos from GAN-generated faces (StyleGAN-like); not face swaps. "
+    "Tells real face photos from generated faces (the default model: StyleGAN-type GANs and Stable Diffusion "
+    "2.1 faces); not face swaps. "
     'Each verdict is "real", "fake" or "uncertain": a model with an abstention band (chosen on validation, '
     "see `uncertain_band` in /v1/model) abstains where its score would be a coin toss. "
     "Send `Authorization: Bearer <key>` to /v1/* when the service was started with an API key."

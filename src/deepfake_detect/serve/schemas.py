@@ -48,7 +48,7 @@ class FaceResult(BaseModel):
         "corners [[x, y], ...] top-left, bottom-left, bottom-right, top-right of the upright face, in pixels "
         "of the upright image, 0.1 px; it may reach past the image. Absent with framing box and detect=false.",
     )
-    p_fake: float = Field(description="Calibrated probability that the face is GAN-generated.")
+    p_fake: float = Field(description="Calibrated probability that the face is generated (not a real photo).")
     logit: float = Field(description="Raw network output; the verdict is fake when logit >= threshold.")
     verdict: Verdict | None = Field(
         description="Decision for this face: " + VERDICT_TEXT + " With a `threshold` parameter: fake when "
