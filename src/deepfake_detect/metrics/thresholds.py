@@ -204,15 +204,9 @@ def threshold_at_fpr(y_true, logits, target_fpr: float) -> float:
     y, s = _check_binary(y_true, logits)
     if not 0.0 <= target_fpr <= 1.0:
         raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr!r}")
-    neg = np.sort(s[y == 0])[::-1]
-    if neg.size == 0:
+    if not (y == 0).any():
         raise ValueError("threshold_at_fpr needs at least one real (label 0) sample")
-    k = _allowed_false_positives(target_fpr, neg.size)
-    if k >= neg.size:  # every real may be flagged: flag everything
-        return _place_threshold(s.min(), -np.inf)
-    # neg[k] is the highest real score that must stay below the threshold.
-    above = s[s > neg[k]]
-    return _place_threshold(above.min() if above.size else np.inf, neg[k])
+    return _threshold_above(s, _highest_unflagged(s[y == 0], target_fpr))
 
 
 def threshold_at_source_fpr(y_true, logits, sources, target_fpr: float) -> float:
@@ -265,9 +259,14 @@ def threshold_at_source_fpr(y_true, logits, sources, target_fpr: float) -> float
         raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr!r}")
     # The highest real score that must stay unflagged, over every source (-inf: a source allows all).
     must_stay = max(_highest_unflagged(s[(y == 0) & (names == n)], target_fpr) for n in real_sources)
-    if must_stay == -np.inf:
-        return _place_threshold(s.min(), -np.inf)
-    above = s[s > must_stay]
+    return _threshold_above(s, must_stay)
+
+
+def _threshold_above(scores: np.ndarray, must_stay: float) -> float:
+    """The threshold just above ``must_stay`` (midway to the next higher score); everything when it is -inf."""
+    if must_stay == -np.inf:  # every real may be flagged: flag everything
+        return _place_threshold(scores.min(), -np.inf)
+    above = scores[scores > must_stay]
     return _place_threshold(above.min() if above.size else np.inf, must_stay)
 
 
