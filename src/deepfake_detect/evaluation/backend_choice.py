@@ -137,21 +137,23 @@ def make_int8_default(weights: str | Path, check: dict[str, Any], data: DataSpec
         INT8_CHECK_KEY: check,
         INT8_DEFAULT_KEY: "onnx-int8" if check["passes"] else None,
     }
-    update_metadata(weights, weights, updates)
+    if check["passes"]:
+        updates.update(refit_on_validation(weights, data, backend="onnx-int8"))
+    update_metadata(weights, weights, updates)  # one rewrite of the weights and their ONNX sidecars
     worst = max(check["gap"][kind]["pooled"] for kind in check["gap"])
     log.info(
         "%s: int8 %s the default backend (largest pooled %s AUC drop %.4f, tolerance %.4f)",
         weights, "is" if check["passes"] else "is not", check["split"], worst, check["tolerance"],
     )  # fmt: skip
-    if check["passes"]:
-        update_metadata(weights, weights, refit_on_validation(weights, data))
     return bool(check["passes"])
 
 
-def refit_on_validation(weights: str | Path, data: DataSpec | None = None) -> dict[str, Any]:
-    """Threshold, temperature and "uncertain" band of ``weights`` fitted on the validation split with the
-    model's default backend, by the rules its training used (``threshold_rule``, ``threshold_max_fpr`` and
-    ``abstain_precision`` from its metadata and config).
+def refit_on_validation(
+    weights: str | Path, data: DataSpec | None = None, *, backend: str | None = None
+) -> dict[str, Any]:
+    """Threshold, temperature and "uncertain" band of ``weights`` fitted on the validation split with
+    ``backend`` (default: the model's default backend), by the rules its training used (``threshold_rule``,
+    ``threshold_max_fpr`` and ``abstain_precision`` from its metadata and config).
 
     Returns
     -------
@@ -161,7 +163,7 @@ def refit_on_validation(weights: str | Path, data: DataSpec | None = None) -> di
     """
     weights = Path(weights)
     det = load_detector(weights, backend="torch", abstain=False)
-    det = det.with_backend(det.scoring_backend)
+    det = det.with_backend(backend or det.scoring_backend)
     config = det.metadata.get("config") or {}
     sources = run_sources(RunDir(weights.parent), data)
     samples, clean = score_split(det, sources, "valid")
