@@ -16,22 +16,21 @@ metadata files beside the weights that were exported from the same tensors get t
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from deepfake_detect.core.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
+from deepfake_detect.core.checkpoint import resolve_weights
 from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.core.exceptions import CheckpointError, ConfigError
+from deepfake_detect.core.exceptions import ConfigError
 from deepfake_detect.core.runs import RunDir
 from deepfake_detect.data.mix import list_mix_split
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
-from deepfake_detect.inference.onnx import float_graph_path, int8_graph_path, metadata_path
+from deepfake_detect.inference.onnx import update_metadata
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.training.band import LAUNDER_SEED, band_on_validation
 
-__all__ = ["calibrate_abstention", "update_metadata"]
+__all__ = ["calibrate_abstention"]
 
 log = logging.getLogger(__name__)
 
@@ -107,35 +106,3 @@ def _target_precision(metadata: dict[str, Any], given: float | None) -> float:
     if not 0.5 <= precision <= 1.0:
         raise ConfigError(f"the target precision must be in [0.5, 1], got {precision}")
     return precision
-
-
-def update_metadata(source: Path, target: Path, band: dict[str, Any]) -> str:
-    """Write ``source``'s weights with ``band`` (any metadata keys: the band, a threshold) merged into their
-    metadata to ``target``, and return the tensor hash, which must not move.
-
-    In place, the ONNX metadata files beside the weights made from the same tensors get the keys too, so that
-    loading ``model.onnx`` or ``model.int8.onnx`` directly decides alike.
-    """
-    state, meta = load_checkpoint(source)
-    sha = save_checkpoint(target, state, {**meta, **band})
-    if sha != meta["tensor_sha256"]:  # save_checkpoint hashes what it wrote: the weights must be the same
-        raise CheckpointError(f"{target}: the weights changed while their metadata was rewritten")
-    if target == source:
-        for sidecar in _onnx_sidecars(source, sha):
-            merged = {**json.loads(sidecar.read_text()), **band}
-            sidecar.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    return sha
-
-
-def _onnx_sidecars(weights: Path, sha: str) -> list[Path]:
-    """The ``.onnx.json`` files of the float and int8 graphs beside ``weights`` exported from these tensors."""
-    graphs = (float_graph_path(weights), int8_graph_path(weights))
-    found = []
-    for graph in graphs:
-        sidecar = metadata_path(graph)
-        try:
-            if sidecar.is_file() and json.loads(sidecar.read_text()).get("tensor_sha256") == sha:
-                found.append(sidecar)
-        except (OSError, ValueError):  # an unreadable sidecar is left alone; loading it reports the problem
-            continue
-    return found

@@ -18,15 +18,14 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from deepfake_detect import metrics
 from deepfake_detect.core.runs import RunDir
-from deepfake_detect.evaluation.abstain import update_metadata
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources, score_split
 from deepfake_detect.inference.network import INT8_CHECK_KEY, INT8_DEFAULT_KEY
-from deepfake_detect.metrics import calibration as calibrate
+from deepfake_detect.inference.onnx import update_metadata
 from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.training.band import LAUNDER_SEED, band_metadata
+from deepfake_detect.training.parts import calibrate_on_validation
 
 __all__ = ["INT8_AUC_TOLERANCE", "compare_int8", "make_int8_default", "refit_on_validation"]
 
@@ -169,24 +168,18 @@ def refit_on_validation(
     samples, clean = score_split(det, sources, "valid")
     _, laundered = score_split(det, sources, "valid", launder_seed=LAUNDER_SEED)
     names = [samples[int(i)].source for i in clean.indices]
-    if det.metadata.get("threshold_rule") == "source_fpr":
-        threshold = metrics.threshold_at_source_fpr(
-            clean.labels, clean.logits, names, config["threshold_max_fpr"]
-        )
-    else:
-        threshold = metrics.f1_optimal_threshold(clean.labels, clean.logits)
+    max_fpr = config["threshold_max_fpr"] if det.metadata.get("threshold_rule") == "source_fpr" else None
+    fitted = calibrate_on_validation(clean.logits, clean.labels, names, max_fpr)  # training's own rules
     band = band_metadata(
         np.concatenate([clean.labels, laundered.labels]),
         np.concatenate([clean.logits, laundered.logits]),
-        float(threshold),
+        fitted["threshold_logit"],
         target_precision=float(config.get("abstain_precision", 0.99)),
         n_laundered=len(laundered.logits),
         launder_seed=LAUNDER_SEED,
     )
     return {
-        "threshold_logit": float(threshold),
-        "threshold_rule": det.metadata.get("threshold_rule", "f1"),
-        "temperature": float(calibrate.fit_temperature(clean.labels, clean.logits)),
+        **{key: fitted[key] for key in ("threshold_logit", "threshold_rule", "temperature")},
         "calibrated_with": det.backend,
         **band,
     }

@@ -27,11 +27,14 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
+from deepfake_detect.core.exceptions import CheckpointError
 
 if TYPE_CHECKING:  # onnxruntime is imported when a session is made: importing the package stays fast
     import onnxruntime as ort
@@ -47,6 +50,7 @@ __all__ = [
     "onnx_logits",
     "onnx_session",
     "quantize_onnx",
+    "update_metadata",
     "write_metadata",
 ]
 
@@ -345,3 +349,35 @@ def quantize_onnx(model_path: str | os.PathLike, output: str | os.PathLike, cali
             weight_type=QuantType.QInt8,
         )
     return output
+
+
+def update_metadata(source: Path, target: Path, updates: dict[str, Any]) -> str:
+    """Write ``source``'s weights with ``updates`` (any metadata keys: a band, a threshold) merged into their
+    metadata to ``target``, and return the tensor hash, which must not move.
+
+    In place, the ONNX metadata files beside the weights made from the same tensors get the keys too, so that
+    loading ``model.onnx`` or ``model.int8.onnx`` directly decides alike.
+    """
+    state, meta = load_checkpoint(source)
+    sha = save_checkpoint(target, state, {**meta, **updates})
+    if sha != meta["tensor_sha256"]:  # save_checkpoint hashes what it wrote: the weights must be the same
+        raise CheckpointError(f"{target}: the weights changed while their metadata was rewritten")
+    if target == source:
+        for sidecar in _onnx_sidecars(source, sha):
+            merged = {**json.loads(sidecar.read_text()), **updates}
+            sidecar.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return sha
+
+
+def _onnx_sidecars(weights: Path, sha: str) -> list[Path]:
+    """The ``.onnx.json`` files of the float and int8 graphs beside ``weights`` exported from these tensors."""
+    graphs = (float_graph_path(weights), int8_graph_path(weights))
+    found = []
+    for graph in graphs:
+        sidecar = metadata_path(graph)
+        try:
+            if sidecar.is_file() and json.loads(sidecar.read_text()).get("tensor_sha256") == sha:
+                found.append(sidecar)
+        except (OSError, ValueError):  # an unreadable sidecar is left alone; loading it reports the problem
+            continue
+    return found
