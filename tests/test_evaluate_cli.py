@@ -15,6 +15,8 @@ import pytest
 from deepfake_detect.core.checkpoint import read_metadata
 from deepfake_detect.core.config import TrainConfig
 from deepfake_detect.evaluation.evaluate import evaluate, probe_generalisation
+from deepfake_detect.export import export_run
+from deepfake_detect.inference.onnx import metadata_path
 from deepfake_detect.training.train import train
 
 CLI = [sys.executable, "-m", "deepfake_detect"]
@@ -83,6 +85,20 @@ def test_save_threshold_writes_into_the_model(trained_run, tiny_dataset, tmp_pat
     after = read_metadata(run / "model.safetensors")
     assert after["threshold_logit"] == pytest.approx(result["threshold"]["logit"])
     assert after["threshold_rule"] == "target_fpr" and after["tensor_sha256"] == before["tensor_sha256"]
+
+
+def test_save_threshold_reaches_the_exported_graph(tiny_dataset, tmp_path):
+    run = train(
+        TrainConfig(
+            data=str(tiny_dataset), runs_dir=str(tmp_path), epochs=1, image_size=32, base_size=40, threads=1
+        ),
+        progress=False,
+    ).run_dir
+    graph = Path(export_run(run / "model.safetensors")["onnx"])
+    result = evaluate(run, target_fpr=0.0, save_threshold=True, progress=False)
+    sidecar = json.loads(metadata_path(graph).read_text())
+    assert sidecar["threshold_logit"] == pytest.approx(result["threshold"]["logit"])
+    assert sidecar["threshold_rule"] == "target_fpr"
 
 
 def test_runs_list_show_compare(trained_run):

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from deepfake_detect import metrics
-from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.tracking import attach_to_tracked_run
@@ -41,6 +40,7 @@ from deepfake_detect.data.layout import walk_files
 from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
 from deepfake_detect.inference.network import Predictions
+from deepfake_detect.inference.onnx import update_metadata
 from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.scan.detector import Detector, load_detector
@@ -381,10 +381,10 @@ def _write_scores(path: Path, roots: dict[str, Path], samples, preds, p_fake, th
 
 
 def _save_threshold(model_path: Path, threshold: dict[str, Any]) -> None:
-    state, meta = load_checkpoint(model_path)
-    meta["threshold_logit"] = threshold["logit"]
-    meta["threshold_rule"] = threshold["rule"]
-    save_checkpoint(model_path, state, meta)
+    # Through update_metadata, so the ONNX graphs exported from these weights decide at the same threshold.
+    update_metadata(
+        model_path, model_path, {"threshold_logit": threshold["logit"], "threshold_rule": threshold["rule"]}
+    )
     log.info("saved threshold %.4f (%s) into %s", threshold["logit"], threshold["rule"], model_path)
 
 
