@@ -63,6 +63,16 @@ SAFE = {
     "aug_color_p": 0.3,
     "aug_mask_p": 0.2,
 }
+# The shipped default's recipe: cnndet-light-f2 with its threshold at <= 2% FPR on each source of reals on
+# validation (a pooled F1 threshold let FFHQ outvote the soft web portraits: 4.2% of them flagged).
+DEFAULT_MIX = {
+    **CNNDET,
+    "aug_blur_p": 0.25,
+    "aug_jpeg_p": 0.25,
+    "aug_rescale_p": 0.25,
+    "mix_weights": {"faces140k": 2.0},
+    "threshold_max_fpr": 0.02,
+}
 RECIPES: dict[str, dict[str, Any]] = {
     "faces140k-only": {"mix": ("faces140k",)},
     "base": {},
@@ -76,16 +86,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         "aug_rescale_p": 0.25,
         "mix_weights": {"faces140k": 2.0},
     },
-    # The shipped default's recipe: cnndet-light-f2 with its threshold at <= 2% FPR on each source of reals on
-    # validation (a pooled F1 threshold let FFHQ outvote the soft web portraits: 4.2% of them flagged).
-    "default-mix": {
-        **CNNDET,
-        "aug_blur_p": 0.25,
-        "aug_jpeg_p": 0.25,
-        "aug_rescale_p": 0.25,
-        "mix_weights": {"faces140k": 2.0},
-        "threshold_max_fpr": 0.02,
-    },
+    "default-mix": DEFAULT_MIX,
+    # Issue 21, transfer between diffusion models. Each is the default's recipe with one lever:
+    # every source's compression and resizing history blurred into one distribution (double JPEG on aligned
+    # and shifted grids, resampling with random kernels), on both classes;
+    "fingerprint-free": {**DEFAULT_MIX, "aug_djpeg_p": 0.5, "aug_resample_p": 0.5},
+    # native-resolution 128 px crops of the 256 px face instead of resizing it to 128: traces that resizing
+    # erases survive, and the crop hides most of the framing and background.
+    "native-crop": {**DEFAULT_MIX, "resize_mode": "crop"},
     "cnndet+safe": {**CNNDET, **SAFE},
     "cnndet+zoom": {**CNNDET, "aug_zoom_p": 0.5, "aug_zoom_scale": (0.5, 1.0)},
     "cnndet-sd2": {**CNNDET, "mix_weights": {"sd21-sdfd": 2.0}},

@@ -127,6 +127,16 @@ class TrainConfig:
         framing shortcuts (face size and position); 0 turns it off.
     aug_zoom_scale : tuple of float
         Share of the stored image's area that crop covers, a range within (0, 1]; default (0.5, 1).
+    aug_djpeg_p : float
+        Probability of a double JPEG compression with the first pass's 8x8 grid aligned or shifted, on both
+        classes, against compression fingerprints of a source; 0 turns it off.
+    aug_djpeg_quality : tuple of int
+        Quality range of both passes, both ends included, in [1, 100]; default (60, 95).
+    aug_resample_p : float
+        Probability of scaling and back with randomly drawn kernels (nearest, bilinear, bicubic, Lanczos),
+        against resizing fingerprints of a source; 0 turns it off.
+    aug_resample_scale : tuple of float
+        Scaling factor range, above 0; default (0.5, 1.5).
     ema_decay : float
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
         save the average; 0 turns it off.
@@ -221,6 +231,10 @@ class TrainConfig:
     aug_mask_patch: float = 0.07
     aug_zoom_p: float = 0.0
     aug_zoom_scale: tuple[float, float] = (0.5, 1.0)
+    aug_djpeg_p: float = 0.0
+    aug_djpeg_quality: tuple[int, int] = (60, 95)
+    aug_resample_p: float = 0.0
+    aug_resample_scale: tuple[float, float] = (0.5, 1.5)
     ema_decay: float = 0.0
     tta_flip: bool = False
     abstain_precision: float = 0.99
@@ -339,9 +353,11 @@ _AUG_RANGES = {
     "aug_rotate_degrees": (-180.0, 180.0),
     "aug_mask_ratio": (0.0, 1.0),
     "aug_zoom_scale": (0.0, 1.0),
+    "aug_djpeg_quality": (1, 100),
+    "aug_resample_scale": (0.0, float("inf")),
 }
 # Ranges whose low end must be strictly above the interval's bottom: a zero factor or crop is no image.
-_AUG_POSITIVE = ("aug_rescale", "aug_zoom_scale")
+_AUG_POSITIVE = ("aug_rescale", "aug_zoom_scale", "aug_resample_scale")
 
 
 def _check_augmentation(cfg: TrainConfig) -> None:

@@ -184,6 +184,10 @@ class Degradations:
     mask_patch: float = 0.07
     zoom_p: float = 0.0
     zoom_scale: tuple[float, float] = (0.5, 1.0)
+    djpeg_p: float = 0.0
+    djpeg_quality: tuple[int, int] = (60, 95)
+    resample_p: float = 0.0
+    resample_scale: tuple[float, float] = (0.5, 1.5)
 
     @classmethod
     def from_config(cls, cfg: Any) -> Degradations:
@@ -225,6 +229,8 @@ class Degradations:
             small = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
             bilinear = Image.Resampling.BILINEAR
             pil = pil.resize(small, bilinear).resize(image.shape[1::-1], bilinear)
+        if self.resample_p and rng.random() < self.resample_p:
+            pil = _resample(pil, float(rng.uniform(*self.resample_scale)), rng)
         if self.blur_p and rng.random() < self.blur_p:
             pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(*self.blur_sigma))))
         if self.color_p and rng.random() < self.color_p:
@@ -236,15 +242,53 @@ class Degradations:
             for enhancer, strength in jitter:
                 pil = enhancer(pil).enhance(1.0 + rng.uniform(-strength, strength))
         if self.jpeg_p and rng.random() < self.jpeg_p:
-            buffer = io.BytesIO()
             low, high = self.jpeg_quality
-            pil.save(buffer, "JPEG", quality=int(rng.integers(low, high + 1)))
-            pil = Image.open(buffer)
-            pil.load()
+            pil = _jpeg(pil, int(rng.integers(low, high + 1)))
+        if self.djpeg_p and rng.random() < self.djpeg_p:
+            low, high = self.djpeg_quality
+            first, second = (int(q) for q in rng.integers(low, high + 1, size=2))
+            shift = (0, 0) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(0, 8, size=2))
+            pil = _jpeg(_jpeg_on_shifted_grid(pil, first, shift), second)
         out = np.asarray(pil, dtype=np.uint8)
         if self.mask_p and rng.random() < self.mask_p:
             out = _mask_patches(out, rng, self.mask_ratio, self.mask_patch)
         return out
+
+
+# Resizing kernels drawn by the resample step, each way independently.
+_KERNELS = (
+    Image.Resampling.NEAREST,
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BICUBIC,
+    Image.Resampling.LANCZOS,
+)
+
+
+def _resample(pil: Image.Image, factor: float, rng: np.random.Generator) -> Image.Image:
+    """Scale by ``factor`` and back to the original size, each way with a kernel drawn from ``_KERNELS``."""
+    down, up = (_KERNELS[int(i)] for i in rng.integers(0, len(_KERNELS), size=2))
+    middle = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
+    return pil.resize(middle, down).resize(pil.size, up)
+
+
+def _jpeg(pil: Image.Image, quality: int) -> Image.Image:
+    """One JPEG round trip at ``quality`` (Pillow's default 4:2:0 chroma subsampling)."""
+    buffer = io.BytesIO()
+    pil.save(buffer, "JPEG", quality=quality)
+    out = Image.open(buffer)
+    out.load()
+    return out
+
+
+def _jpeg_on_shifted_grid(pil: Image.Image, quality: int, shift: tuple[int, int]) -> Image.Image:
+    """A JPEG round trip whose 8x8 grid starts ``shift`` = (dy, dx) pixels above and left of the image: the
+    image is padded by reflection, compressed, and cut back to its own frame."""
+    dy, dx = shift
+    if not (dy or dx):
+        return _jpeg(pil, quality)
+    padded = np.pad(np.asarray(pil), ((dy, 0), (dx, 0), (0, 0)), mode="reflect")
+    out = np.asarray(_jpeg(Image.fromarray(padded), quality))
+    return Image.fromarray(np.ascontiguousarray(out[dy:, dx:]))
 
 
 def _mask_patches(
