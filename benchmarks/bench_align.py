@@ -1,4 +1,4 @@
-"""What one warp (``scan.align.crop_quad``) costs against FFHQ's exact resampling chain.
+"""What one warp (``faces.align.crop_quad``) costs against FFHQ's exact resampling chain.
 
 FFHQ's ``recreate_aligned_images`` (NVlabs/ffhq-dataset) shrinks, crops, pads by reflection with a blurred and
 faded border, resamples the quad bilinearly to 4096 px and reduces it to 1024 px (the 140k faces are those
@@ -26,8 +26,8 @@ from sklearn.metrics import roc_auc_score
 
 import deepfake_detect as dd
 from deepfake_detect.data.transforms import normalize
-from deepfake_detect.scan.align import crop_quad
-from deepfake_detect.scan.landmarks import find_faces
+from deepfake_detect.faces.align import crop_quad
+from deepfake_detect.faces.landmarks import find_faces
 
 
 def ffhq_chain(img: Image.Image, quad: np.ndarray, output_size=1024, transform_size=4096) -> Image.Image:

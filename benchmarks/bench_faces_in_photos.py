@@ -5,7 +5,7 @@ at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``
 ``--framing box`` and reports, per framing and set:
 
 * faces found: a photo's face counts as found when one of its detections has quad IoU >= 0.5 with the true
-  quad (box framing: the Haar box's square training frame, :func:`deepfake_detect.scan.faces.face_frame`);
+  quad (box framing: the Haar box's square training frame, :func:`deepfake_detect.faces.haar.face_frame`);
   the IoU is exact (both are convex quadrilaterals: Sutherland-Hodgman clipping, then the shoelace area);
 * the median quad IoU of the found faces;
 * ROC AUC with detection and alignment (the found detection's logit) against ROC AUC with the TRUE quad
@@ -38,8 +38,8 @@ from sklearn.metrics import roc_auc_score
 
 import deepfake_detect as dd
 from deepfake_detect.core.runs import code_version, environment_info
+from deepfake_detect.faces.haar import face_frame
 from deepfake_detect.metrics import bootstrap_cis
-from deepfake_detect.scan.faces import face_frame
 from deepfake_detect.scan.pipeline import default_workers
 
 HERE = Path(__file__).resolve().parent
@@ -113,7 +113,7 @@ def box_frame_quad(box) -> np.ndarray:
 def crop_true_quad(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """The package's ``crop_quad`` when it is in; until then the same similarity warp with reflection padding."""
     try:
-        from deepfake_detect.scan.align import crop_quad
+        from deepfake_detect.faces.align import crop_quad
     except ImportError:
         import cv2
 

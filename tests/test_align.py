@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_detect.scan.align import crop_quad, quad_matrix
-from deepfake_detect.scan.landmarks import ffhq_quad, five_points, quad_side
+from deepfake_detect.faces.align import crop_quad, quad_matrix
+from deepfake_detect.faces.landmarks import ffhq_quad, five_points, quad_side
 
 
 def _template() -> np.ndarray:

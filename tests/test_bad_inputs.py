@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 import deepfake_detect as dd
+from deepfake_detect.faces.haar import detect_faces
+from deepfake_detect.faces.landmarks import find_faces
 from deepfake_detect.scan.decode import DecodeOptions
-from deepfake_detect.scan.faces import detect_faces
 from deepfake_detect.scan.inputs import iter_inputs
-from deepfake_detect.scan.landmarks import find_faces
 from deepfake_detect.scan.pipeline import decode
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")

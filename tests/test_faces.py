@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detect.scan.faces import FRAME_EXPAND, FRAME_SHIFT_Y, crop_face, detect_faces, face_frame
+from deepfake_detect.faces.haar import FRAME_EXPAND, FRAME_SHIFT_Y, crop_face, detect_faces, face_frame
 
 
 def test_frame_is_an_expanded_square_shifted_up():

@@ -90,7 +90,7 @@ def test_the_true_quad_sits_on_the_face_corners(maker, data, tmp_path):
 
 
 def test_crop_quad_of_the_true_quad_gives_the_face_back(maker, data, tmp_path):
-    align = pytest.importorskip("deepfake_detect.scan.align", reason="the FFHQ alignment path is not in yet")
+    align = pytest.importorskip("deepfake_detect.faces.align", reason="the FFHQ alignment path is not in yet")
     rows = maker.read_manifest(maker.build(data, tmp_path / "r", seed=2, max_angle=20))
     for row in rows:
         photo = np.asarray(Image.open(row["file"]).convert("RGB"))

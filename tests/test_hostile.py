@@ -316,7 +316,7 @@ def require(framing: str) -> None:
     message); the Haar framing always runs."""
     if framing != "ffhq":
         return
-    from deepfake_detect.scan.landmarks import check_face_model
+    from deepfake_detect.faces.landmarks import check_face_model
 
     try:
         check_face_model()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detect.scan.landmarks import find_faces, quad_side
+from deepfake_detect.faces.landmarks import find_faces, quad_side
 
 
 def _rotated(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +86,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 from deepfake_detect.core.exceptions import FaceModelError
-from deepfake_detect.scan.landmarks import check_face_model, find_faces
+from deepfake_detect.faces.landmarks import check_face_model, find_faces
 for call in (check_face_model, lambda: find_faces(np.zeros((120, 120, 3), np.uint8))):
     try:
         call()

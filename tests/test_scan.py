@@ -19,8 +19,8 @@ import deepfake_detect as dd
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.export import export_run
+from deepfake_detect.faces.haar import face_frame
 from deepfake_detect.inference.gradcam import ExplainError
-from deepfake_detect.scan.faces import face_frame
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
 from deepfake_detect.scan.pipeline import iter_scan
 from deepfake_detect.scan.video import VIDEO_TOP_K
@@ -120,7 +120,7 @@ def _pasted_matches_crop(det, crop: np.ndarray, top=150, left=300, framing="box"
 
 
 def test_pasted_astronaut_face_is_found_and_scored_like_its_crop(det, face_photo):
-    from deepfake_detect.scan.faces import crop_face, detect_faces
+    from deepfake_detect.faces.haar import crop_face, detect_faces
 
     photo = face_photo
     crop = crop_face(photo, detect_faces(photo)[0])  # the face framed like the training data

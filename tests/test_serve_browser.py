@@ -290,8 +290,8 @@ def test_quads_and_boxes_are_drawn_from_the_rows(page, tmp_path):
 
 def test_the_polygon_follows_a_tilted_face_found_by_the_service(page, tmp_path, maker, face_photo):
     """The astronaut's face, framed, turned 14 degrees and pasted into a photo: the polygon lies on it."""
-    pytest.importorskip("deepfake_detect.scan.landmarks", reason="the landmark face path is not in yet")
-    from deepfake_detect.scan.faces import crop_face, detect_faces
+    pytest.importorskip("deepfake_detect.faces.landmarks", reason="the landmark face path is not in yet")
+    from deepfake_detect.faces.haar import crop_face, detect_faces
 
     frame = np.asarray(Image.fromarray(crop_face(face_photo, detect_faces(face_photo)[0])).resize((256, 256)))
     canvas = maker.photo_canvas(np.random.default_rng(0), "coffee", 600)

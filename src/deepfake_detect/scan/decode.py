@@ -15,10 +15,9 @@ from PIL import Image, ImageOps
 
 from deepfake_detect.core.exceptions import FaceModelError, describe_error
 from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
-from deepfake_detect.scan.align import crop_quad
-from deepfake_detect.scan.faces import Box, crop_face, detect_faces
+from deepfake_detect.faces.framing import FRAMINGS, frame_faces
+from deepfake_detect.faces.haar import Box
 from deepfake_detect.scan.inputs import input_label
-from deepfake_detect.scan.landmarks import find_faces, five_points
 
 __all__ = [
     "FRAMINGS",
@@ -33,9 +32,6 @@ __all__ = [
 
 # Below this side (pixels) an image is mostly interpolation once brought to the model's input size.
 MIN_RELIABLE_SIDE = 64
-# "ffhq": dlib landmarks and FFHQ's oriented square (scan/landmarks.py, scan/align.py); "box": the Haar
-# cascade's upright box and its two calibrated offsets (scan/faces.py), kept for comparison.
-FRAMINGS = ("ffhq", "box")
 
 
 @dataclass(frozen=True)
@@ -117,25 +113,22 @@ def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess:
 def faces_in(rgb: np.ndarray, preprocess: Preprocess, framing: str = "ffhq") -> list[Face]:
     """The faces of a full-resolution RGB image, framed the ``framing`` way and ready for the network.
 
+    The framing is :func:`deepfake_detect.faces.frame_faces`, the one the data layer's photo sources store.
+
     Examples
     --------
     >>> from deepfake_detect.data.transforms import Preprocess
     >>> faces_in(np.zeros((64, 64, 3), np.uint8), Preprocess(size=32), "box")
     []
     """
-    if framing == "box":
-        return [
-            Face(box, network_view(preprocess.prepare(Image.fromarray(crop_face(rgb, box))), preprocess))
-            for box in detect_faces(rgb)
-        ]
     return [
         Face(
-            found.box,
-            network_view(preprocess.prepare(Image.fromarray(crop_quad(rgb, found.quad))), preprocess),
-            landmarks=five_points(found.landmarks68),
-            quad=found.quad,
+            framed.box,
+            network_view(preprocess.prepare(Image.fromarray(framed.crop)), preprocess),
+            landmarks=framed.landmarks,
+            quad=framed.quad,
         )
-        for found in find_faces(rgb)
+        for framed in frame_faces(rgb, framing)
     ]
 
 

@@ -18,8 +18,8 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
   the mouth corners) and ``quad`` (FFHQ's face square: top-left, bottom-left, bottom-right, top-right of the
   upright face) are in pixels of the EXIF-corrected image, points rounded to 0.1 px. ``framing="ffhq"``
   (default) finds faces with dlib's landmarks and resamples the quad to the training frame
-  (:mod:`~deepfake_detect.scan.landmarks`, :mod:`~deepfake_detect.scan.align`); ``framing="box"`` keeps the
-  Haar cascade and its calibrated box framing (:mod:`~deepfake_detect.scan.faces`), without ``landmarks`` and
+  (:mod:`~deepfake_detect.faces.landmarks`, :mod:`~deepfake_detect.faces.align`); ``framing="box"`` keeps the
+  Haar cascade and its calibrated box framing (:mod:`~deepfake_detect.faces.haar`), without ``landmarks`` and
   ``quad``. Neither falls back to the other.
 * A face whose quad is under :data:`MIN_JUDGED_SIDE` px keeps its ``p_fake`` but gets ``"verdict": null`` and
   ``"note": "face too small to judge (N px)"``; it decides the photo only when no face could be judged.
@@ -74,11 +74,11 @@ import numpy as np
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
+from deepfake_detect.faces.landmarks import check_face_model, quad_side
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.scan.decode import FRAMINGS, Decoded, DecodeOptions, Face, decode_image
 from deepfake_detect.scan.explain import Explainer
 from deepfake_detect.scan.inputs import is_video_path, iter_inputs
-from deepfake_detect.scan.landmarks import check_face_model, quad_side
 from deepfake_detect.scan.video import decode_video, video_summary
 
 __all__ = ["BACKENDS", "iter_scan", "error_result", "decode", "decoded_stream", "default_workers"]

@@ -38,8 +38,8 @@ from starlette.concurrency import run_in_threadpool
 
 from deepfake_detect.core.exceptions import BackendError, FaceModelError, ServeError
 from deepfake_detect.core.version import __version__
+from deepfake_detect.faces.landmarks import check_face_model
 from deepfake_detect.scan.detector import Detector, load_detector
-from deepfake_detect.scan.landmarks import check_face_model
 from deepfake_detect.serve.config import ServeConfig
 from deepfake_detect.serve.errors import api_error, install_error_handlers
 from deepfake_detect.serve.model_card import model_card

@@ -7,7 +7,7 @@ the same steps:
 1. dlib's HOG frontal-face detector searches a copy reduced to at most :data:`DETECT_MAX_SIDE` (640) px on
    the long side (its cost grows with the area; a 640 x 480 search takes about 23 ms on one core here);
 2. the 68-point shape predictor runs on the FULL-resolution image, in the box scaled back;
-3. :func:`ffhq_quad` turns the 68 points into the square that :func:`deepfake_detect.scan.align.crop_quad`
+3. :func:`ffhq_quad` turns the 68 points into the square that :func:`deepfake_detect.faces.align.crop_quad`
    resamples to the training frame.
 
 When the upright search finds nothing, two more looks follow, each only if the one before found nothing:

@@ -67,7 +67,7 @@ def crop_quad(rgb: np.ndarray, quad: np.ndarray, size: int = FRAME_SIZE) -> np.n
     rgb : ndarray of shape (H, W, 3), uint8
     quad : array of shape (4, 2)
         Corners top-left, bottom-left, bottom-right, top-right of the upright face, in pixels of ``rgb``
-        (:func:`deepfake_detect.scan.landmarks.ffhq_quad`); it may reach past the borders.
+        (:func:`deepfake_detect.faces.landmarks.ffhq_quad`); it may reach past the borders.
     size : int
         Output side.
 
