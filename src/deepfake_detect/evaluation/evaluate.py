@@ -39,11 +39,10 @@ from deepfake_detect.data.launder import LaunderSpec
 from deepfake_detect.data.layout import walk_files
 from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
-from deepfake_detect.inference.network import Predictions
+from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
 from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
-from deepfake_detect.scan.detector import Detector, load_detector
 
 __all__ = [
     "evaluate",
@@ -122,15 +121,15 @@ def resolved_sources(data: DataSpec) -> list[Source]:
     return [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in parse_sources(data)]
 
 
-def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Detector:
+def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Network:
     """The model as ``evaluate`` scores it: with its default backend (the int8 graph where the weights make it
     the default, else the torch weights), so that a default ``scan`` gives the same scores."""
-    det = load_detector(weights, backend="torch", runs_dir=runs_dir)
+    det = load_network(weights, backend="torch", runs_dir=runs_dir)
     return det.with_backend(det.scoring_backend)
 
 
 def score_split(
-    det: Detector,
+    det: Network,
     sources: Sequence[Source],
     split: str,
     *,
@@ -154,7 +153,7 @@ def score_split(
 
 
 def _laundered_predictions(
-    det: Detector, samples: list[Sample], seed: int, num_workers: int, progress: bool
+    det: Network, samples: list[Sample], seed: int, num_workers: int, progress: bool
 ) -> Predictions:
     """Logits of laundered images, one source at a time: each image is seeded by its position in its source's
     listing (the samples of a source are contiguous, as :func:`list_mix_split` lists them)."""
@@ -180,7 +179,7 @@ def _laundered_predictions(
 
 
 def choose_threshold(
-    det: Detector,
+    det: Network,
     data: DataSpec,
     *,
     cost_fp: float | None = None,
@@ -219,7 +218,7 @@ def choose_threshold(
 
 
 def _report(
-    labels, logits, det: Detector, threshold: float, costs: dict[str, Any], n_resamples: int, seed: int
+    labels, logits, det: Network, threshold: float, costs: dict[str, Any], n_resamples: int, seed: int
 ) -> dict[str, Any]:
     """The metrics of a scored split at the threshold chosen beforehand, in the layout of the JSON file."""
     stats = metrics.binary_metrics(labels, logits, threshold)
@@ -336,7 +335,7 @@ def evaluate(
     return result
 
 
-def _abstention(det: Detector, band, labels, logits) -> dict[str, Any] | None:
+def _abstention(det: Network, band, labels, logits) -> dict[str, Any] | None:
     """The stored "uncertain" band and, on these scores, its coverage and the precision of what it decides."""
     if band is None:
         return None
