@@ -32,7 +32,6 @@ import numpy as np
 from deepfake_detect import metrics
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
-from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.launder import LaunderSpec
@@ -43,6 +42,7 @@ from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
 from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
+from deepfake_detect.training.tracking import attach_to_tracked_run
 
 __all__ = [
     "evaluate",

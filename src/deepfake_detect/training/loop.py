@@ -34,7 +34,6 @@ from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import deterministic, predict_logits
 from deepfake_detect.core.sources import Source
-from deepfake_detect.core.tracking import Tracker, open_tracker
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
@@ -55,6 +54,7 @@ from deepfake_detect.training.parts import (
     write_history,
 )
 from deepfake_detect.training.state import Checkpointer, EpochProgress, TrainState
+from deepfake_detect.training.tracking import Tracker, open_tracker
 
 __all__ = ["train_process", "TrainResult", "preprocess_for", "train_one_epoch"]
 
