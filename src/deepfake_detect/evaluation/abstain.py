@@ -28,7 +28,8 @@ from deepfake_detect.data.mix import list_mix_split
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
 from deepfake_detect.inference.network import load_network
 from deepfake_detect.inference.onnx import update_metadata
-from deepfake_detect.training.band import LAUNDER_SEED, band_on_validation
+from deepfake_detect.metrics.calibration import LAUNDER_SEED
+from deepfake_detect.training.band import band_on_validation
 
 __all__ = ["calibrate_abstention"]
 

@@ -22,9 +22,8 @@ from deepfake_detect.core.runs import RunDir
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources, score_split
 from deepfake_detect.inference.network import INT8_CHECK_KEY, INT8_DEFAULT_KEY, load_network
 from deepfake_detect.inference.onnx import update_metadata
+from deepfake_detect.metrics.calibration import LAUNDER_SEED, band_metadata, calibrate_on_validation
 from deepfake_detect.metrics.per_source import per_source_rows
-from deepfake_detect.training.band import LAUNDER_SEED, band_metadata
-from deepfake_detect.training.parts import calibrate_on_validation
 
 __all__ = ["INT8_AUC_TOLERANCE", "compare_int8", "make_int8_default", "refit_on_validation"]
 

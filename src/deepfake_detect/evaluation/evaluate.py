@@ -40,7 +40,7 @@ from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
 from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
-from deepfake_detect.metrics.abstention import coverage_and_precision
+from deepfake_detect.metrics.calibration import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.training.tracking import attach_to_tracked_run
 

@@ -39,6 +39,7 @@ from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
 from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
 from deepfake_detect.data.transforms import Degradations, Preprocess
+from deepfake_detect.metrics.calibration import calibrate_on_validation
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
@@ -46,7 +47,6 @@ from deepfake_detect.training.parts import (
     EarlyStopping,
     WeightAverage,
     build_optimizer,
-    calibrate_on_validation,
     epoch_line,
     index_entry,
     plateau_schedule,
