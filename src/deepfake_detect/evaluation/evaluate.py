@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_detect import metrics
+from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.data import resolve_data_root
@@ -255,9 +256,10 @@ def evaluate(
     launder_seed: int | None = None,
     num_workers: int = 0,
     n_resamples: int = 1000,
-    seed: int = 0,
+    bootstrap_seed: int = 0,
     runs_dir: str | Path = "runs",
     progress: bool = True,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Score a run on a split and write ``eval_<split>.json``, ``eval_<split>.md`` and ``scores_<split>.csv``.
 
@@ -281,11 +283,17 @@ def evaluate(
         Write the chosen rule's threshold into the run's checkpoint.
     launder_seed : int, optional
         Launder every image with this seed first and write ``eval_<split>_laundered.*`` instead (the clean files
-        are left alone); the threshold is still chosen on clean validation.
+        are left alone); the threshold is still chosen on clean validation (``--launder --launder-seed N``).
     num_workers : int
         Image decoding (and laundering) processes; 0 decodes in this process. The scores do not depend on it.
-    n_resamples, seed : int
+    n_resamples, bootstrap_seed : int
         Bootstrap size and seed for the 95% confidence intervals.
+    runs_dir : str or Path
+        Where run ids are looked up.
+    progress : bool
+        Show progress bars.
+    seed : int, optional
+        Deprecated: the old name of ``bootstrap_seed`` (a ``DeprecationWarning`` says so).
 
     Returns
     -------
@@ -295,6 +303,7 @@ def evaluate(
         ``abstention`` (the band's coverage and precisions, None without a band) and ``laundering`` (None when
         clean).
     """
+    bootstrap_seed = renamed_keyword("seed", seed, "bootstrap_seed", bootstrap_seed, default=0)
     run_dir = RunDir.find(run, runs_dir)
     det = scoring_detector(run_dir.model)
     sources = run_sources(run_dir, data)
@@ -311,7 +320,7 @@ def evaluate(
         "split": split,
         "n": int(len(preds.logits)),
         "threshold": threshold,
-        **_report(preds.labels, preds.logits, det, threshold["logit"], costs, n_resamples, seed),
+        **_report(preds.labels, preds.logits, det, threshold["logit"], costs, n_resamples, bootstrap_seed),
         "n_unreadable": preds.n_unreadable,
         "prior": prior,
         "model": det.model_info(),
@@ -324,7 +333,7 @@ def evaluate(
             threshold["logit"],
             band=band,
             n_resamples=n_resamples,
-            seed=seed,
+            seed=bootstrap_seed,
         ),
         "abstention": _abstention(det, band, preds.labels, preds.logits),
         "laundering": None if launder_seed is None else _laundering(launder_seed),
