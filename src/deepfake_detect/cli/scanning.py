@@ -141,7 +141,7 @@ def scan(
     if as_json and as_csv:
         raise ScanError("choose one of --json and --csv")
     if ray:
-        from deepfake_detect.scan.ray_scan import scan_dataset
+        from deepfake_detect.batch.ray_scan import scan_dataset
 
         if as_json or as_csv:
             raise ScanError("--ray writes Parquet parts to --output NAME.parquet, not --json or --csv")

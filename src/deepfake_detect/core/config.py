@@ -190,7 +190,7 @@ class TrainConfig:
         Run id; ``None`` makes one from the time, model and seed.
     tracking : str
         ``none``, or ``mlflow`` to mirror the run into MLflow (needs ``pip install 'deepfake-detect[mlflow]'``;
-        see :mod:`deepfake_detect.core.tracking`). It never changes the weights.
+        see :mod:`deepfake_detect.training.tracking`). It never changes the weights.
     tracking_uri : str or None
         The MLflow tracking URI; ``None`` takes ``MLFLOW_TRACKING_URI`` from the ``env`` :func:`load_config` is
         passed (only with ``tracking="mlflow"``), else a local ``sqlite:///<runs_dir>/mlflow.db``. Kept as given

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.bootstrap import bootstrap_cis
+from deepfake_detect.metrics.calibration.band import coverage_and_precision
 from deepfake_detect.metrics.classification import _check_binary, _roc_auc
 from deepfake_detect.metrics.thresholds import threshold_at_fpr
 

@@ -8,6 +8,15 @@ Parquet part files), ``output`` (JSONL, CSV, HTML report), ``detector`` (the use
 
 from deepfake_detect.scan.detector import Detector, load_detector
 from deepfake_detect.scan.inputs import iter_inputs, read_path_list
+from deepfake_detect.scan.output import ScanSummary, scan_paths
 from deepfake_detect.scan.pipeline import iter_scan
 
-__all__ = ["Detector", "load_detector", "iter_scan", "iter_inputs", "read_path_list"]
+__all__ = [
+    "Detector",
+    "load_detector",
+    "scan_paths",
+    "ScanSummary",
+    "iter_scan",
+    "iter_inputs",
+    "read_path_list",
+]

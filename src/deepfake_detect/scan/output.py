@@ -3,8 +3,9 @@
 An output named ``*.parquet`` is a folder of Parquet part files instead (:mod:`~deepfake_detect.scan.parquet`,
 resumable too).
 
-:func:`scan_paths` is the library call behind the command: it loads the model, skips what an earlier run
-already wrote (``resume``), streams results to the chosen writer as they come, and builds the report.
+:func:`scan_paths` is the library call behind the command (public, as ``deepfake_detect.scan_paths``; its
+keywords are named like the flags): it loads the model, skips what an earlier run already wrote (``resume``),
+streams results to the chosen writer as they come, and builds the report.
 """
 
 from __future__ import annotations
@@ -234,15 +235,39 @@ def scan_paths(
     stdout: TextIO | None = None,
     stdin: TextIO | None = None,
 ) -> ScanSummary:
-    """Scan files and write the results as they come: the ``deepfake-detect scan`` command.
+    """Scan files and write the results as they come: the ``deepfake-detect scan`` command, as a function.
 
-    Parameters mirror the command's flags and :meth:`~deepfake_detect.scan.detector.Detector.scan`'s; in
-    addition ``fmt`` (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else
-    ``table``), ``output`` (a file instead of stdout; ``NAME.parquet``: a folder of Parquet part files, which
-    must be missing or empty unless resuming), ``resume`` (append to ``output`` and skip the paths already in
-    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
-    and ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``:
-    ``--no-abstain``).
+    Each keyword is the command's flag of the same name (``--paths-from`` is ``paths_from``, ``--no-detect`` is
+    ``detect=False``), except ``fmt`` (``--json``, ``--csv``), ``progress`` (``--quiet``) and the streams.
+    ``deepfake-detect scan --ray`` is :func:`~deepfake_detect.batch.scan_dataset` instead.
+
+    Parameters
+    ----------
+    paths : list of str
+        Images, videos, folders (recursive, sorted), globs, or ``-`` (paths on ``stdin``).
+    model : str
+        ``default``, a run folder or id, a ``.safetensors`` or an ``.onnx`` file.
+    detect, framing, fallback_whole_image, threshold, prior, fps, batch_size, workers, explain
+        As :meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>` has them.
+    fmt : {"table", "json", "csv", "parquet"}, optional
+        ``json`` for JSON Lines (``--json``), ``csv`` (``--csv``); default from ``output``'s suffix, else
+        ``table``.
+    output : path, optional
+        A file instead of ``stdout``; ``NAME.parquet``: a folder of Parquet part files, which must be missing
+        or empty unless resuming.
+    resume : bool
+        Append to ``output`` and skip the paths already in it.
+    paths_from : path, optional
+        A text file of paths (one a line) or a CSV (its ``path`` column).
+    report : path, optional
+        Write a self-contained HTML report here.
+    backend, abstain, runs_dir
+        :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``: ``--no-abstain``).
+    progress : bool
+        Show a progress bar on stderr.
+    stdout, stdin : file, optional
+        Where table, JSON Lines and CSV rows go without ``output`` (default ``sys.stdout``), and where ``-``
+        reads paths (default ``sys.stdin``).
 
     Returns
     -------
@@ -254,6 +279,18 @@ def scan_paths(
         For unusable options or when there is nothing to scan.
     MissingExtraError
         For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[parquet]'``).
+
+    Examples
+    --------
+    >>> import io, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "face.png")
+    >>> rows = io.StringIO()
+    >>> summary = scan_paths([str(folder)], detect=False, backend="torch", fmt="json", progress=False, stdout=rows)
+    >>> summary.n_scanned, json.loads(rows.getvalue())["path"].endswith("face.png")
+    (1, True)
     """
     output = Path(output) if output is not None else None
     fmt = resolve_format(fmt, output)
@@ -275,7 +312,7 @@ def scan_paths(
 
     results = det.iter_scan(
         todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
-        fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain, framing=framing,
+        fps=fps, batch_size=batch_size, workers=workers, explain=explain, framing=framing,
     )  # fmt: skip
     kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
     if summary.n_scanned == 0 and summary.n_skipped == 0:

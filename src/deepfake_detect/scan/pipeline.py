@@ -41,7 +41,7 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
 * A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
-* With ``explain_dir``, each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
+* With ``explain`` (a folder), each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
   ``explain_inline``, the same PNG as a ``data:image/png;base64,...`` URL (nothing written to disk).
 
 Videos (``.mp4 .webm .mov .mkv .avi .m4v``) are sampled at ``fps`` frames a second with PyAV and add::
@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
@@ -274,12 +275,13 @@ def iter_scan(
     fps: float = 1.0,
     batch_size: int = 32,
     workers: int | None = None,
-    explain_dir: str | Path | None = None,
+    explain: str | Path | None = None,
     explain_inline: bool = False,
     backend: str | None = None,
     onnx_cache: str | Path | None = None,
     framing: str = "ffhq",
     expand: bool = True,
+    explain_dir: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
 
@@ -291,14 +293,15 @@ def iter_scan(
     file named ``a[1].jpg`` that vanished since it was listed is its own error row, one result an input.
     """
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
+    explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
     _check_options(fps, threshold, prior, batch_size, framing)
     if detect and framing == "ffhq":
         check_face_model()  # a missing landmark model stops the scan now, not as one error row a file
-    if explain_inline and explain_dir is not None:
-        raise ScanError("choose one of explain_dir and explain_inline")
+    if explain_inline and explain is not None:
+        raise ScanError("choose one of explain and explain_inline")
     explainer = None
-    if explain_dir is not None or explain_inline:
-        explainer = Explainer(det, explain_dir)  # None: data URLs in the results
+    if explain is not None or explain_inline:
+        explainer = Explainer(det, explain)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
     options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing)
     # Options, backend and explainer are checked above, before the first result is asked for.
