@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepfake_detect.core.augmentation import Augmentation
 from deepfake_detect.core.exceptions import ConfigError
 from deepfake_detect.core.sources import Source, parse_sources
 
@@ -99,34 +100,16 @@ class TrainConfig:
         Let Pillow decode JPEGs at a reduced scale when the target is smaller than the source.
     hflip : bool
         Random horizontal flips during training.
-    aug_jpeg_p, aug_blur_p, aug_rescale_p, aug_color_p : float
-        Probabilities of seeded JPEG re-compression, Gaussian blur, down- or up-scaling and colour jitter
-        during training, on both classes; 0 turns a step off (and it then draws no random numbers).
-    aug_jpeg_quality : tuple of int
-        JPEG quality range, both ends included, in [1, 100]; default (30, 95). CNNDetection-style: 30,100.
-    aug_blur_sigma : tuple of float
-        Gaussian blur sigma range in pixels, at least 0; default (0.2, 1.5). CNNDetection-style: 0,3.
-    aug_rescale : tuple of float
-        Scaling factor range, above 0: the image is scaled by the factor and back (below 1 loses detail,
-        above 1 adds resampling traces); default (0.5, 0.9). Wider: 0.25,2.
-    aug_brightness, aug_contrast, aug_saturation : float
-        Colour jitter strengths in [0, 1]: each factor is 1 plus a value drawn from [-strength, strength]
-        (torchvision's convention); default 0.2 each. SAFE uses 0.5.
-    aug_rotate_p : float
-        Probability of a rotation (nearest-neighbour, black corners); 0 turns it off.
-    aug_rotate_degrees : tuple of float
-        Rotation angle range in degrees, within [-180, 180]; default (-15, 15).
-    aug_mask_p : float
-        Probability of SAFE's random patch masking: grid squares are blacked out; 0 turns it off.
-    aug_mask_ratio : tuple of float
-        Share of the image area masked, a range within [0, 1]; default (0, 0.75) as SAFE.
-    aug_mask_patch : float
-        Side of one masked square as a share of the image side, in (0, 1]; default 0.07 (16 px at 224).
-    aug_zoom_p : float
-        Probability of a random resized crop of the stored image before the model's crop, to break
-        framing shortcuts (face size and position); 0 turns it off.
-    aug_zoom_scale : tuple of float
-        Share of the stored image's area that crop covers, a range within (0, 1]; default (0.5, 1).
+    aug_jpeg_p, aug_jpeg_quality, aug_blur_p, aug_blur_sigma, aug_rescale_p, aug_rescale : float or tuple
+        The training augmentations, each the field of :class:`~deepfake_detect.core.augmentation.Augmentation`
+        of the same name without ``aug_``, which says what it does, its range and its default. A probability
+        (``_p``) of 0 turns a step off.
+    aug_color_p, aug_brightness, aug_contrast, aug_saturation : float
+        Colour jitter (see ``Augmentation``).
+    aug_rotate_p, aug_rotate_degrees, aug_mask_p, aug_mask_ratio, aug_mask_patch : float or tuple
+        Rotation and SAFE's patch masking (see ``Augmentation``).
+    aug_zoom_p, aug_zoom_scale : float or tuple
+        A random resized crop before the model's crop (see ``Augmentation``).
     ema_decay : float
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
         save the average; 0 turns it off.
@@ -204,23 +187,24 @@ class TrainConfig:
     base_size: int = 256
     draft: bool = True
     hflip: bool = True
-    aug_jpeg_p: float = 0.0
-    aug_blur_p: float = 0.0
-    aug_rescale_p: float = 0.0
-    aug_color_p: float = 0.0
-    aug_jpeg_quality: tuple[int, int] = (30, 95)
-    aug_blur_sigma: tuple[float, float] = (0.2, 1.5)
-    aug_rescale: tuple[float, float] = (0.5, 0.9)
-    aug_brightness: float = 0.2
-    aug_contrast: float = 0.2
-    aug_saturation: float = 0.2
-    aug_rotate_p: float = 0.0
-    aug_rotate_degrees: tuple[float, float] = (-15.0, 15.0)
-    aug_mask_p: float = 0.0
-    aug_mask_ratio: tuple[float, float] = (0.0, 0.75)
-    aug_mask_patch: float = 0.07
-    aug_zoom_p: float = 0.0
-    aug_zoom_scale: tuple[float, float] = (0.5, 1.0)
+    # The augmentations: Augmentation's fields with an aug_ prefix, their defaults taken from there.
+    aug_jpeg_p: float = Augmentation.jpeg_p
+    aug_blur_p: float = Augmentation.blur_p
+    aug_rescale_p: float = Augmentation.rescale_p
+    aug_color_p: float = Augmentation.color_p
+    aug_jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
+    aug_blur_sigma: tuple[float, float] = Augmentation.blur_sigma
+    aug_rescale: tuple[float, float] = Augmentation.rescale
+    aug_brightness: float = Augmentation.brightness
+    aug_contrast: float = Augmentation.contrast
+    aug_saturation: float = Augmentation.saturation
+    aug_rotate_p: float = Augmentation.rotate_p
+    aug_rotate_degrees: tuple[float, float] = Augmentation.rotate_degrees
+    aug_mask_p: float = Augmentation.mask_p
+    aug_mask_ratio: tuple[float, float] = Augmentation.mask_ratio
+    aug_mask_patch: float = Augmentation.mask_patch
+    aug_zoom_p: float = Augmentation.zoom_p
+    aug_zoom_scale: tuple[float, float] = Augmentation.zoom_scale
     ema_decay: float = 0.0
     tta_flip: bool = False
     abstain_precision: float = 0.99
