@@ -8,8 +8,11 @@ Unknown keys and values of the wrong type are rejected with a message that says 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
+import numbers
 import os
 import tomllib
 import types
@@ -233,6 +236,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _normal_data(self.data))  # frozen: normalised once, here
+        _check_types(self)
         _check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         _check_choice("schedule", self.schedule, ("plateau", "cosine", "onecycle"))
         _check_choice("monitor", self.monitor, ("roc_auc", "accuracy", "f1", "loss"))
@@ -362,8 +366,74 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def config_fields() -> dict[str, Any]:
     """Map each config field name to its resolved type annotation."""
+    return dict(_field_types())
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(TrainConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Refuse a field whose value is not of its annotated type (Python callers pass values unparsed); keep a
+    list as a tuple, a path as a string and a NumPy number as a Python one."""
+    for name, annotation in _field_types().items():
+        value = getattr(cfg, name)
+        checked = _checked(name, value, annotation)
+        if checked is not value:
+            object.__setattr__(cfg, name, checked)  # frozen: normalised once, here
+
+
+def _type_name(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    return (
+        "true or false (a bool)" if annotation is bool else getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def _checked(name: str, value: Any, annotation: Any) -> Any:
+    """``value`` if it is of type ``annotation`` (normalised as :func:`_check_types` says), else ConfigError.
+
+    Unlike :func:`_coerce` nothing is parsed: ``"3"`` is not an int here.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        for kind in (a for a in typing.get_args(annotation) if a is not type(None)):
+            with contextlib.suppress(ConfigError):
+                return _checked(name, value, kind)
+    elif origin is tuple:
+        return _checked_tuple(name, value, typing.get_args(annotation))
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation in (int, float) and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral):  # an int is a float too, as in JSON
+            return value if type(value) is int else int(value)
+        if annotation is float:
+            return value if isinstance(value, float) else float(value)
+    elif annotation is str and isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    raise ConfigError(f"{name} expects {_type_name(annotation)}; got {value!r} ({type(value).__name__})")
+
+
+def _checked_tuple(name: str, value: Any, kinds: tuple) -> tuple:
+    if not isinstance(value, list | tuple):
+        count = "any number of" if kinds[-1:] == (Ellipsis,) else str(len(kinds))
+        raise ConfigError(f"{name} expects {count} values; got {value!r}")
+    if kinds[-1:] == (Ellipsis,):
+        kinds = (kinds[0],) * len(value)
+    if len(value) != len(kinds):
+        raise ConfigError(f"{name} expects {len(kinds)} values; got {value!r}")
+    try:
+        items = tuple(_checked(name, v, k) for v, k in zip(value, kinds, strict=True))
+    except ConfigError:
+        raise ConfigError(f"{name} expects {_type_name(kinds[0])} values; got {value!r}") from None
+    return items
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
