@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from deepfake_detect.core.augmentation import CONFIG_PREFIX, Augmentation
 from deepfake_detect.core.config import ConfigError, TrainConfig, config_from_dict, load_config
 from deepfake_detect.data.dataset import FaceDataset
 from deepfake_detect.data.samples import Sample
@@ -103,6 +105,16 @@ def test_every_augmentation_field_maps_to_a_config_field():
         0.5,
         (0.3, 0.6),
         (40, 41),
+    )
+
+
+def test_the_config_has_exactly_the_augmentation_fields_with_their_defaults():
+    # One owner: the config's aug_ fields are Augmentation's, defaults included, and the pixels' class is it.
+    config = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name.startswith(CONFIG_PREFIX)}
+    owner = {CONFIG_PREFIX + f.name: f.default for f in dataclasses.fields(Augmentation)}
+    assert config == owner and len(owner) == 21
+    assert Degradations.from_config(TrainConfig()) == Degradations() and issubclass(
+        Degradations, Augmentation
     )
 
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from deepfake_detect.core.augmentation import Augmentation
 
 __all__ = ["Preprocess", "Degradations", "load_image", "normalize", "MAX_IMAGE_PIXELS"]
 
@@ -125,38 +127,9 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
-class Degradations:
-    """Seeded training augmentations: what photos go through online, and SAFE's cheap augmentations.
-
-    Each step happens with its probability; a probability of 0 draws nothing from the random generator, so
-    turning a step on never changes the draws of a config that leaves it off. The defaults of the range
-    fields are the ranges used before they could be set, so old configs keep their exact pixels. The
-    training config names each field with an ``aug_`` prefix (:meth:`from_config`), and validates it.
-
-    Parameters
-    ----------
-    jpeg_p : float
-        Probability of re-compressing as JPEG at an integer quality drawn from ``jpeg_quality`` (inclusive).
-    blur_p : float
-        Probability of a Gaussian blur with sigma drawn from ``blur_sigma`` (pixels).
-    rescale_p : float
-        Probability of scaling by a factor drawn from ``rescale`` and back to the original size (bilinear
-        both ways; a factor above 1 upscales first).
-    color_p : float
-        Probability of brightness, contrast and saturation jitter: each is multiplied by 1 plus a value drawn
-        from ``[-brightness, brightness]``, ``[-contrast, contrast]`` and ``[-saturation, saturation]``
-        (torchvision's ``ColorJitter`` convention).
-    rotate_p : float
-        Probability of a rotation by an angle drawn from ``rotate_degrees`` (counter-clockwise), with
-        nearest-neighbour sampling (no resampling blur, as SAFE) and black corners.
-    mask_p : float
-        Probability of masking random squares black (SAFE's ``RandomMask``): the view is cut into a grid of
-        squares of side ``mask_patch`` times its side, and a share of its area drawn from ``mask_ratio`` is
-        blacked out, square by square.
-    zoom_p : float
-        Probability of a random resized crop of the stored image before the model's crop: a square covering
-        a share of its area drawn from ``zoom_scale``, at a random place, resized back (bilinear). It breaks
-        framing shortcuts (face size and position).
+class Degradations(Augmentation):
+    """Seeded training augmentations applied to images: the settings (and defaults) of
+    :class:`~deepfake_detect.core.augmentation.Augmentation`, whose docstring says what each step does.
 
     Examples
     --------
@@ -166,46 +139,6 @@ class Degradations:
     >>> Degradations().enabled
     False
     """
-
-    jpeg_p: float = 0.0
-    jpeg_quality: tuple[int, int] = (30, 95)
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.2, 1.5)
-    rescale_p: float = 0.0
-    rescale: tuple[float, float] = (0.5, 0.9)
-    color_p: float = 0.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    rotate_p: float = 0.0
-    rotate_degrees: tuple[float, float] = (-15.0, 15.0)
-    mask_p: float = 0.0
-    mask_ratio: tuple[float, float] = (0.0, 0.75)
-    mask_patch: float = 0.07
-    zoom_p: float = 0.0
-    zoom_scale: tuple[float, float] = (0.5, 1.0)
-    djpeg_p: float = 0.0
-    djpeg_quality: tuple[int, int] = (60, 95)
-    resample_p: float = 0.0
-    resample_scale: tuple[float, float] = (0.5, 1.5)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> Degradations:
-        """The steps a training config asks for: field ``x`` is read from the config's ``aug_x``.
-
-        Examples
-        --------
-        >>> from types import SimpleNamespace
-        >>> cfg = SimpleNamespace(**{f"aug_{f.name}": f.default for f in fields(Degradations)})
-        >>> Degradations.from_config(cfg) == Degradations()
-        True
-        """
-        return cls(**{f.name: getattr(cfg, f"aug_{f.name}") for f in fields(cls)})
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any step can happen."""
-        return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.endswith("_p"))
 
     def reframe(self, stored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The zoom step, applied to the stored image before the model's crop (a no-op when off)."""

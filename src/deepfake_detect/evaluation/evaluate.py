@@ -41,7 +41,7 @@ from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
 from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
-from deepfake_detect.metrics.calibration import coverage_and_precision
+from deepfake_detect.metrics.calibration import coverage_and_precision, two_way_verdicts
 from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.training.tracking import attach_to_tracked_run
 
@@ -381,10 +381,10 @@ def _write_scores(path: Path, roots: dict[str, Path], samples, preds, p_fake, th
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "logit", "p_fake", "verdict", "source"])
-        for i, logit, p in zip(preds.indices, preds.logits, p_fake, strict=True):
+        verdicts = two_way_verdicts(preds.logits, threshold)
+        for i, logit, p, verdict in zip(preds.indices, preds.logits, p_fake, verdicts, strict=True):
             sample = samples[int(i)]
             rel = sample.path.relative_to(roots[sample.source]).as_posix()
-            verdict = "fake" if logit >= threshold else "real"
             writer.writerow([rel, sample.label, f"{logit:.6f}", f"{p:.6f}", verdict, sample.source])
 
 
@@ -558,15 +558,15 @@ def probe_generalisation(
     samples = _image_samples(Path(reals), 0) + _image_samples(Path(fakes), 1)
     preds = det.predict_samples(samples)
     threshold = det.threshold_logit
-    verdict = preds.logits >= threshold
+    verdict = metrics.is_fake(preds.logits, threshold)
     fake, real = preds.labels == 1, preds.labels == 0
     intervals = metrics.bootstrap_cis(
         preds.labels,
         preds.logits,
         {
             "roc_auc": lambda y, z: metrics.binary_metrics(y, z, threshold)["roc_auc"],
-            "recall": lambda y, z: float(np.mean(z[y == 1] >= threshold)),
-            "false_positive_rate": lambda y, z: float(np.mean(z[y == 0] >= threshold)),
+            "recall": lambda y, z: float(np.mean(metrics.is_fake(z[y == 1], threshold))),
+            "false_positive_rate": lambda y, z: float(np.mean(metrics.is_fake(z[y == 0], threshold))),
         },
         n_resamples=n_resamples,
         seed=0,

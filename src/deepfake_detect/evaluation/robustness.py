@@ -301,9 +301,13 @@ def _row(condition: Condition, labels, logits, threshold: float, threshold_fpr: 
         "param": condition.param,
         "roc_auc": _finite(stats["roc_auc"]),
         "accuracy": float(stats["accuracy"]),
-        "recall_at_1pct_fpr": _finite(float(np.mean(fakes >= threshold_fpr)) if fakes.size else math.nan),
+        "recall_at_1pct_fpr": _finite(
+            float(np.mean(metrics.is_fake(fakes, threshold_fpr))) if fakes.size else math.nan
+        ),
         # Perturbations that push every score up raise recall for free; this shows what it cost on reals.
-        "fpr_at_1pct_threshold": _finite(float(np.mean(reals >= threshold_fpr)) if reals.size else math.nan),
+        "fpr_at_1pct_threshold": _finite(
+            float(np.mean(metrics.is_fake(reals, threshold_fpr))) if reals.size else math.nan
+        ),
         # Which way a perturbation pushes each class: towards "real" (down) or "fake" (up).
         "mean_logit_real": _finite(float(reals.mean()) if reals.size else math.nan),
         "mean_logit_fake": _finite(float(fakes.mean()) if fakes.size else math.nan),

@@ -142,7 +142,7 @@ def _precision_recall(labels: np.ndarray, logits: np.ndarray) -> plots.PrCurve:
 
 def _operating_point(labels: np.ndarray, logits: np.ndarray, threshold_logit: float) -> plots.OperatingPoint:
     """The threshold's rates; NaN for a class absent from the split, precision 1 when nothing is called fake."""
-    pred = logits >= threshold_logit
+    pred = metrics.is_fake(logits, threshold_logit)
     tpr = pred[labels == 1].mean() if (labels == 1).any() else np.nan
     fpr = pred[labels == 0].mean() if (labels == 0).any() else np.nan
     precision = (labels[pred] == 1).mean() if pred.any() else 1.0

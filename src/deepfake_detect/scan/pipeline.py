@@ -77,6 +77,7 @@ from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
 from deepfake_detect.faces.landmarks import check_face_model, quad_side
 from deepfake_detect.inference.network import BACKENDS
+from deepfake_detect.metrics.calibration import band_verdicts, two_way_verdicts
 from deepfake_detect.scan.decode import FRAMINGS, Decoded, DecodeOptions, Face, decode_image
 from deepfake_detect.scan.explain import Explainer
 from deepfake_detect.scan.inputs import is_video_path, iter_inputs
@@ -206,16 +207,16 @@ class _Scorer:
         """The faces' verdicts: the detector's (band-aware) ones, or two-way at the scan's own threshold."""
         if self.threshold is None:
             return self.det.verdicts(logits)
-        return ["fake" if p >= self.threshold else "real" for p in p_fake]
+        return two_way_verdicts(p_fake, self.threshold)
 
     def score_verdict(self, p: float) -> str:
         """The verdict of a score that is not a single face's (a video's), in p_fake units at the prior."""
         if self.threshold is not None:
-            return "fake" if p >= self.threshold else "real"
+            return two_way_verdicts([p], self.threshold)[0]
         if self.det.band is None:
-            return "fake" if p >= self._to_p(self.det.threshold_logit) else "real"
+            return two_way_verdicts([p], self._to_p(self.det.threshold_logit))[0]
         lower, upper = self.det.band
-        return "fake" if p >= self._to_p(upper) else "real" if p < self._to_p(lower) else "uncertain"
+        return band_verdicts([p], self._to_p(lower), self._to_p(upper))[0]
 
     def _to_p(self, logit: float) -> float:
         if np.isinf(logit):  # a band end that decides nothing stays out of reach (sigmoid(inf) is 1.0)

@@ -19,6 +19,7 @@ from deepfake_detect.metrics.calibration.band import (
     band_metadata,
     band_verdicts,
     coverage_and_precision,
+    two_way_verdicts,
 )
 from deepfake_detect.metrics.calibration.fit import calibrate_on_validation
 from deepfake_detect.metrics.calibration.temperature import (
@@ -41,4 +42,5 @@ __all__ = [
     "fit_temperature",
     "logit_for_probability",
     "reliability_curve",
+    "two_way_verdicts",
 ]

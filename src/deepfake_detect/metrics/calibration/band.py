@@ -20,12 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detect.metrics.classification import is_fake
+
 __all__ = [
     "LAUNDER_SEED",
     "abstention_band",
     "band_metadata",
     "band_verdicts",
     "coverage_and_precision",
+    "two_way_verdicts",
 ]
 
 #: The laundering seed of the validation copy the band is chosen on (the issue's "laundered (seed 0)").
@@ -101,7 +104,19 @@ def band_verdicts(logits, lower_logit: float, upper_logit: float) -> list[str]:
     ['real', 'uncertain', 'fake']
     """
     z = np.asarray(logits, dtype=np.float64)
-    return ["fake" if v >= upper_logit else "real" if v < lower_logit else "uncertain" for v in z]
+    fake, real = is_fake(z, upper_logit), z < lower_logit
+    return ["fake" if f else "real" if r else "uncertain" for f, r in zip(fake, real, strict=True)]
+
+
+def two_way_verdicts(scores, threshold: float) -> list[str]:
+    """ "fake" at or above ``threshold`` (:func:`~deepfake_detect.metrics.classification.is_fake`), else "real".
+
+    Examples
+    --------
+    >>> two_way_verdicts([-2.0, 0.0, 2.0], 0.0)
+    ['real', 'fake', 'fake']
+    """
+    return ["fake" if fake else "real" for fake in is_fake(np.ravel(scores), threshold)]
 
 
 def coverage_and_precision(y_true, logits, lower_logit: float, upper_logit: float) -> dict:
@@ -114,7 +129,7 @@ def coverage_and_precision(y_true, logits, lower_logit: float, upper_logit: floa
     """
     y = np.asarray(y_true).astype(bool)
     z = np.asarray(logits, dtype=np.float64)
-    fake, real = z >= upper_logit, z < lower_logit
+    fake, real = is_fake(z, upper_logit), z < lower_logit
     decided = fake | real
     return {
         "coverage": float(decided.mean()) if len(z) else float("nan"),
