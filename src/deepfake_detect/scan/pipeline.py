@@ -5,7 +5,7 @@
 >>> det.scan(["holiday.jpg", "photos/"])              # doctest: +SKIP
 [{'path': 'holiday.jpg', 'error': None, 'verdict': 'real', 'p_fake': 0.08, 'faces': [...], ...}, ...]
 
-The models judge whole GAN-generated faces (StyleGAN-like), not face swaps or edits of a real photo.
+The models judge whole generated faces (GANs, diffusion), not face swaps or edits of a real photo.
 
 Result schema (one dict a input, in input order; ``scan --json`` prints them as JSON Lines)::
 
