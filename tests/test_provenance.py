@@ -154,12 +154,8 @@ def test_an_error_row_keeps_its_error_and_gets_no_verdict(kinds):
     assert row["verdict"] is None and "reason" not in row and row["provenance"]["declares_ai"]
 
 
-def test_no_record_means_a_null_provenance():
-    assert apply_provenance({"error": None, "verdict": "real"}, None) == {
-        "error": None,
-        "verdict": "real",
-        "provenance": None,
-    }
+def test_no_record_leaves_the_row_as_it_was():
+    assert apply_provenance({"error": None, "verdict": "real"}, None) == {"error": None, "verdict": "real"}
 
 
 # ------------------------------------------------------------------------------------ never the network

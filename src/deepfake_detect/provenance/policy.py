@@ -191,17 +191,16 @@ def apply_provenance(row: dict[str, Any], record: Provenance | None) -> dict[str
         A scan result row (``path``, ``error``, ``verdict``, ...); changed in place.
     record : Provenance or None
         What the file's metadata says; None when it was not read (``provenance=False``, a video, pixels
-        passed in memory).
+        passed in memory): then the row is left as it is.
 
     Returns
     -------
     dict
-        ``row``, with ``provenance`` (the record's fields, ``declares_ai`` and the panel's ``findings``, or
-        null) and, when the metadata declares generative AI and the file was read, ``verdict`` ``"fake"``
-        and ``reason``.
+        ``row``, with ``provenance`` (the record's fields, ``declares_ai`` and the panel's ``findings``) and,
+        when the metadata declares generative AI and the file was read, ``verdict`` ``"fake"`` and
+        ``reason``.
     """
     if record is None:
-        row["provenance"] = None
         return row
     evidence = declaration(record)
     row["provenance"] = {
