@@ -187,6 +187,7 @@ def test_a_remote_manifest_is_reported_and_never_fetched():
     assert "not fetched" in findings(record)[0].worth and declaration(record) is None
 
 
+@pytest.mark.slow  # a subprocess: c2pa must not be imported yet
 def test_c2pa_is_loaded_only_for_files_that_carry_a_manifest(kinds, tmp_path):
     for name in ("plain.jpg", "webui.png", "xmp.jpg"):
         (tmp_path / name).write_bytes(kinds[name])
