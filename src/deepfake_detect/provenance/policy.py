@@ -35,7 +35,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from deepfake_detect.provenance.record import Provenance
@@ -206,7 +206,7 @@ def apply_provenance(row: dict[str, Any], record: Provenance | None) -> dict[str
     row["provenance"] = {
         **record.to_dict(),
         "declares_ai": evidence is not None,
-        "findings": [asdict(finding) for finding in findings(record)],
+        "findings": [dict(vars(finding)) for finding in findings(record)],
     }
     if evidence is not None and row.get("error") is None:
         row["verdict"], row["reason"] = "fake", evidence
