@@ -57,7 +57,7 @@ def test_result_schema_without_detection(det, images):
         "img3.png",
     ]
     for r in results:
-        assert set(r) == RESULT_KEYS and r["error"] is None
+        assert set(r) == RESULT_KEYS | {"provenance"} and r["error"] is None
         assert len(r["faces"]) == 1 and set(r["faces"][0]) == FACE_KEYS
         face = r["faces"][0]
         assert face["box"] == [0, 0, 40, 48]  # the whole image, width x height
@@ -348,7 +348,7 @@ def test_csv_rows_hold_landmarks_and_quad_as_json(tmp_path, face_photo, det):
         for row in rows:
             writer.write(row)
     table = list(csv.DictReader((tmp_path / "out.csv").open()))
-    assert CSV_COLUMNS[-2:] == ("landmarks", "quad") and list(table[0]) == list(CSV_COLUMNS)
+    assert CSV_COLUMNS[-4:-2] == ("landmarks", "quad") and list(table[0]) == list(CSV_COLUMNS)
     assert json.loads(table[0]["quad"]) == rows[0]["faces"][0]["quad"]
     assert json.loads(table[0]["landmarks"]) == rows[0]["faces"][0]["landmarks"]
     assert table[1]["quad"] == table[1]["landmarks"] == ""  # box framing

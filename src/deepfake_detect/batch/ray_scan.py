@@ -478,12 +478,14 @@ def scan_dataset(
     rows_per_part: int | None = None,
     onnx_cache: str | Path | None = None,
     stdin: TextIO | None = None,
+    provenance: bool = True,
 ) -> DatasetScanSummary:
     """Scan photos on a Ray cluster and write one Parquet row a file: ``deepfake-detect scan --ray``.
 
     The rows are the local scan's (:meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>`, whose
-    parameters ``detect``, ``framing``, ``fallback_whole_image``, ``threshold``, ``prior`` and ``batch_size``
-    mean the same here), for the same model and backend: ``p_fake`` within 1e-6, the same verdicts, boxes,
+    parameters ``detect``, ``framing``, ``fallback_whole_image``, ``threshold``, ``prior``, ``batch_size`` and
+    ``provenance`` mean the same here), for the same model and backend: ``p_fake`` within 1e-6, the same
+    verdicts, boxes,
     errors and ``path`` strings.
 
     Parameters
@@ -556,7 +558,7 @@ def scan_dataset(
     det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain, onnx_cache=onnx_cache)
     scan_options = {
         "detect": detect, "fallback_whole_image": fallback_whole_image, "threshold": threshold, "prior": prior,
-        "batch_size": batch_size, "framing": framing,
+        "batch_size": batch_size, "framing": framing, "provenance": provenance,
     }  # fmt: skip
     det.iter_scan([], **scan_options)  # checks the options (and the face model) here, not in every actor
     threads = threads_per_actor or 1

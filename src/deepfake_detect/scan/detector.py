@@ -46,6 +46,7 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        provenance: bool = True,
         explain_dir: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
@@ -87,6 +88,11 @@ class Detector(Network):
         framing : {"ffhq", "box"}
             ``ffhq``: dlib's 68 landmarks and FFHQ's own oriented square, resampled to the training frame;
             ``box``: the Haar cascade's upright box with its calibrated offsets (for comparison).
+        provenance : bool
+            Read each file's metadata (C2PA, XMP, EXIF, PNG text, JPEG comments; offline) from the bytes it
+            is decoded from, into the result's ``provenance``; a declaration of generative AI makes the
+            verdict "fake", with a ``reason`` (:mod:`deepfake_detect.provenance.policy`). False: not read, and
+            rows have no ``provenance``, as for in-memory pixels and videos.
         explain_dir : path, optional
             Deprecated: the old name of ``explain`` (a ``DeprecationWarning`` says so).
 
@@ -94,7 +100,8 @@ class Detector(Network):
         -------
         list of dict
             One a input, in input order, in the result schema of :mod:`deepfake_detect.scan.pipeline`
-            (``path``, ``error``, ``verdict``, ``p_fake``, ``faces``, ``model``; ``frames`` for a video).
+            (``path``, ``error``, ``verdict``, ``p_fake``, ``faces``, ``model``; ``provenance`` for a file read
+            from bytes or a path; ``frames`` for a video).
 
         Raises
         ------
@@ -122,7 +129,7 @@ class Detector(Network):
             iter_scan(
                 det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
                 prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
-                explain_inline=explain_inline, framing=framing,
+                explain_inline=explain_inline, framing=framing, provenance=provenance,
             )
         )  # fmt: skip
 
@@ -142,6 +149,7 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        provenance: bool = True,
         explain_dir: str | Path | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
@@ -152,7 +160,7 @@ class Detector(Network):
         return iter_scan(
             det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
             prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
-            explain_inline=explain_inline, framing=framing,
+            explain_inline=explain_inline, framing=framing, provenance=provenance,
         )  # fmt: skip
 
 

@@ -41,6 +41,11 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
 * A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
+* ``provenance``: what the file's metadata says (C2PA, XMP, EXIF, PNG text, JPEG comments, with a panel of
+  ``findings``), read from the bytes the pixels are decoded from; absent with ``provenance=False``, for videos
+  and for in-memory pixels. When it declares generative AI the ``verdict`` is ``"fake"`` whether or not a face
+  was found, ``"reason"`` names the evidence, and ``p_fake`` and the faces stay the pixels' own; metadata never
+  makes a file "real" (:func:`~deepfake_detect.provenance.apply_provenance`).
 * With ``explain`` (a folder), each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
   ``explain_inline``, the same PNG as a ``data:image/png;base64,...`` URL (nothing written to disk).
 
@@ -78,6 +83,7 @@ from deepfake_detect.data.transforms import normalize
 from deepfake_detect.faces.landmarks import check_face_model, quad_side
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.metrics.calibration import band_verdicts, two_way_verdicts
+from deepfake_detect.provenance import apply_provenance
 from deepfake_detect.scan.decode import FRAMINGS, Decoded, DecodeOptions, Face, decode_image
 from deepfake_detect.scan.explain import Explainer
 from deepfake_detect.scan.inputs import is_video_path, iter_inputs
@@ -247,7 +253,7 @@ class _Scorer:
             out["note"] = faces[0]["note"]
         if self.explainer is not None and faces:
             self.explainer.explain(item, faces, out)
-        return out
+        return apply_provenance(out, item.provenance)  # the one point where metadata may decide the verdict
 
 
 def _check_options(
@@ -282,6 +288,7 @@ def iter_scan(
     onnx_cache: str | Path | None = None,
     framing: str = "ffhq",
     expand: bool = True,
+    provenance: bool = True,
     explain_dir: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
@@ -304,7 +311,7 @@ def iter_scan(
     if explain is not None or explain_inline:
         explainer = Explainer(det, explain)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
-    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing)
+    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing, provenance)
     # Options, backend and explainer are checked above, before the first result is asked for.
     items = iter_inputs(inputs) if expand else inputs
     return _results(scorer, decoded_stream(items, options, workers=workers), batch_size)
