@@ -1,8 +1,9 @@
 """Faces in photos: does scan find each face, frame it like FFHQ, and score it as well as the true frame does?
 
 Builds (or reads) the photos of ``make_faces_in_photos.py`` -- every faces140k test face warped into a photo
-at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``--framing ffhq`` and
-``--framing box`` and reports, per framing and set:
+at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``--framing ffhq`` (BlazeFace
+and the face mesh), ``--framing dlib`` (dlib's 68 landmarks, the previous default) and ``--framing box`` and
+reports, per framing and set:
 
 * faces found: a photo's face counts as found when one of its detections has quad IoU >= 0.5 with the true
   quad (box framing: the Haar box's square training frame, :func:`deepfake_detect.faces.haar.face_frame`);
@@ -11,7 +12,7 @@ at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``
 * ROC AUC with detection and alignment (the found detection's logit) against ROC AUC with the TRUE quad
   (``crop_quad(photo, true_quad)`` scored with ``detect=False``) on the same photos -- those where the face was
   found -- with a 95% paired, class-stratified bootstrap interval of the loss (true minus detected);
-* whole-scan images a second for both framings in the same run: JPEG decode, face finding, framing, network
+* whole-scan images a second for every framing in the same run: JPEG decode, face finding, framing, network
   and result dicts, ``Detector.scan`` with its default decode workers, torch threads ``--threads``.
 
 Full runs rewrite the section between the markers in benchmarks/RESULTS.md and write every figure to
@@ -50,7 +51,7 @@ RESULTS = HERE / "RESULTS.md"
 JSON_OUT = HERE / "faces_in_photos.json"
 BEGIN, END = "<!-- faces-in-photos:begin -->", "<!-- faces-in-photos:end -->"
 FOUND_IOU = 0.5
-FRAMINGS = ("ffhq", "box")
+FRAMINGS = ("ffhq", "dlib", "box")
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -237,7 +238,11 @@ def section(report: dict) -> str:
         report["environment"],
         {r["framing"]: r["img_per_s"] for r in report["rows"] if r["max_angle"] == 20},
     )
-    ratio = f"{speed['ffhq'] / speed['box']:.2f}x" if {"ffhq", "box"} <= speed.keys() else "n/a"
+    ratio = ", ".join(
+        f"ffhq / {other} {speed['ffhq'] / speed[other]:.2f}x"
+        for other in ("dlib", "box")
+        if {"ffhq", other} <= speed.keys()
+    )
     return (
         f"{BEGIN}\n## Faces in photos: finding, FFHQ framing and scoring faces inside photos\n\n"
         f"`benchmarks/bench_faces_in_photos.py` ({report['model']}), {report['photos']} photos a set made by "
@@ -247,7 +252,7 @@ def section(report: dict) -> str:
         f"commit {report['commit']}; {report['date']}. A face is found when a detection's quad (box: the Haar "
         "box's square frame) has IoU >= 0.5 with the true quad; AUCs are over the photos whose face was found; "
         "the loss is AUC(true quad) - AUC(detected), with a 95% paired stratified bootstrap interval. img/s is "
-        f"the whole scan (decode, face finding, framing, network). ffhq / box speed: {ratio}.\n\n"
+        f"the whole scan (decode, face finding, framing, network); speed ratios: {ratio or 'n/a'}.\n\n"
         + table(report["rows"])
         + f"\n{END}"
     )
@@ -286,6 +291,9 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos of each set")
+    parser.add_argument(
+        "--framings", default=",".join(FRAMINGS), help="comma-separated, of " + ", ".join(FRAMINGS)
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -295,7 +303,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     det = dd.load_detector(args.model)
-    framings = FRAMINGS if supports_framing(det) else ("box",)
+    framings = tuple(args.framings.split(",")) if supports_framing(det) else ("box",)
     if len(framings) == 1:
         print("Detector.scan has no `framing` yet: only today's Haar path (box framing) is measured.")
     rows = []
