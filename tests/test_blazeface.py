@@ -71,7 +71,9 @@ def test_a_small_face_in_a_large_photo_is_found_by_the_second_look_and_counted(f
     looks = Looks()
     (face,) = find_faces(photo, looks=looks)
     assert 60 < quad_side(face.quad) < 110 and 1500 < face.quad[:, 0].mean() < 1740
-    assert looks.tiles == tile_sides(photo.shape) and looks.calls == 1 + 36 + 4  # whole photo, 6x6 and 2x2 tiles
+    assert (
+        looks.tiles == tile_sides(photo.shape) and looks.calls == 1 + 36 + 4
+    )  # whole photo, 6x6 and 2x2 tiles
     assert looks.pixels == looks.calls * 192 * 192
 
 
@@ -85,7 +87,9 @@ def test_a_photo_without_a_face_pays_for_every_look_and_says_how_small_it_search
 def test_every_framing_gives_training_frames(face_photo):
     for framing in ("ffhq", "dlib"):
         (face,) = frame_faces(face_photo, framing)
-        assert face.crop.shape == (256, 256, 3) and face.quad.shape == (4, 2) and face.landmarks.shape == (5, 2)
+        assert (
+            face.crop.shape == (256, 256, 3) and face.quad.shape == (4, 2) and face.landmarks.shape == (5, 2)
+        )
     (boxed,) = frame_faces(face_photo, "box")
     assert boxed.quad is None and boxed.crop.shape[0] == boxed.crop.shape[1]
 
