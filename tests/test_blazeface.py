@@ -71,16 +71,15 @@ def test_a_small_face_in_a_large_photo_is_found_by_the_second_look_and_counted(f
     looks = Looks()
     (face,) = find_faces(photo, looks=looks)
     assert 60 < quad_side(face.quad) < 110 and 1500 < face.quad[:, 0].mean() < 1740
-    assert (
-        looks.tiles == tile_sides(photo.shape) and looks.calls == 1 + 36 + 4
-    )  # whole photo, 6x6 and 2x2 tiles
+    assert looks.tiles == tile_sides(photo.shape) == [300, 900]
+    assert looks.calls == 1 + 9 * 9 + 3 * 3  # the whole photo, then tiles of 300 and 900 px
     assert looks.pixels == looks.calls * 192 * 192
 
 
 def test_a_photo_without_a_face_pays_for_every_look_and_says_how_small_it_searched():
     looks = Looks()
     assert find_faces(np.full((4000, 3000, 3), 90, np.uint8), looks=looks) == []
-    assert looks.tiles == [429, 1287] and looks.calls == 1 + 13 * 10 + 4 * 3
+    assert looks.tiles == [300, 900, 2700] and looks.calls == 1 + 18 * 13 + 6 * 5 + 2 * 2
     assert smallest_face((4000, 3000)) == 60 and smallest_face((300, 200)) == 42  # one look: 14% of the side
 
 
@@ -116,3 +115,36 @@ def test_a_missing_model_file_says_what_to_do(tmp_path, monkeypatch):
             blazeface.check_models()
     finally:
         blazeface._session.cache_clear()
+
+
+def test_no_face_in_a_large_photo_says_the_smallest_face_searched_for():
+    from deepfake_detect.data.transforms import Preprocess
+    from deepfake_detect.scan.decode import DecodeOptions, decode_image
+
+    options = DecodeOptions(Preprocess(size=64))
+    large = decode_image(0, np.full((1500, 2000, 3), 90, np.uint8), options)
+    assert large.faces == [] and large.note == "no face found (looked for faces of 60 px and up)"
+    assert decode_image(0, np.full((600, 800, 3), 90, np.uint8), options).note == "no face found"
+    dlib = decode_image(
+        0, np.full((1500, 2000, 3), 90, np.uint8), DecodeOptions(Preprocess(size=64), framing="dlib")
+    )
+    assert dlib.note == "no face found (looked for faces of 170 px and up)"  # dlib's last look, 1,600 px
+
+
+@pytest.mark.slow
+def test_real_faces_of_60_and_100_px_in_a_2000_px_photo_are_found(shared_data):
+    """bench_small_faces.py's protocol on a few faces (the benchmark runs 250 a size)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_small_faces as bench
+    from bench_faces_in_photos import quad_iou
+
+    faces = [bench.maker.load_face(p) for p in sorted((shared_data / "test" / "real").glob("*.jpg"))[:12]]
+    for side in (60, 100):
+        found = 0
+        for i, face in enumerate(faces):
+            photo, quad = bench.make_photo(face, side, np.random.default_rng([0, side, i]), 15.0)
+            found += any(quad_iou(f.quad, quad) >= 0.5 for f in find_faces(photo))
+        assert found >= 10, f"{found} of {len(faces)} faces of {side} px found"
