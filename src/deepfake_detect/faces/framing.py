@@ -15,6 +15,8 @@ Framings (:data:`FRAMINGS`):
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +25,21 @@ from deepfake_detect.faces import blazeface, landmarks
 from deepfake_detect.faces.align import crop_quad
 from deepfake_detect.faces.haar import Box, crop_face, detect_faces
 
-__all__ = ["FRAMINGS", "FramedFace", "frame_faces", "check_framing", "smallest_face"]
+__all__ = [
+    "FRAMINGS",
+    "DEFAULT_FRAMING",
+    "FramedFace",
+    "frame_faces",
+    "check_framing",
+    "smallest_face",
+    "framing_key",
+]
 
 FRAMINGS = ("ffhq", "dlib", "box")
+# scan's framing unless told otherwise, and the framing of a photo source's crops.
+DEFAULT_FRAMING = "ffhq"
+# Raise when a framing's code or constants change what it crops: stored crops keyed by framing_key go stale.
+FRAMING_VERSION = 1
 # The face finders of the framings that resample FFHQ's square.
 _FINDERS = {"ffhq": blazeface.find_faces, "dlib": landmarks.find_faces}
 
@@ -45,7 +59,7 @@ class FramedFace:
     quad: np.ndarray | None = None
 
 
-def frame_faces(rgb: np.ndarray, framing: str = "ffhq") -> list[FramedFace]:
+def frame_faces(rgb: np.ndarray, framing: str = DEFAULT_FRAMING) -> list[FramedFace]:
     """The faces of a full-resolution RGB photo, each cut out the ``framing`` way (largest first).
 
     Parameters
@@ -101,3 +115,21 @@ def smallest_face(shape: tuple[int, ...], framing: str = "ffhq") -> int:
     from deepfake_detect.faces.haar import DETECT_MAX_SIDE, FRAME_EXPAND, MIN_FACE_PX
 
     return int(round(MIN_FACE_PX * FRAME_EXPAND * max(1.0, max(shape[:2]) / DETECT_MAX_SIDE)))
+
+
+@functools.cache
+def framing_key(framing: str = DEFAULT_FRAMING) -> str:
+    """A short name for what ``framing`` crops, for keying stored crops: the framing, :data:`FRAMING_VERSION`
+    and its models (the ffhq framing's shipped model files, dlib's pinned packages).
+
+    Examples
+    --------
+    >>> framing_key("ffhq").startswith("ffhq-"), len(framing_key("box"))
+    (True, 16)
+    """
+    digest = hashlib.sha256(f"{framing}\t{FRAMING_VERSION}\n".encode())
+    if framing == "ffhq":
+        digest.update((blazeface.MODELS_DIR / "models.json").read_bytes())
+    elif framing == "dlib":
+        digest.update(f"{landmarks.DLIB_PACKAGE}\t{landmarks.MODEL_PACKAGE}".encode())
+    return f"{framing}-{digest.hexdigest()[:12]}"

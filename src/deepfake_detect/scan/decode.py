@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deepfake_detect.core.exceptions import FaceModelError, describe_error
-from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
+from deepfake_detect.data.photos import photo_pixels
+from deepfake_detect.data.transforms import Preprocess, _to_rgb
 from deepfake_detect.faces.framing import FRAMINGS, frame_faces, smallest_face
 from deepfake_detect.faces.haar import Box
 from deepfake_detect.scan.inputs import input_label
@@ -86,9 +87,9 @@ def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarr
     if isinstance(item, Image.Image):
         image = _to_rgb(ImageOps.exif_transpose(item))
         return (np.asarray(image) if detect else None), image.size
-    if detect:
-        image = _to_rgb(ImageOps.exif_transpose(load_image(item, None, draft=False)))
-        return np.asarray(image), image.size
+    if detect:  # the decode a photo source's crops were framed from (one function)
+        rgb = photo_pixels(item)
+        return rgb, (rgb.shape[1], rgb.shape[0])
     # Header only: the pixels are decoded once, by Preprocess.load, exactly as evaluate decodes them.
     return None, image_size(item)
 

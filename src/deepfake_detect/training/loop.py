@@ -212,7 +212,14 @@ def _datasets(
     names, manifest = tuple(cfg.class_names), cfg.manifest or None
     limits = {"train": cfg.train_limit, "valid": cfg.val_limit}
     splits = {
-        split: list_mix_split(sources, split, class_names=names, limit_per_class=limit, manifest=manifest)
+        split: list_mix_split(
+            sources,
+            split,
+            class_names=names,
+            limit_per_class=limit,
+            manifest=manifest,
+            cache_dir=cfg.cache_dir,
+        )
         for split, limit in limits.items()
     }
     caches = {}
