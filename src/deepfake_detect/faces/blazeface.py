@@ -324,10 +324,12 @@ def tile_look(rgb: np.ndarray, looks: Looks | None = None) -> list[Detection]:
 
 # -------------------------------------------------------------------------------------------------- mesh
 
-# Face mesh indices of the six points dlib's 68-point model puts around each eye (36-41, 42-47: corners,
-# two above, two below) and of the mouth corners (48, 54), image-left eye first for an upright face.
-MESH_EYE_LEFT = (33, 160, 158, 133, 153, 144)
-MESH_EYE_RIGHT = (362, 385, 387, 263, 373, 380)
+# Face mesh indices of each eye's contour (16 points, image-left eye first for an upright face) and of the mouth
+# corners (dlib's 48 and 54). The eye centre is the contour's mean: on faces140k valid photos it gave FFHQ's
+# square at a median 1.002 of the true side (quad IoU 0.959), where the six points matching dlib's 36-41 and
+# 42-47 gave 1.011 (0.956).
+MESH_EYE_LEFT = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
+MESH_EYE_RIGHT = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
 MESH_MOUTH = (61, 291)
 MESH_NOSE_TIP = 1
 
@@ -367,7 +369,7 @@ def eyes_and_mouth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     Examples
     --------
     >>> [p.round(1).tolist() for p in eyes_and_mouth(np.arange(936.0).reshape(468, 2))]
-    [[260.3, 261.3], [716.7, 717.7], [2.0, 3.0], [122.0, 123.0], [582.0, 583.0]]
+    [[287.6, 288.6], [743.5, 744.5], [2.0, 3.0], [122.0, 123.0], [582.0, 583.0]]
     """
     return (
         points[list(MESH_EYE_LEFT)].mean(axis=0),
