@@ -20,6 +20,11 @@ Full runs rewrite the section between the markers in benchmarks/RESULTS.md and w
 
     python benchmarks/bench_faces_in_photos.py --data ../shared/data/faces140k --limit 40   # a quick check
     python benchmarks/bench_faces_in_photos.py --data ../shared/data/faces140k              # the full run
+
+``--speed-only`` times the framings alone, in one run, on the +-20 degree set (optionally each photo resized to
+``--megapixels``): whole-scan images a second and each framing's speed against the first one's. For quiet cores:
+
+    python benchmarks/bench_faces_in_photos.py --speed-only --megapixels 0.5 --framings dlib,ffhq --limit 200
 """
 
 from __future__ import annotations
@@ -268,6 +273,43 @@ def write_results(report: dict, results_md: Path) -> None:
     results_md.write_text(text)
 
 
+# ------------------------------------------------------------------------------------------------ speed only
+def resized(rows: list[dict], megapixels: float, out: Path) -> list[dict]:
+    """The photos scaled (area-averaged) to about ``megapixels`` each, saved as JPEG q90 under ``out``."""
+    import cv2
+
+    out.mkdir(parents=True, exist_ok=True)
+    scaled = []
+    for row in rows:
+        with Image.open(row["file"]) as photo:
+            rgb = np.asarray(photo.convert("RGB"))
+        scale = float(np.sqrt(megapixels * 1e6 / (rgb.shape[0] * rgb.shape[1])))
+        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        path = out / Path(row["file"]).name
+        Image.fromarray(cv2.resize(rgb, size, interpolation=interpolation)).save(
+            path, quality=maker.JPEG_QUALITY
+        )
+        scaled.append(row | {"file": path, "quad": (np.asarray(row["quad"]) + 0.5) * scale - 0.5})
+    return scaled
+
+
+def speed_only(det, rows: list[dict], framings: tuple[str, ...], batch_size: int) -> None:
+    """Whole-scan images a second of each framing on the same photos, in one run, and the ratios."""
+    speeds = {}
+    for framing in framings:
+        results, seconds = scan_photos(det, rows, framing, batch_size)
+        ious, _ = match_faces(results, rows, framing)
+        speeds[framing] = len(rows) / seconds
+        print(
+            f"{framing}: {speeds[framing]:.1f} img/s ({len(rows)} photos, {seconds:.1f} s), "
+            f"found {int((ious >= FOUND_IOU).sum())}/{len(rows)}"
+        )
+    first = framings[0]
+    for framing in framings[1:]:
+        print(f"{framing} / {first}: {speeds[framing] / speeds[first]:.2f}x")
+
+
 # ----------------------------------------------------------------------------------------------------- main
 def photo_sets(args, tmp: Path) -> dict[float, list[dict]]:
     sets = {}
@@ -300,12 +342,24 @@ def main() -> None:
         "--json", type=Path, default=None, help=f"default {JSON_OUT.name} beside this script (full runs)"
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--speed-only", action="store_true", help="time the framings only (see above)")
+    parser.add_argument("--megapixels", type=float, default=None, help="with --speed-only: resize each photo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     det = dd.load_detector(args.model)
     framings = tuple(args.framings.split(",")) if supports_framing(det) else ("box",)
     if len(framings) == 1:
         print("Detector.scan has no `framing` yet: only today's Haar path (box framing) is measured.")
+    if args.speed_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.photos is None:
+                manifest = maker.build(args.data, Path(tmp) / "pm20", seed=args.seed, limit=args.limit)
+            photos = maker.read_manifest(manifest if args.photos is None else args.photos / "manifest.jsonl")
+            photos = photos[: args.limit]
+            if args.megapixels:
+                photos = resized(photos, args.megapixels, Path(tmp) / "resized")
+            speed_only(det, photos, framings, args.batch_size)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for angle, photos in photo_sets(args, Path(tmp)).items():
