@@ -96,3 +96,28 @@ def test_data_check_reports_the_photo_source_and_its_fingerprint_covers_the_fram
     assert plain == fingerprint_dataset(photos, classes_present="any", progress=False)
     (recorded,) = fingerprint_sources([source], progress=False).values()
     assert report.fingerprint == recorded != plain  # what training records for the source
+
+
+@pytest.mark.slow
+def test_a_run_trains_and_evaluates_on_a_photo_source_with_the_same_crops(photos, tmp_path, monkeypatch):
+    from deepfake_detect.core.config import TrainConfig
+    from deepfake_detect.evaluation.evaluate import evaluate
+    from deepfake_detect.training.train import train
+
+    monkeypatch.setenv(
+        "HOME", str(tmp_path / "home")
+    )  # the default cache_dir (~/.cache/...) lies in tmp_path
+    cfg = TrainConfig(
+        data=[f"photos:{photos}"], runs_dir=str(tmp_path / "runs"), model="notebook-cnn", epochs=1,
+        batch_size=4, image_size=32, base_size=40, threads=1,
+    )  # fmt: skip
+    run = train(cfg, progress=False).run_dir
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_sources"] == [
+        {"name": "studio", "root": str(photos), "weight": 1.0, "kind": "photos"}
+    ]
+    result = evaluate(run, split="valid", n_resamples=10)  # the recorded source: a photo source again
+    assert result["n"] == 2
+    scores = (run / "scores_valid.csv").read_text().splitlines()[1:]
+    crops = crops_dir(tmp_path / "home" / ".cache" / "deepfake-detect")
+    assert all((crops / line.split(",")[0]).is_file() for line in scores)  # each row's crop, under the crops

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from deepfake_detect.core.exceptions import ConfigError
 
-__all__ = ["PHOTOS_PREFIX", "Source", "source_name", "parse_source", "parse_sources"]
+__all__ = [
+    "PHOTOS_PREFIX",
+    "Source",
+    "source_name",
+    "parse_source",
+    "parse_sources",
+    "source_record",
+    "source_from_record",
+]
 
 # A spec starting with this names a folder of whole photos rather than of face crops.
 PHOTOS_PREFIX = "photos:"
@@ -112,6 +120,26 @@ def parse_sources(
     if twice:
         raise ConfigError(f"a data mix names each source folder once; {', '.join(twice)} is named twice")
     return unique
+
+
+def source_record(source: Source) -> dict:
+    """How a run's files record a source: name, root and weight, and ``kind`` for a photo source.
+
+    Examples
+    --------
+    >>> source_record(parse_source("photos:d/studio"))
+    {'name': 'studio', 'root': 'd/studio', 'weight': 1.0, 'kind': 'photos'}
+    >>> source_from_record(source_record(parse_source("d/gen:2"))) == parse_source("d/gen:2")
+    True
+    """
+    record = {"name": source.name, "root": source.root, "weight": source.weight}
+    return record if source.kind == "faces" else {**record, "kind": source.kind}
+
+
+def source_from_record(record: dict) -> Source:
+    """The source a run's files recorded with :func:`source_record` (records without ``kind`` are faces)."""
+    name, kind = str(record.get("name", "")), str(record.get("kind", "faces"))
+    return Source(str(record["root"]), float(record.get("weight", 1.0)), name, kind)
 
 
 def _is_number(text: str) -> bool:

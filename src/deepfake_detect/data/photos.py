@@ -45,6 +45,7 @@ __all__ = [
     "frame_photo",
     "list_photo_split",
     "check_photos",
+    "samples_root",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,18 @@ def crops_dir(cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR, framing: st
     PosixPath('/tmp/c/photo-faces')
     """
     return Path(cache_dir).expanduser() / "photo-faces" / framing_key(framing)
+
+
+def samples_root(source: Source, cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR) -> Path:
+    """The folder a source's samples lie under: its own root, or for a photo source the folder of its crops.
+
+    Examples
+    --------
+    >>> from deepfake_detect.core.sources import parse_source
+    >>> samples_root(parse_source("d/faces")), samples_root(parse_source("photos:d/studio"), "/c").parent
+    (PosixPath('d/faces'), PosixPath('/c/photo-faces'))
+    """
+    return crops_dir(cache_dir) if source.kind == "photos" else Path(source.root)
 
 
 def _write_atomically(path: Path, write) -> None:
