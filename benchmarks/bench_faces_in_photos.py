@@ -1,8 +1,9 @@
 """Faces in photos: does scan find each face, frame it like FFHQ, and score it as well as the true frame does?
 
 Builds (or reads) the photos of ``make_faces_in_photos.py`` -- every faces140k test face warped into a photo
-at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``--framing ffhq`` and
-``--framing box`` and reports, per framing and set:
+at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``--framing ffhq`` (BlazeFace
+and the face mesh), ``--framing dlib`` (dlib's 68 landmarks, the previous default) and ``--framing box`` and
+reports, per framing and set:
 
 * faces found: a photo's face counts as found when one of its detections has quad IoU >= 0.5 with the true
   quad (box framing: the Haar box's square training frame, :func:`deepfake_detect.faces.haar.face_frame`);
@@ -11,7 +12,7 @@ at +-20 degrees and, as a separate row, +-30 -- scans them with the model for ``
 * ROC AUC with detection and alignment (the found detection's logit) against ROC AUC with the TRUE quad
   (``crop_quad(photo, true_quad)`` scored with ``detect=False``) on the same photos -- those where the face was
   found -- with a 95% paired, class-stratified bootstrap interval of the loss (true minus detected);
-* whole-scan images a second for both framings in the same run: JPEG decode, face finding, framing, network
+* whole-scan images a second for every framing in the same run: JPEG decode, face finding, framing, network
   and result dicts, ``Detector.scan`` with its default decode workers, torch threads ``--threads``.
 
 Full runs rewrite the section between the markers in benchmarks/RESULTS.md and write every figure to
@@ -19,6 +20,11 @@ Full runs rewrite the section between the markers in benchmarks/RESULTS.md and w
 
     python benchmarks/bench_faces_in_photos.py --data ../shared/data/faces140k --limit 40   # a quick check
     python benchmarks/bench_faces_in_photos.py --data ../shared/data/faces140k              # the full run
+
+``--speed-only`` times the framings alone, in one run, on the +-20 degree set (optionally each photo resized to
+``--megapixels``): whole-scan images a second and each framing's speed against the first one's. For quiet cores:
+
+    python benchmarks/bench_faces_in_photos.py --speed-only --megapixels 0.5 --framings dlib,ffhq --limit 200
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ RESULTS = HERE / "RESULTS.md"
 JSON_OUT = HERE / "faces_in_photos.json"
 BEGIN, END = "<!-- faces-in-photos:begin -->", "<!-- faces-in-photos:end -->"
 FOUND_IOU = 0.5
-FRAMINGS = ("ffhq", "box")
+FRAMINGS = ("ffhq", "dlib", "box")
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -237,7 +243,11 @@ def section(report: dict) -> str:
         report["environment"],
         {r["framing"]: r["img_per_s"] for r in report["rows"] if r["max_angle"] == 20},
     )
-    ratio = f"{speed['ffhq'] / speed['box']:.2f}x" if {"ffhq", "box"} <= speed.keys() else "n/a"
+    ratio = ", ".join(
+        f"ffhq / {other} {speed['ffhq'] / speed[other]:.2f}x"
+        for other in ("dlib", "box")
+        if {"ffhq", other} <= speed.keys()
+    )
     return (
         f"{BEGIN}\n## Faces in photos: finding, FFHQ framing and scoring faces inside photos\n\n"
         f"`benchmarks/bench_faces_in_photos.py` ({report['model']}), {report['photos']} photos a set made by "
@@ -247,7 +257,7 @@ def section(report: dict) -> str:
         f"commit {report['commit']}; {report['date']}. A face is found when a detection's quad (box: the Haar "
         "box's square frame) has IoU >= 0.5 with the true quad; AUCs are over the photos whose face was found; "
         "the loss is AUC(true quad) - AUC(detected), with a 95% paired stratified bootstrap interval. img/s is "
-        f"the whole scan (decode, face finding, framing, network). ffhq / box speed: {ratio}.\n\n"
+        f"the whole scan (decode, face finding, framing, network); speed ratios: {ratio or 'n/a'}.\n\n"
         + table(report["rows"])
         + f"\n{END}"
     )
@@ -261,6 +271,43 @@ def write_results(report: dict, results_md: Path) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     results_md.write_text(text)
+
+
+# ------------------------------------------------------------------------------------------------ speed only
+def resized(rows: list[dict], megapixels: float, out: Path) -> list[dict]:
+    """The photos scaled (area-averaged) to about ``megapixels`` each, saved as JPEG q90 under ``out``."""
+    import cv2
+
+    out.mkdir(parents=True, exist_ok=True)
+    scaled = []
+    for row in rows:
+        with Image.open(row["file"]) as photo:
+            rgb = np.asarray(photo.convert("RGB"))
+        scale = float(np.sqrt(megapixels * 1e6 / (rgb.shape[0] * rgb.shape[1])))
+        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        path = out / Path(row["file"]).name
+        Image.fromarray(cv2.resize(rgb, size, interpolation=interpolation)).save(
+            path, quality=maker.JPEG_QUALITY
+        )
+        scaled.append(row | {"file": path, "quad": (np.asarray(row["quad"]) + 0.5) * scale - 0.5})
+    return scaled
+
+
+def speed_only(det, rows: list[dict], framings: tuple[str, ...], batch_size: int) -> None:
+    """Whole-scan images a second of each framing on the same photos, in one run, and the ratios."""
+    speeds = {}
+    for framing in framings:
+        results, seconds = scan_photos(det, rows, framing, batch_size)
+        ious, _ = match_faces(results, rows, framing)
+        speeds[framing] = len(rows) / seconds
+        print(
+            f"{framing}: {speeds[framing]:.1f} img/s ({len(rows)} photos, {seconds:.1f} s), "
+            f"found {int((ious >= FOUND_IOU).sum())}/{len(rows)}"
+        )
+    first = framings[0]
+    for framing in framings[1:]:
+        print(f"{framing} / {first}: {speeds[framing] / speeds[first]:.2f}x")
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -286,18 +333,33 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos of each set")
+    parser.add_argument(
+        "--framings", default=",".join(FRAMINGS), help="comma-separated, of " + ", ".join(FRAMINGS)
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--json", type=Path, default=None, help=f"default {JSON_OUT.name} beside this script (full runs)"
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--speed-only", action="store_true", help="time the framings only (see above)")
+    parser.add_argument("--megapixels", type=float, default=None, help="with --speed-only: resize each photo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     det = dd.load_detector(args.model)
-    framings = FRAMINGS if supports_framing(det) else ("box",)
+    framings = tuple(args.framings.split(",")) if supports_framing(det) else ("box",)
     if len(framings) == 1:
         print("Detector.scan has no `framing` yet: only today's Haar path (box framing) is measured.")
+    if args.speed_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.photos is None:
+                manifest = maker.build(args.data, Path(tmp) / "pm20", seed=args.seed, limit=args.limit)
+            photos = maker.read_manifest(manifest if args.photos is None else args.photos / "manifest.jsonl")
+            photos = photos[: args.limit]
+            if args.megapixels:
+                photos = resized(photos, args.megapixels, Path(tmp) / "resized")
+            speed_only(det, photos, framings, args.batch_size)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for angle, photos in photo_sets(args, Path(tmp)).items():

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 import deepfake_detect as dd
+from deepfake_detect.faces.blazeface import find_faces
 from deepfake_detect.faces.haar import detect_faces
-from deepfake_detect.faces.landmarks import find_faces
 from deepfake_detect.scan.decode import DecodeOptions
 from deepfake_detect.scan.inputs import iter_inputs
 from deepfake_detect.scan.pipeline import decode
@@ -157,7 +157,7 @@ def test_exif_rotation_boxes_are_in_the_upright_image(det, tmp_path, face_photo)
     (found,) = det.with_backend("torch").scan([str(path)], framing="box")
     assert len(found["faces"]) == 1
     assert np.allclose(found["faces"][0]["box"], expected, atol=8)
-    (landmarked,) = find_faces(upright)  # the default framing: box, landmarks and quad all upright
+    (landmarked,) = find_faces(upright)  # the default framing's finder: box, landmarks and quad all upright
     (found,) = det.with_backend("torch").scan([str(path)])
     assert len(found["faces"]) == 1
     assert np.allclose(found["faces"][0]["box"], landmarked.box, atol=8)

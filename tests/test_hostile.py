@@ -1,6 +1,7 @@
 """Hostile photos: truncated, byte-mutated, huge, tiny and odd images through decode, ``det.scan`` and the service.
 
-Face finding puts native code (OpenCV, dlib) on the path that every upload takes. The property: whatever the
+Face finding puts native code (OpenCV, ONNX Runtime running BlazeFace and the face mesh, dlib) on the path that
+every upload takes; every framing is run. The property: whatever the
 bytes, decoding gives a result row (an ``error``, or faces or a note), ``det.scan`` gives one JSON-safe row
 a file, and ``POST /v1/scan`` answers 200 with a row a file or a 4xx JSON error: never an exception, a 500,
 a dropped connection or a hang. An image that is valid and within the limits must be read without an error.
@@ -316,16 +317,14 @@ def det(tmp_path_factory, untrained_checkpoint):
 
 
 def require(framing: str) -> None:
-    """Skip the landmark framing, saying why, when its model is not installed (its own tests check the
-    message); the Haar framing always runs."""
-    if framing != "ffhq":
-        return
-    from deepfake_detect.faces.landmarks import check_face_model
+    """Skip a landmark framing, saying why, when its models are not installed (their own tests check the
+    message); the Haar framing always runs, and so does the default (its models ship with the package)."""
+    from deepfake_detect.faces import check_framing
 
     try:
-        check_face_model()
+        check_framing(framing)
     except dd.DeepfakeDetectError as err:
-        pytest.skip(f"the landmark model is not installed: {err}")
+        pytest.skip(f"the {framing} framing's face model is not installed: {err}")
 
 
 def decode_options(det, detect: bool, framing: str) -> DecodeOptions:

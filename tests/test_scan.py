@@ -305,7 +305,7 @@ def test_ffhq_rows_carry_five_landmarks_and_the_quad_and_box_rows_do_not(det, fa
     assert left_eye[0] < nose[0] < right_eye[0] and left_eye[1] < nose[1] < mouth_left[1]  # upright order
     (boxed,) = det.with_backend("torch").scan([face_photo], framing="box")[0]["faces"]
     assert set(boxed) == FACE_KEYS
-    with pytest.raises(ScanError, match="framing must be one of ffhq, box"):
+    with pytest.raises(ScanError, match="framing must be one of ffhq, dlib, box"):
         det.scan([face_photo], framing="haar")
 
 

@@ -41,7 +41,8 @@ def data_check(
         list[str] | None,
         typer.Argument(
             help="Data set folder with train/valid/test, or the Kaggle download. Several (each PATH[:WEIGHT], "
-            "as train --data takes them) check a data mix, whose sources may hold one class each."
+            "as train --data takes them) check a data mix, whose sources may hold one class each. "
+            "photos:PATH is a folder of whole photos: its faces are found and framed as scan frames them."
         ),
     ] = None,
     data: Annotated[
@@ -79,8 +80,13 @@ def data_check(
         from deepfake_detect.core.sources import parse_source
         from deepfake_detect.data import check_dataset, resolve_data_root
 
-        root = resolve_data_root(parse_source(specs[0]).root)
+        source = parse_source(specs[0])
+        root = resolve_data_root(source.root)
         report = check_dataset(root, class_names=names, workers=workers, near_distance=near)
+        if source.kind == "photos":
+            from deepfake_detect.data.photos import check_photos
+
+            check_photos(source, report, class_names=names)
     else:
         from deepfake_detect.data.mix_check import check_mix
 

@@ -37,8 +37,9 @@ def scan(
     framing: Annotated[
         str,
         typer.Option(
-            help="ffhq: dlib's landmarks and FFHQ's oriented square (the training framing); box: the Haar "
-            "cascade's upright box, for comparison. Neither falls back to the other."
+            help="ffhq: BlazeFace and the face mesh, then FFHQ's oriented square (the training framing); dlib: "
+            "the same square from dlib's 68 landmarks (slower); box: the Haar cascade's upright box, for "
+            "comparison. None falls back to another."
         ),
     ] = "ffhq",
     fallback_whole_image: Annotated[
@@ -283,7 +284,8 @@ def serve(
         ),
     ] = True,
     framing: Annotated[
-        str, typer.Option(help="As for scan: ffhq (landmarks, FFHQ's square) or box (the Haar cascade).")
+        str,
+        typer.Option(help="As for scan: ffhq (BlazeFace and the mesh, FFHQ's square), dlib or box (Haar)."),
     ] = "ffhq",
     runs_dir: RunsDir = Path("runs"),
 ) -> None:

@@ -49,6 +49,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 NEUTRAL_KEYS = (
     "data", "num_workers", "cache", "cache_dir", "runs_dir", "run_name", "tracking", "tracking_uri",
 )  # fmt: skip
+# Decoded images and the face crops of photo sources are kept here unless cache_dir says otherwise.
+DEFAULT_CACHE_DIR = "~/.cache/deepfake-detect"
 MISSING_DATA = f"no data set given: pass --data or set {DATA_ENV} (in Python: TrainConfig(data=...))"
 
 
@@ -231,7 +233,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     checkpoint_every_steps: int = 0
     cache: bool = False
-    cache_dir: str = "~/.cache/deepfake-detect"
+    cache_dir: str = DEFAULT_CACHE_DIR
     strict: bool = False
     class_names: tuple[str, str] = field(default=("real", "fake"))
     channels_last: bool = True

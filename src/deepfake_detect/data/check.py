@@ -99,6 +99,7 @@ class DataReport:
     classes_present: str = "both"
     content_hashes: dict[str, str] = field(default_factory=dict, repr=False)
     perceptual_hashes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    photos: dict | None = None  # a photo source: its framing, and a split its photos with and without a face
 
     @property
     def has_leakage(self) -> bool:
@@ -143,11 +144,12 @@ class DataReport:
             "has_leakage": self.has_leakage,
             "has_near_leakage": self.has_near_leakage,
             "is_usable": self.is_usable,
+            "photos": self.photos,
         }
 
     def format_text(self) -> str:
         """Return a readable multi-line report (no trailing newline)."""
-        lines = [f"Data set: {self.root}", *self._count_lines(), ""]
+        lines = [f"Data set: {self.root}", *self._count_lines(), "", *self._photo_lines()]
         lines += _counter_lines("Image sizes", self.sizes) + _counter_lines("Colour modes", self.modes)
         lines += _list_lines("Missing folders", [f"{m}/" for m in self.missing])
         lines += _list_lines("Bad files (do not decode)", [f"{p}: {r}" for p, r in self.bad_files])
@@ -167,6 +169,19 @@ class DataReport:
         lines.append(f"Fingerprint: {self.fingerprint or 'unavailable (some files could not be read)'}")
         lines.append(f"Usable for training: {'yes' if self.is_usable else 'no'}")
         return "\n".join(lines)
+
+    def _photo_lines(self) -> list[str]:
+        """A photo source: faces found a split and the photos without one (left out of training)."""
+        if self.photos is None:
+            return []
+        lines = [
+            f"Whole photos (photos: source); faces framed as scan frames them ({self.photos['framing']}):"
+        ]
+        for split, row in self.photos["splits"].items():
+            lines.append(f"  {split:<8}{row['photos']:>6} photos, a face found in {row['faces']}")
+        no_face = [path for row in self.photos["splits"].values() for path in row["no_face"]]
+        lines += _list_lines("No face found (left out of training and evaluation)", no_face)
+        return [*lines, ""]
 
     def _count_lines(self) -> list[str]:
         names = self.class_names

@@ -22,6 +22,7 @@ from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.core.sources import Source
 from deepfake_detect.data.layout import list_split, resolve_data_root
 from deepfake_detect.data.samples import DEFAULT_CLASS_NAMES, SPLITS
+from deepfake_detect.faces.framing import DEFAULT_FRAMING, framing_key
 
 __all__ = [
     "hash_files",
@@ -29,6 +30,7 @@ __all__ = [
     "fingerprint_dataset",
     "fingerprint_pairs",
     "fingerprint_sources",
+    "photo_fingerprint",
     "combine_fingerprints",
     "map_batched",
     "resolve_workers",
@@ -264,13 +266,17 @@ def fingerprint_sources(
 ) -> dict[str, str]:
     """:func:`fingerprint_dataset` of each source of a data mix (one class may be absent), by source name.
 
+    A photo source's fingerprint also covers how its faces are framed (the framing's key), since its samples
+    are the crops framed from the photos.
+
     Returns
     -------
     dict of str to str
         ``{source name: fingerprint}`` in the mix's order.
     """
-    return {
-        source.name: fingerprint_dataset(
+    found = {}
+    for source in sources:
+        photos = fingerprint_dataset(
             source.root,
             class_names=class_names,
             workers=workers,
@@ -278,8 +284,22 @@ def fingerprint_sources(
             manifest=manifest,
             classes_present="any",
         )
-        for source in sources
-    }
+        if source.kind == "photos":
+            photos = photo_fingerprint(photos)
+        found[source.name] = photos
+    return found
+
+
+def photo_fingerprint(photos_fingerprint: str) -> str:
+    """A photo source's fingerprint: its photos' and how their faces are framed (the framing's key), since its
+    samples are the crops framed from the photos (:mod:`~deepfake_detect.data.photos`).
+
+    Examples
+    --------
+    >>> len(photo_fingerprint("ab12")), photo_fingerprint("ab12") != "ab12"
+    (64, True)
+    """
+    return fingerprint_pairs([("framing", framing_key(DEFAULT_FRAMING)), ("photos", photos_fingerprint)])
 
 
 def combine_fingerprints(sources: Sequence[Source], fingerprints: dict[str, str]) -> str:

@@ -1,5 +1,8 @@
 """A data mix: several folders in the 140k layout, each with a sampling weight, trained on as one data set.
 
+A source named ``photos:PATH`` holds whole photos: its samples are the face crops
+:mod:`deepfake_detect.data.photos` frames from them as ``scan`` does.
+
 ``--data faces140k --data sources/sd21-sdfd:2 --data sources/utkface`` names three sources. A source may hold
 one class only (a generator's fakes, a camera's reals). Within each class an image is drawn with a probability
 proportional to its source's weight (weight 1 everywhere: each image of a class equally often), and the two
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
+from deepfake_detect.core.config import DEFAULT_CACHE_DIR
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.sources import Source, parse_source, parse_sources, source_name
 from deepfake_detect.data.layout import list_split
@@ -37,11 +41,14 @@ def list_mix_split(
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
     limit_per_class: int | None = None,
     manifest: bool | None = None,
+    cache_dir: str = DEFAULT_CACHE_DIR,
 ) -> list[Sample]:
     """The labelled images of one split of every source, each tagged with its source's name.
 
     A source may hold one class only; the mix as a whole must hold both. ``limit_per_class`` and
-    ``manifest`` apply to each source as :func:`~deepfake_detect.data.layout.list_split` applies them.
+    ``manifest`` apply to each source as :func:`~deepfake_detect.data.layout.list_split` applies them. A photo
+    source gives the face crops of its photos, framed into (or read from) ``cache_dir``
+    (:func:`~deepfake_detect.data.photos.list_photo_split`); its photos without a face are logged and left out.
 
     Raises
     ------
@@ -50,6 +57,14 @@ def list_mix_split(
     """
     samples: list[Sample] = []
     for source in sources:
+        if source.kind == "photos":
+            from deepfake_detect.data.photos import list_photo_split  # imports the face finders
+
+            listing = list_photo_split(
+                source, split, class_names=class_names, limit_per_class=limit_per_class, cache_dir=cache_dir
+            )
+            samples.extend(listing.samples)
+            continue
         listed = list_split(
             source.root,
             split,

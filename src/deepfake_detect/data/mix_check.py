@@ -95,7 +95,7 @@ class MixReport:
         """The report as plain JSON-serialisable types."""
         return {
             "sources": [
-                {"name": s.name, "root": s.root, "weight": s.weight, "report": r.to_dict()}
+                {"name": s.name, "root": s.root, "weight": s.weight, "kind": s.kind, "report": r.to_dict()}
                 for s, r in zip(self.sources, self.reports, strict=True)
             ],
             "counts": self.counts,
@@ -192,6 +192,11 @@ def check_mix(
         )
         for s in sources
     ]
+    for source, report in zip(sources, reports, strict=True):
+        if source.kind == "photos":
+            from deepfake_detect.data.photos import check_photos  # imports the face finders
+
+            check_photos(source, report, class_names=class_names)
     leakage, cross_source = _identical_across_sources(sources, reports)
     report = MixReport(sources, reports, leakage, cross_source, near_distance=near_distance)
     report.class_names = tuple(class_names)

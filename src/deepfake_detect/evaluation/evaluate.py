@@ -33,11 +33,13 @@ from deepfake_detect import metrics
 from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
+from deepfake_detect.core.sources import source_from_record, source_record
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.launder import LaunderSpec
 from deepfake_detect.data.layout import walk_files
 from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
+from deepfake_detect.data.photos import samples_root
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
 from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
@@ -94,10 +96,7 @@ def run_sources(run: RunDir, data: DataSpec | None = None) -> list[Source]:
     if _given(data):
         return resolved_sources(data)
     config = run.read_config()
-    recorded = [
-        Source(str(s["root"]), float(s.get("weight", 1.0)), str(s.get("name", "")))
-        for s in config.get("data_sources") or []
-    ]
+    recorded = [source_from_record(s) for s in config.get("data_sources") or []]
     if recorded:
         return resolved_sources(recorded)
     if config.get("data_root") is None:
@@ -119,7 +118,7 @@ def resolved_sources(data: DataSpec) -> list[Source]:
     ...
     deepfake_detect.core.exceptions.DataError: no such folder: /no/such/folder
     """
-    return [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in parse_sources(data)]
+    return [Source(str(resolve_data_root(s.root)), s.weight, s.name, s.kind) for s in parse_sources(data)]
 
 
 def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Network:
@@ -325,7 +324,7 @@ def evaluate(
         "prior": prior,
         "model": det.model_info(),
         "data_root": sources[0].root,
-        "data_sources": [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources],
+        "data_sources": [source_record(s) for s in sources],
         "per_source": per_source_rows(
             preds.labels,
             preds.logits,
@@ -367,7 +366,7 @@ def _write_outputs(run_dir: RunDir, result: dict[str, Any], sources, samples, pr
     written = run_dir.eval_json(split, laundered=laundered), run_dir.eval_md(split, laundered=laundered)
     write_json(written[0], result)
     written[1].write_text(format_markdown(result, run_dir.name))
-    roots = {s.name: Path(s.root) for s in sources}
+    roots = {s.name: samples_root(s) for s in sources}
     path = run_dir.scores_csv(split, laundered=laundered)
     _write_scores(path, roots, samples, preds, p_fake, result["threshold"]["logit"])
     # A run mirrored in MLflow gets the files and the headline numbers (eval_test_roc_auc, ...) too.

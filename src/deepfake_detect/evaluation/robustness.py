@@ -45,6 +45,7 @@ from deepfake_detect import metrics
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.runtime import resolve_threads
+from deepfake_detect.core.sources import source_record
 from deepfake_detect.data.mix import Source, list_mix_split
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import _to_rgb, load_image, normalize
@@ -432,7 +433,7 @@ def _result(
         "seed": seed,
         "model": det.model_info(),
         "data_root": sources[0].root,
-        "data_sources": [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources],
+        "data_sources": [source_record(s) for s in sources],
         "rows": _rows(labels, logits, det.threshold_logit, threshold_fpr, names),
     }
 

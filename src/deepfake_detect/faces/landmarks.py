@@ -44,9 +44,11 @@ __all__ = [
     "FoundFace",
     "find_faces",
     "ffhq_quad",
+    "quad_from_points",
     "five_points",
     "quad_side",
     "check_face_model",
+    "smallest_face",
 ]
 
 # The first search runs on a copy at most this long (see the module docstring).
@@ -60,6 +62,8 @@ ROTATIONS = ((20.0, -20.0), (35.0, -35.0))
 # 30-40 degrees 0.02-1.3 (the rotated looks see those upright). A face found in the wrong place gets a
 # verdict of its own, so a little recall of the first look is traded for fewer of them.
 DETECT_THRESHOLD = 0.2
+# The FFHQ square side (pixels of the searched copy) of a face that just fills HOG's 80 px window.
+HOG_SMALLEST_FRAME = 136
 # Two detections whose boxes overlap more than this (IoU) are the same face seen at two rotations.
 SAME_FACE_IOU = 0.3
 # dlib's frontal detector has five HOG filters: 0 front, 1 and 2 turned left and right, 3 and 4 a front face
@@ -78,11 +82,16 @@ Box = tuple[int, int, int, int]  # x, y, width, height in pixels of the EXIF-cor
 
 @dataclass
 class FoundFace:
-    """One face: the detector's box, the 68 landmarks and FFHQ's quad, all in pixels of the input image."""
+    """One face: the finder's box, five landmarks and FFHQ's quad, all in pixels of the input image.
+
+    ``landmarks5`` are the eye centres (image-left first), the nose tip and the mouth corners (image-left
+    first); ``landmarks68`` are dlib's 68 points, None from a finder without them.
+    """
 
     box: Box
-    landmarks68: np.ndarray  # (68, 2) float, x then y
+    landmarks5: np.ndarray  # (5, 2) float, x then y
     quad: np.ndarray  # (4, 2) float: top-left, bottom-left, bottom-right, top-right of the face
+    landmarks68: np.ndarray | None = None  # (68, 2) float
 
 
 # ------------------------------------------------------------------------------------------ the models
@@ -177,12 +186,23 @@ def ffhq_quad(landmarks68: np.ndarray) -> np.ndarray:
     [[-30.0, -35.0], [-30.0, 145.0], [150.0, 145.0], [150.0, -35.0]]
     """
     lm = np.asarray(landmarks68, dtype=np.float64)
-    eye_left = lm[36:42].mean(axis=0)
-    eye_right = lm[42:48].mean(axis=0)
+    return quad_from_points(lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), (lm[48] + lm[54]) / 2)
+
+
+def quad_from_points(eye_left: np.ndarray, eye_right: np.ndarray, mouth_avg: np.ndarray) -> np.ndarray:
+    """FFHQ's square from the two eye centres (image-left first) and the mid-point of the mouth corners.
+
+    The formula of :func:`ffhq_quad`, for any finder that gives these three points.
+
+    Examples
+    --------
+    >>> quad_from_points(np.array([40, 50]), np.array([80, 50]), np.array([60, 100])).round(1).tolist()
+    [[-30.0, -35.0], [-30.0, 145.0], [150.0, 145.0], [150.0, -35.0]]
+    """
+    eye_left, eye_right = np.asarray(eye_left, np.float64), np.asarray(eye_right, np.float64)
     eye_avg = (eye_left + eye_right) / 2
     eye_to_eye = eye_right - eye_left
-    mouth_avg = (lm[48] + lm[54]) / 2
-    eye_to_mouth = mouth_avg - eye_avg
+    eye_to_mouth = np.asarray(mouth_avg, np.float64) - eye_avg
     x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
@@ -303,7 +323,7 @@ def _face(rgb: np.ndarray, centre: np.ndarray, side: float, degrees: float, upri
     extent = side * (abs(c) + abs(s)) / 2  # the detector's (rotated) box, as an upright box
     x0, y0 = np.round(centre - extent).astype(int)
     x1, y1 = np.round(centre + extent).astype(int)
-    return FoundFace((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), lm, ffhq_quad(lm))
+    return FoundFace((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), five_points(lm), ffhq_quad(lm), lm)
 
 
 def _search(rgb: np.ndarray, max_side: int, degrees: float) -> list[FoundFace]:
@@ -339,6 +359,17 @@ def _distinct(faces: list[FoundFace]) -> list[FoundFace]:
         if all(_iou(face.box, other.box) <= SAME_FACE_IOU for other in kept):
             kept.append(face)
     return kept
+
+
+def smallest_face(shape: tuple[int, ...], retry_max_side: int = RETRY_MAX_SIDE) -> float:
+    """The smallest face (FFHQ square side, photo pixels) the last, largest look at a photo of ``shape`` finds.
+
+    Examples
+    --------
+    >>> smallest_face((1200, 800)), smallest_face((3200, 2400))
+    (136.0, 272.0)
+    """
+    return HOG_SMALLEST_FRAME * max(1.0, max(shape[:2]) / retry_max_side)
 
 
 def find_faces(

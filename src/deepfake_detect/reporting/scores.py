@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deepfake_detect.core.runs import RunDir, read_json
+from deepfake_detect.core.sources import source_from_record
+from deepfake_detect.data.photos import samples_root
 from deepfake_detect.data.transforms import load_image
 from deepfake_detect.evaluation.evaluate import evaluate, resolved_sources
 
@@ -97,11 +99,12 @@ def source_roots(ev: Mapping[str, Any], data: Any = None) -> tuple[dict[str, Pat
     ({'a': PosixPath('/d/a')}, PosixPath('/d/a'))
     """
     if data is not None and not (isinstance(data, list | tuple) and not data):
-        sources = [{"name": s.name, "root": s.root} for s in resolved_sources(data)]
-        default = Path(sources[0]["root"])
+        sources = resolved_sources(data)
+        default = Path(sources[0].root)
     else:
-        sources, default = ev.get("data_sources") or [], Path(ev["data_root"])
-    return {s["name"]: Path(s["root"]) for s in sources}, default
+        sources = [source_from_record(s) for s in ev.get("data_sources") or []]
+        default = Path(ev["data_root"])
+    return {s.name: samples_root(s) for s in sources}, default
 
 
 def image_files(scores: Scores, roots: Mapping[str, Path], default: Path) -> list[Path]:

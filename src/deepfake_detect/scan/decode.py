@@ -15,8 +15,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deepfake_detect.core.exceptions import FaceModelError, describe_error
-from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
-from deepfake_detect.faces.framing import FRAMINGS, frame_faces
+from deepfake_detect.data.photos import photo_pixels
+from deepfake_detect.data.transforms import Preprocess, _to_rgb
+from deepfake_detect.faces.framing import FRAMINGS, frame_faces, smallest_face
 from deepfake_detect.faces.haar import Box
 from deepfake_detect.provenance import Provenance, read_provenance
 from deepfake_detect.scan.inputs import input_label
@@ -34,6 +35,9 @@ __all__ = [
 
 # Below this side (pixels) an image is mostly interpolation once brought to the model's input size.
 MIN_RELIABLE_SIDE = 64
+# "No face found" in a photo longer than this (pixels) names the smallest face size searched for: in a large
+# photo a face can be too small for the finder while plainly visible to a person.
+LARGE_PHOTO_SIDE = 1000
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,9 @@ def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarr
     if isinstance(item, Image.Image):
         image = _to_rgb(ImageOps.exif_transpose(item))
         return (np.asarray(image) if detect else None), image.size
-    if detect:
-        image = _to_rgb(ImageOps.exif_transpose(load_image(item, None, draft=False)))
-        return np.asarray(image), image.size
+    if detect:  # the decode a photo source's crops were framed from (one function)
+        rgb = photo_pixels(item)
+        return rgb, (rgb.shape[1], rgb.shape[0])
     # Header only: the pixels are decoded once, by Preprocess.load, exactly as evaluate decodes them.
     return None, image_size(item)
 
@@ -153,6 +157,8 @@ def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
                 result.note = "no face found; the whole image was scored (--fallback-whole-image)"
         elif not result.faces:
             result.note = "no face found"
+            if max(size) > LARGE_PHOTO_SIDE:
+                result.note += f" (looked for faces of {smallest_face(rgb.shape, options.framing)} px and up)"
         if result.faces and min(size) < min(MIN_RELIABLE_SIDE, options.preprocess.size):
             result.note = (
                 f"image is only {size[0]}x{size[1]} pixels, blown up to the model's "

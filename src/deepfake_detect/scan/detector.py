@@ -85,9 +85,11 @@ class Detector(Network):
             so; this detector is not changed.
         onnx_cache : path, optional
             Deprecated with ``backend``: the folder of exported graphs for it.
-        framing : {"ffhq", "box"}
-            ``ffhq``: dlib's 68 landmarks and FFHQ's own oriented square, resampled to the training frame;
-            ``box``: the Haar cascade's upright box with its calibrated offsets (for comparison).
+        framing : {"ffhq", "dlib", "box"}
+            ``ffhq``: BlazeFace and the face mesh find the eyes and mouth, and FFHQ's own oriented square is
+            resampled to the training frame; ``dlib``: the same square from dlib's 68 landmarks (slower, the
+            previous default); ``box``: the Haar cascade's upright box with its calibrated offsets (for
+            comparison).
         provenance : bool
             Read each file's metadata (C2PA, XMP, EXIF, PNG text, JPEG comments; offline) from the bytes it
             is decoded from, into the result's ``provenance``; a declaration of generative AI makes the
@@ -107,7 +109,7 @@ class Detector(Network):
         ------
         ScanError
             For unusable options, before any input is read; ``FaceModelError`` (a ``ScanError``) when
-            ``framing="ffhq"`` and the landmark model is not installed.
+            the framing's face models are not installed.
         ExplainError
             For ``explain`` or ``explain_inline`` with a model without torch weights (an ``.onnx`` file).
         BackendError

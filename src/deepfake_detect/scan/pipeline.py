@@ -17,10 +17,11 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
 * ``box`` (the detector's box), ``landmarks`` (5 points: the eye centres, image-left first, the nose tip and
   the mouth corners) and ``quad`` (FFHQ's face square: top-left, bottom-left, bottom-right, top-right of the
   upright face) are in pixels of the EXIF-corrected image, points rounded to 0.1 px. ``framing="ffhq"``
-  (default) finds faces with dlib's landmarks and resamples the quad to the training frame
-  (:mod:`~deepfake_detect.faces.landmarks`, :mod:`~deepfake_detect.faces.align`); ``framing="box"`` keeps the
+  (default) finds faces with BlazeFace and the face mesh and resamples the quad to the training frame
+  (:mod:`~deepfake_detect.faces.blazeface`, :mod:`~deepfake_detect.faces.align`); ``framing="dlib"`` takes the
+  same square from dlib's 68 landmarks (:mod:`~deepfake_detect.faces.landmarks`); ``framing="box"`` keeps the
   Haar cascade and its calibrated box framing (:mod:`~deepfake_detect.faces.haar`), without ``landmarks`` and
-  ``quad``. Neither falls back to the other.
+  ``quad``. None falls back to another (:mod:`~deepfake_detect.faces.framing`).
 * A face whose quad is under :data:`MIN_JUDGED_SIDE` px keeps its ``p_fake`` but gets ``"verdict": null`` and
   ``"note": "face too small to judge (N px)"``; it decides the photo only when no face could be judged.
 * ``box`` is in pixels of the EXIF-corrected image. ``p_fake`` is calibrated (at ``prior``); ``verdict`` is
@@ -80,7 +81,8 @@ from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
-from deepfake_detect.faces.landmarks import check_face_model, quad_side
+from deepfake_detect.faces.framing import check_framing
+from deepfake_detect.faces.landmarks import quad_side
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.metrics.calibration import band_verdicts, two_way_verdicts
 from deepfake_detect.provenance import apply_provenance
@@ -303,8 +305,8 @@ def iter_scan(
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
     explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
     _check_options(fps, threshold, prior, batch_size, framing)
-    if detect and framing == "ffhq":
-        check_face_model()  # a missing landmark model stops the scan now, not as one error row a file
+    if detect:
+        check_framing(framing)  # a missing face model stops the scan now, not as one error row a file
     if explain_inline and explain is not None:
         raise ScanError("choose one of explain and explain_inline")
     explainer = None

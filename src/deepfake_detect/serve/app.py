@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deepfake_detect.core.exceptions import BackendError, FaceModelError, ServeError
 from deepfake_detect.core.version import __version__
-from deepfake_detect.faces.landmarks import check_face_model
+from deepfake_detect.faces.framing import check_framing
 from deepfake_detect.scan.detector import Detector, load_detector
 from deepfake_detect.serve.config import ServeConfig
 from deepfake_detect.serve.errors import api_error, install_error_handlers
@@ -230,8 +230,7 @@ def _service_detector(config: ServeConfig, detector: Detector | None) -> Detecto
     """The detector the service runs: loaded, or a copy of the given one, on ``config.backend`` and with
     ``config.abstain``."""
     try:
-        if config.framing == "ffhq":  # fail at start, not with a 500 on every upload
-            check_face_model()
+        check_framing(config.framing)  # fail at start, not with a 500 on every upload
         if detector is None:
             return load_detector(
                 config.model, runs_dir=config.runs_dir, backend=config.backend, onnx_cache=config.onnx_cache,

@@ -55,8 +55,9 @@ class ServeConfig:
         "real" or "fake".
     runs_dir : str
         Where run ids are looked up.
-    framing : {"ffhq", "box"}
-        As for ``scan``: dlib's landmarks and FFHQ's oriented square, or the Haar cascade's box.
+    framing : {"ffhq", "dlib", "box"}
+        As for ``scan``: FFHQ's oriented square from BlazeFace and the face mesh, or from dlib's landmarks, or
+        the Haar cascade's box.
 
     Raises
     ------

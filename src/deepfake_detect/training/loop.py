@@ -33,7 +33,7 @@ from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import deterministic, predict_logits
-from deepfake_detect.core.sources import Source
+from deepfake_detect.core.sources import Source, source_record
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
@@ -136,7 +136,7 @@ def _train(
 
     Runs inside :func:`~deepfake_detect.core.runtime.deterministic`: seeded, with ``threads`` torch threads.
     """
-    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name) for s in cfg.data_sources()]
+    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name, s.kind) for s in cfg.data_sources()]
     data_ids = _data_ids(cfg, sources, ctx, progress)
     feed = _feed(cfg, preprocess, sources, data_ids["data_fingerprint"], ctx, progress)
     generators = {"train": feed.train_loader.generator, "valid": feed.val_loader.generator}
@@ -212,7 +212,14 @@ def _datasets(
     names, manifest = tuple(cfg.class_names), cfg.manifest or None
     limits = {"train": cfg.train_limit, "valid": cfg.val_limit}
     splits = {
-        split: list_mix_split(sources, split, class_names=names, limit_per_class=limit, manifest=manifest)
+        split: list_mix_split(
+            sources,
+            split,
+            class_names=names,
+            limit_per_class=limit,
+            manifest=manifest,
+            cache_dir=cfg.cache_dir,
+        )
         for split, limit in limits.items()
     }
     caches = {}
@@ -287,7 +294,7 @@ def _open_run(cfg, sources, preprocess: Preprocess, threads: int, ctx: DistConte
     if not ctx.is_main:
         return RunDir(Path(ctx.broadcast_str("")))
     run = RunDir.create(cfg.runs_dir, cfg.model, cfg.seed, cfg.run_name)
-    recorded = [{"name": s.name, "root": s.root, "weight": s.weight} for s in sources]
+    recorded = [source_record(s) for s in sources]
     data = {"data_root": sources[0].root, "data_sources": recorded}
     write_json(run.config, {**cfg.to_dict(), **data, "preprocess": preprocess.to_dict()})
     environment = {**environment_info(threads), "world_size": ctx.world_size, "backend": ctx.backend}
