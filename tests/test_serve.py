@@ -174,7 +174,9 @@ def test_openapi_describes_every_field_and_parameter(server):
     ]
     assert not undocumented
     scan = spec["paths"]["/v1/scan"]["post"]
-    assert {p["name"] for p in scan["parameters"]} == {"detect", "explain", "threshold", "prior"}
+    assert {p["name"] for p in scan["parameters"]} == {
+        "detect", "fallback_whole_image", "explain", "threshold", "prior"
+    }  # fmt: skip
     assert all(p.get("description") for p in scan["parameters"])
     assert "files" in scan["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"200", "401", "413", "415", "422"} <= set(scan["responses"])
@@ -226,12 +228,16 @@ def test_face_photo_is_found_and_explained_in_memory(client, det, face_photo):
             assert heatmap.format == "PNG" and heatmap.size == (det.preprocess.size,) * 2
 
 
-def test_no_face_falls_back_to_the_whole_image_with_a_note(client):
-    row = client.post(
-        "/v1/scan", files=files(("flat.png", encode(np.full((80, 80, 3), 90, np.uint8)), "image/png"))
-    ).json()["results"][0]
-    assert row["verdict"] in ("real", "fake") and row["faces"][0]["box"] == [0, 0, 80, 80]
-    assert "no face found" in row["note"]
+def test_no_face_gets_no_verdict_unless_the_whole_image_is_asked_for(client):
+    """As `scan`: a file without a face has no verdict and a note; fallback_whole_image=true scores it."""
+    upload = ("flat.png", encode(np.full((80, 80, 3), 90, np.uint8)), "image/png")
+    row = client.post("/v1/scan", files=files(upload)).json()["results"][0]
+    assert row["error"] is None and row["verdict"] is None and row["p_fake"] is None
+    assert row["faces"] == [] and row["note"] == "no face found"
+    asked = client.post("/v1/scan", params={"fallback_whole_image": "true"}, files=files(upload))
+    row = asked.json()["results"][0]
+    assert row["verdict"] in ("real", "fake", "uncertain") and row["faces"][0]["box"] == [0, 0, 80, 80]
+    assert "no face found; the whole image was scored" in row["note"]
 
 
 def test_content_is_sniffed_not_trusted(client):

@@ -242,7 +242,7 @@ class _Scorer:
         if item.note:
             out["note"] = item.note
         elif faces and item.video is None and out["verdict"] is None:
-            out["note"] = faces[0]["note"]
+            out["note"] = max(faces, key=lambda f: f["p_fake"])["note"]  # the face that gave p_fake
         if self.explainer is not None and faces:
             self.explainer.explain(item, faces, out)
         return out

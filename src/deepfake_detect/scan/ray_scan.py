@@ -278,7 +278,7 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
         "fake": summary.n_fake,
         "real": summary.n_real,
         "uncertain": summary.n_uncertain,
-        "no_face": summary.n_no_face,
+        "no_face": summary.n_no_face + summary.n_too_small,  # files without a verdict, as before
     }
 
 

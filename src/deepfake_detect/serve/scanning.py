@@ -25,6 +25,7 @@ class ScanOptions:
     explain: bool = False
     threshold: float | None = None
     prior: float | None = None
+    fallback_whole_image: bool = False
 
 
 def _error_row(det: Detector, filename: str, message: str) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def scan_uploads(
     rows = det.scan(
         [uploads[i].data for i in good],
         detect=options.detect,
-        fallback_whole_image=True,  # a photo without a detectable face still gets a verdict, with a note
+        fallback_whole_image=options.fallback_whole_image,  # as scan: no face, no verdict unless asked
         threshold=options.threshold,
         prior=options.prior,
         workers=0,  # decode here: starting processes costs more than one request's images

@@ -125,7 +125,11 @@ async function scan() {
   if (!state.files.length) return;
   const form = new FormData();
   state.files.forEach((file) => form.append("files", file, file.name));
-  const query = new URLSearchParams({ explain: "true", detect: String($("detect").checked) });
+  const query = new URLSearchParams({
+    explain: "true",
+    detect: String($("detect").checked),
+    fallback_whole_image: String($("fallback").checked),
+  });
   showMessage("");
   $("results").replaceChildren();
   $("scan-button").disabled = true;
@@ -149,20 +153,28 @@ function renderResults(results) {
   results.forEach((result, i) => box.append(resultCard(result, state.urls[i])));
 }
 
+// A file gets a verdict badge only when the model judged a face: never for an error, a file without a face
+// (unless the whole image was scored on request) or faces too small to judge; the note says why instead.
 function resultCard(result, url) {
-  const card = el("article", "card");
+  const card = el("article", result.verdict ? "card" : "card no-verdict");
   const title = el("h2", "", `${result.path} `);
   if (result.verdict) title.append(el("span", `verdict ${result.verdict}`, result.verdict.toUpperCase()));
   card.append(title);
   if (result.error) card.append(el("p", "error", `Could not judge this file: ${result.error}`));
   if (result.verdict === "uncertain") card.append(el("p", "uncertain-note", UNCERTAIN_TEXT));
-  if (result.note) card.append(el("p", "note", `Note: ${result.note}`));
+  if (result.note) card.append(el("p", "note", noteText(result)));
   if (!result.faces.length) return card;
   if (url) card.append(photoWithFaces(url, result.faces));
   const list = el("ol", "faces");
   result.faces.forEach((face, k) => list.append(faceRow(face, k)));
   card.append(list);
   return card;
+}
+
+// The note in words: "no verdict" first when the file has none, so nobody reads a score as one.
+function noteText(result) {
+  if (result.error || result.verdict) return `Note: ${result.note}`;
+  return `No verdict: ${result.note}.`;
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -254,7 +266,8 @@ function faceRow(face, k) {
     bar.append(mark);
   }
   row.append(bar);
-  row.append(el("span", "p-fake", `face ${k + 1}: p_fake ${face.p_fake.toFixed(3)}`));
+  const judged = face.verdict ? "" : `, ${face.note || "not judged"}`;
+  row.append(el("span", "p-fake", `face ${k + 1}: p_fake ${face.p_fake.toFixed(4)}${judged}`));
   if (face.heatmap) {
     const toggle = el("button", "secondary heatmap-toggle", "Show heatmap");
     toggle.type = "button";
