@@ -261,7 +261,7 @@ def test_mixed_good_and_bad_files_give_200_with_error_rows(client, det):
     good, text, huge = answer.json()["results"]
     assert good["error"] is None and good["p_fake"] is not None
     assert "not an image" in text["error"]
-    assert "1000x1001 = 1001000 pixels, over the limit of 1000000" in huge["error"]
+    assert "1000x1001 = 1,001,000 pixels, over the limit of 1,000,000 (--max-pixels)" in huge["error"]
     for row in (text, huge):
         assert set(row) == RESULT_KEYS and row["faces"] == [] and row["model"]["name"] == det.name
 

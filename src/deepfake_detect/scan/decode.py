@@ -14,11 +14,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deepfake_detect.core.exceptions import FaceModelError, describe_error
-from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image
+from deepfake_detect.data.transforms import Preprocess, _to_rgb, load_image, open_image
 from deepfake_detect.scan.align import crop_quad
 from deepfake_detect.scan.faces import Box, crop_face, detect_faces
 from deepfake_detect.scan.inputs import input_label
 from deepfake_detect.scan.landmarks import find_faces, five_points
+from deepfake_detect.scan.urls import url_problem
 
 __all__ = [
     "FRAMINGS",
@@ -47,6 +48,7 @@ class DecodeOptions:
     fallback_whole_image: bool = False
     fps: float = 1.0
     framing: str = "ffhq"
+    max_pixels: int | None = None  # None: data.transforms.MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -79,7 +81,9 @@ class Decoded:
     video: dict[str, Any] | None = None  # fps, duration and the sampled (frame, t) list of a video
 
 
-def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarray | None, tuple[int, int]]:
+def _open_rgb(
+    item: Any, preprocess: Preprocess, detect: bool, max_pixels: int | None = None
+) -> tuple[np.ndarray | None, tuple[int, int]]:
     """Full-size RGB pixels (detection only) and the EXIF-corrected size of an input."""
     if isinstance(item, np.ndarray):
         rgb = np.asarray(_to_rgb(Image.fromarray(item)) if item.ndim == 2 or item.shape[-1] != 3 else item)
@@ -88,15 +92,22 @@ def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarr
         image = _to_rgb(ImageOps.exif_transpose(item))
         return (np.asarray(image) if detect else None), image.size
     if detect:
-        image = _to_rgb(ImageOps.exif_transpose(load_image(item, None, draft=False)))
+        image = _to_rgb(ImageOps.exif_transpose(load_image(item, None, draft=False, max_pixels=max_pixels)))
         return np.asarray(image), image.size
     # Header only: the pixels are decoded once, by Preprocess.load, exactly as evaluate decodes them.
-    return None, image_size(item)
+    return None, image_size(item, max_pixels)
 
 
-def image_size(source: str | Path | bytes) -> tuple[int, int]:
-    """Width and height of an image file once its EXIF orientation is applied, read from the header only."""
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
+def image_size(source: str | Path | bytes, max_pixels: int | None = None) -> tuple[int, int]:
+    """Width and height of an image file once its EXIF orientation is applied, read from the header only.
+
+    Raises
+    ------
+    PIL.Image.DecompressionBombError
+        Over ``max_pixels`` (see :func:`~deepfake_detect.data.transforms.open_image`).
+    """
+    handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    with handle, open_image(handle, max_pixels) as header:
         width, height = header.size
         if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # a quarter turn swaps the sides
             width, height = height, width
@@ -108,9 +119,13 @@ def network_view(stored: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     return np.ascontiguousarray(preprocess.finish(stored))
 
 
-def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess: Preprocess) -> Face:
+def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], options: DecodeOptions) -> Face:
     # Without pixels yet, Preprocess.load is the evaluate code path: same decode, draft mode and resize.
-    stored = preprocess.prepare(Image.fromarray(rgb)) if rgb is not None else preprocess.load(item)
+    preprocess = options.preprocess
+    if rgb is not None:
+        stored = preprocess.prepare(Image.fromarray(rgb))
+    else:
+        stored = preprocess.load(item, max_pixels=options.max_pixels)
     return Face((0, 0, size[0], size[1]), network_view(stored, preprocess))
 
 
@@ -142,12 +157,15 @@ def faces_in(rgb: np.ndarray, preprocess: Preprocess, framing: str = "ffhq") -> 
 def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
     """Decode one image input into framed faces; never raises for a bad file."""
     result = Decoded(index, input_label(item, index))
+    if (why := url_problem(item)) is not None:  # not a file here: say so, not "No such file or directory"
+        result.error = why
+        return result
     try:
-        rgb, size = _open_rgb(item, options.preprocess, options.detect)
+        rgb, size = _open_rgb(item, options.preprocess, options.detect, options.max_pixels)
         if options.detect:
             result.faces = faces_in(rgb, options.preprocess, options.framing)
         if not options.detect or (not result.faces and options.fallback_whole_image):
-            result.faces = [_whole(item, rgb, size, options.preprocess)]
+            result.faces = [_whole(item, rgb, size, options)]
             if options.detect:
                 result.note = "no face found; the whole image was scored (--fallback-whole-image)"
         elif not result.faces:

@@ -45,6 +45,7 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        max_pixels: int | None = None,
     ) -> list[dict[str, Any]]:
         """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
 
@@ -84,6 +85,10 @@ class Detector(Network):
         framing : {"ffhq", "box"}
             ``ffhq``: dlib's 68 landmarks and FFHQ's own oriented square, resampled to the training frame;
             ``box``: the Haar cascade's upright box with its calibrated offsets (for comparison).
+        max_pixels : int, optional
+            Larger images (width x height, from the header) are error rows, as possible decompression bombs;
+            default 90 million (:data:`~deepfake_detect.data.transforms.MAX_IMAGE_PIXELS`), at most what
+            Pillow opens at all (:func:`~deepfake_detect.data.transforms.pillow_pixel_limit`).
 
         Returns
         -------
@@ -116,7 +121,7 @@ class Detector(Network):
             iter_scan(
                 det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
                 prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-                explain_inline=explain_inline, framing=framing,
+                explain_inline=explain_inline, framing=framing, max_pixels=max_pixels,
             )
         )  # fmt: skip
 
@@ -136,6 +141,7 @@ class Detector(Network):
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        max_pixels: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
         order, in bounded memory; options are checked at once, not on the first ``next``.
@@ -144,7 +150,7 @@ class Detector(Network):
         return iter_scan(
             det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
             prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-            explain_inline=explain_inline, framing=framing,
+            explain_inline=explain_inline, framing=framing, max_pixels=max_pixels,
         )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from deepfake_detect.scan.decode import image_size
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.scan.inputs import iter_inputs, named_inputs
 from deepfake_detect.scan.parquet import PartWriter, done_paths, is_parquet_output, prepare_output
+from deepfake_detect.scan.urls import url_problem
 from deepfake_detect.scan.video import timeline_png
 
 __all__ = ["ScanSummary", "scan_paths", "status_word", "write_report", "CSV_COLUMNS", "FORMATS"]
@@ -266,6 +267,7 @@ def scan_paths(
     progress: bool = True,
     stdout: TextIO | None = None,
     stdin: TextIO | None = None,
+    max_pixels: int | None = None,
 ) -> ScanSummary:
     """Scan files and write the results as they come: the ``deepfake-detect scan`` command.
 
@@ -275,7 +277,8 @@ def scan_paths(
     must be missing or empty unless resuming), ``resume`` (append to ``output`` and skip the paths already in
     it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
     and ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``:
-    ``--no-abstain``).
+    ``--no-abstain``). A URL among ``paths`` stops the scan before it starts (a URL read from ``paths_from``
+    or stdin is an error row instead, like any file that cannot be read).
 
     Returns
     -------
@@ -284,7 +287,8 @@ def scan_paths(
     Raises
     ------
     ScanError
-        For unusable options or when there is nothing to scan.
+        For unusable options, a URL among ``paths`` (:func:`~deepfake_detect.scan.urls.url_problem`), or
+        when there is nothing to scan.
     MissingExtraError
         For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[parquet]'``).
     """
@@ -295,6 +299,8 @@ def scan_paths(
     if fmt == "parquet":
         prepare_output(output, resume)  # before the model loads: no pyarrow, or another scan's parts
     named = named_inputs(paths, paths_from)
+    for problem in filter(None, map(url_problem, paths)):
+        raise ScanError(problem)
     det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain)
     summary = ScanSummary()
     done = _done_paths(output, fmt) if resume else set()
@@ -309,6 +315,7 @@ def scan_paths(
     results = det.iter_scan(
         todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
         fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain, framing=framing,
+        max_pixels=max_pixels,
     )  # fmt: skip
     kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
     if summary.n_scanned == 0 and summary.n_skipped == 0:

@@ -40,7 +40,9 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
   With ``fallback_whole_image`` the whole image is scored instead (and the note says so).
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
-* A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
+* A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null; so is an
+  image of more than ``max_pixels`` pixels (default 90 million) and a URL (a scan reads files; see
+  :func:`~deepfake_detect.scan.urls.url_problem`).
 * With ``explain_dir``, each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
   ``explain_inline``, the same PNG as a ``data:image/png;base64,...`` URL (nothing written to disk).
 
@@ -73,7 +75,7 @@ import numpy as np
 
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
-from deepfake_detect.data.transforms import normalize
+from deepfake_detect.data.transforms import normalize, pillow_pixel_limit
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.scan.decode import FRAMINGS, Decoded, DecodeOptions, Face, decode_image
 from deepfake_detect.scan.explain import Explainer
@@ -249,7 +251,12 @@ class _Scorer:
 
 
 def _check_options(
-    fps: float, threshold: float | None, prior: float | None, batch_size: int, framing: str = "ffhq"
+    fps: float,
+    threshold: float | None,
+    prior: float | None,
+    batch_size: int,
+    framing: str = "ffhq",
+    max_pixels: int | None = None,
 ) -> None:
     if framing not in FRAMINGS:
         raise ScanError(f"framing must be one of {', '.join(FRAMINGS)}; got {framing!r}")
@@ -261,6 +268,11 @@ def _check_options(
         raise ScanError(f"prior must be in (0, 1), got {prior}")
     if batch_size < 1:
         raise ScanError(f"batch_size must be at least 1, got {batch_size}")
+    pillow = pillow_pixel_limit()
+    if max_pixels is not None and not 1 <= max_pixels <= (pillow or max_pixels):
+        raise ScanError(
+            f"max_pixels (--max-pixels) must be from 1 to {pillow:,}, the most Pillow opens, got {max_pixels:,}"
+        )
 
 
 def iter_scan(
@@ -280,6 +292,7 @@ def iter_scan(
     onnx_cache: str | Path | None = None,
     framing: str = "ffhq",
     expand: bool = True,
+    max_pixels: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
 
@@ -291,7 +304,7 @@ def iter_scan(
     file named ``a[1].jpg`` that vanished since it was listed is its own error row, one result an input.
     """
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
-    _check_options(fps, threshold, prior, batch_size, framing)
+    _check_options(fps, threshold, prior, batch_size, framing, max_pixels)
     if detect and framing == "ffhq":
         check_face_model()  # a missing landmark model stops the scan now, not as one error row a file
     if explain_inline and explain_dir is not None:
@@ -300,7 +313,7 @@ def iter_scan(
     if explain_dir is not None or explain_inline:
         explainer = Explainer(det, explain_dir)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
-    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing)
+    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing, max_pixels)
     # Options, backend and explainer are checked above, before the first result is asked for.
     items = iter_inputs(inputs) if expand else inputs
     return _results(scorer, decoded_stream(items, options, workers=workers), batch_size)

@@ -65,6 +65,7 @@ def scan_uploads(
         workers=0,  # decode here: starting processes costs more than one request's images
         explain_inline=options.explain,
         framing=config.framing,
+        max_pixels=config.max_pixels,  # sniffed from the header above; the decoder holds to it too
     )
     by_index = dict(zip(good, rows, strict=True))
     results = []
