@@ -222,6 +222,36 @@ def test_a_face_too_small_to_judge_has_no_badge_and_says_why(page, tmp_path):
     assert not page.problems, page.problems
 
 
+def test_labels_of_faces_side_by_side_do_not_overlap(page, tmp_path):
+    photo = tmp_path / "three.png"
+    Image.fromarray(np.full((300, 600, 3), 120, np.uint8)).save(photo)
+
+    def face(x: float, verdict: str) -> dict:
+        quad = [[x, 100.0], [x, 160.0], [x + 60.0, 160.0], [x + 60.0, 100.0]]  # tops level, 60 px apart
+        return {"box": [int(x), 100, 60, 60], "quad": quad, "p_fake": 0.5, "logit": 0.0, "verdict": verdict}
+
+    faces = [face(100, "real"), face(160, "fake"), face(220, "real")]
+    answer = {"path": "three.png", "error": None, "verdict": "fake", "p_fake": 0.5, "faces": faces}
+    model = {"name": "m", "sha256": "s", "threshold_logit": 0.0, "temperature": 1.0}
+    body = json.dumps({"model": model, "results": [answer]})
+    page.route(
+        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+    )
+    enter_key(page)
+    page.set_input_files("#file-input", str(photo))
+    page.click("#scan-button")
+    labels = page.locator(".photo .face-label")
+    sync_api.expect(labels).to_have_count(3, timeout=60_000)
+    boxes = labels.evaluate_all(
+        "ns => ns.map(n => { const r = n.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
+    )
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    sync_api.expect(page.locator(".card .legend")).to_contain_text("p_fake of the face")
+    assert not page.problems, page.problems
+
+
 @pytest.fixture(scope="module")
 def uncertain_server(tmp_path_factory, untrained_checkpoint, face_photo):
     """A service whose model has an "uncertain" band around the astronaut's face score (no key)."""
@@ -263,8 +293,15 @@ def test_an_uncertain_verdict_is_shown_apart_with_its_explanation(
     sync_api.expect(badge).to_be_visible()
     # Amber, not the green of "real" or the red of "fake".
     assert badge.evaluate("node => getComputedStyle(node).backgroundColor") == "rgb(161, 92, 0)"
-    # The band drawn on each face's p_fake bar.
+    # The band drawn on each face's p_fake bar, and a legend saying what the beige band and the mark are.
     assert card.locator(".face .bar .band").count() == card.locator(".face").count() >= 1
+    legend = card.locator(".legend")
+    sync_api.expect(legend).to_contain_text("uncertain band, p_fake")
+    sync_api.expect(legend).to_contain_text("does not call real or fake")
+    sync_api.expect(legend).to_contain_text("threshold, p_fake")
+    assert legend.locator(".band-key").evaluate("n => getComputedStyle(n).backgroundColor") == (
+        card.locator(".face .bar .band").first.evaluate("n => getComputedStyle(n).backgroundColor")
+    )  # the legend's swatch is the band's colour
     sync_api.expect(card.locator(".photo .face-shape.uncertain").first).to_be_attached()
     assert not problems, problems
     page.close()

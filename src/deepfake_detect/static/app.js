@@ -167,7 +167,7 @@ function resultCard(result, url) {
   if (url) card.append(photoWithFaces(url, result.faces));
   const list = el("ol", "faces");
   result.faces.forEach((face, k) => list.append(faceRow(face, k)));
-  card.append(list);
+  card.append(list, barLegend());
   return card;
 }
 
@@ -223,18 +223,53 @@ function photoWithFaces(url, faces) {
     svg.setAttribute("aria-hidden", "true");
     faces.forEach((face) => svg.append(faceShape(face)));
     wrap.append(svg);
-    faces.forEach((face, k) => {
+    const labels = faces.map((face, k) => {
       const [x, y] = labelAnchor(face);
       const text = `face ${k + 1}: ${face.verdict || "not judged"}`;
       const label = el("span", `face-label ${verdictClass(face)}`, text);
       label.style.left = `${(100 * x) / img.naturalWidth}%`;
       label.style.top = `${(100 * y) / img.naturalHeight}%`;
       wrap.append(label);
+      return label;
     });
+    separateLabels(labels);
   });
   img.src = url;
   wrap.append(img);
   return wrap;
+}
+
+// Faces side by side put their labels on top of each other: move each label that overlaps one placed before
+// it down by its own height until it is clear (labels are small; a few steps at most).
+function separateLabels(labels) {
+  const placed = [];
+  const overlaps = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  labels.forEach((label) => {
+    const clashes = () => placed.some((rect) => overlaps(rect, label.getBoundingClientRect()));
+    for (let step = 0; step < labels.length && clashes(); step++) {
+      label.style.top = `calc(${label.style.top} + ${label.getBoundingClientRect().height}px)`;
+    }
+    placed.push(label.getBoundingClientRect());
+  });
+}
+
+// What the p_fake bar shows, in words: the fill, the beige band where the model says "uncertain", the threshold.
+function barLegend() {
+  const legend = el("p", "legend");
+  legend.append(el("span", "key fill-key"), " p_fake of the face (0 at the left, 1 at the right)");
+  if (state.band) {
+    const lower = state.band.lower_p_fake === null ? 0 : state.band.lower_p_fake;
+    const upper = state.band.upper_p_fake === null ? 1 : state.band.upper_p_fake;
+    legend.append(
+      el("span", "key band-key"),
+      ` uncertain band, p_fake ${lower.toFixed(3)} to ${upper.toFixed(3)}: scores the model does not call ` +
+        "real or fake, because on validation photos its verdicts there were too often wrong",
+    );
+  }
+  if (state.thresholdP !== null) {
+    legend.append(el("span", "key threshold-key"), ` threshold, p_fake ${state.thresholdP.toFixed(3)}`);
+  }
+  return legend;
 }
 
 function faceRow(face, k) {
