@@ -159,3 +159,13 @@ def test_user_errors_are_one_line_not_a_traceback(args, message):
     proc = cli(*args, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_band_with_an_open_end_says_that_side_is_never_called():
+    from deepfake_detect.evaluation.evaluate import _abstention_lines
+
+    band = {"lower_logit": 0.0146, "upper_logit": None, "target_precision": 0.99, "coverage": 0.0}
+    band |= {"accuracy_decided": None, "precision_fake": None, "precision_real": None}
+    lines = _abstention_lines(band)
+    assert "[0.0146, inf)" in lines[1]
+    assert lines[2:] == ["Nothing is called fake: on validation no fake verdict reached that precision."]
