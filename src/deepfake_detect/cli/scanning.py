@@ -106,8 +106,8 @@ def scan(
     backend: Annotated[
         str,
         typer.Option(
-            help="auto (the model's default: its int8 graph where its metadata says so, as for the default "
-            "model, else the float graph in ONNX Runtime; either way evaluate's scores), onnx (float), torch, or "
+            help="auto (the model's default: its int8 graph where its metadata says so, else the float graph "
+            "in ONNX Runtime; either way evaluate's scores), onnx (float), torch, or "
             "onnx-int8: the int8 graph beside the weights, about 2x faster than float, scores a little off."
         ),
     ] = "auto",

@@ -173,8 +173,8 @@ def load_detector(
         images but cannot explain them (no torch weights).
     backend : {"auto", "onnx-int8", "onnx", "torch"}
         What runs the network, chosen once (see :mod:`deepfake_detect.inference.network`). ``auto``, the
-        default, is the model's own default: the int8 graph beside the weights where their metadata makes it so
-        (as for the shipped default model), else the float graph in ONNX Runtime (exported once to
+        default, is the model's own default: the int8 graph beside the weights where their metadata makes it so,
+        else the float graph in ONNX Runtime (exported once to
         ``onnx_cache``), else torch; either way the scores ``evaluate`` gives. ``onnx-int8`` runs the int8 graph
         (about twice as fast as float), ``onnx`` the float graph.
     device : str
