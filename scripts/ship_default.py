@@ -2,6 +2,12 @@
 
     python scripts/ship_default.py runs/mix-f2-e20        # the data the run recorded (every source of its mix)
     python scripts/ship_default.py runs/s4-128-e12 --data ../shared/data/faces140k
+    python scripts/ship_default.py src/deepfake_detect/weights/default.safetensors   # rebuild from the shipped
+
+A ``.safetensors`` file instead of a run folder (the shipped default's own weights, say) is copied into a
+scratch run folder first (``--scratch``, default ``ship-scratch/``) and shipped from there: the int8 graph, the
+backend check and the refit are made again from the same float weights, without retraining, on the data its
+metadata records (its config's ``data``) unless ``--data`` is given.
 
 Writes into ``src/deepfake_detect/weights/``:
 
@@ -69,6 +75,23 @@ def scanned_test_metrics(weights: Path, data, backend: str) -> dict:
     }
 
 
+def run_folder(source: Path, scratch: Path) -> RunDir:
+    """The run folder to ship from: ``source`` itself, or a scratch one holding a copy of the weights file
+    ``source`` (its tensors and metadata unchanged: the steps below refit what they need)."""
+    if source.suffix != ".safetensors":
+        return RunDir(source)
+    scratch.mkdir(parents=True, exist_ok=True)
+    run = RunDir(scratch)
+    shutil.copyfile(source, run.model)
+    return run
+
+
+def recorded_data(run: RunDir) -> list[str]:
+    """The data a run recorded: its config.json's, else (a scratch folder) its weights' config."""
+    config = run.read_config() or load_checkpoint(run.model)[1].get("config") or {}
+    return config["data"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,16 +103,19 @@ def main() -> None:
         help="a folder or PATH[:WEIGHT], repeated for a mix; default: the run's data",
     )
     parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument(
+        "--scratch", type=Path, default=Path("ship-scratch"), help="run folder for a .safetensors source"
+    )
     args = parser.parse_args()
-    run = RunDir(args.run)
-    data = args.data or run.read_config()["data"]
+    run = run_folder(args.run, args.scratch)
+    data = args.data or recorded_data(run)
     # The int8 graph beside the run's weights, then the backend choice on validation (it may make int8 the
     # default), before any test figure: the test split is scored once, with the backend users will get.
     exported = export_run(run.model, quantize=True, data=data)
-    check = compare_int8(args.run, data)
+    check = compare_int8(run.path, data)
     make_int8_default(run.model, check, data)
     state, meta = load_checkpoint(run.model)
-    meta["test_metrics"] = test_metrics(args.run, data)
+    meta["test_metrics"] = test_metrics(run.path, data)
     weights = args.out / "default.safetensors"
     save_checkpoint(weights, state, meta)
     graph = Path(exported["int8"]["onnx"])

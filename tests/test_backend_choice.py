@@ -71,3 +71,17 @@ def test_int8_made_the_default_is_what_evaluate_and_a_default_scan_score_with(
         assert abs(r["faces"][0]["logit"] - float(row["logit"])) <= 5e-7  # the CSV's 6 decimals
         assert r["verdict"] == row["verdict"]
     assert dd.load_detector(quantised_run, backend="torch").backend == "torch"  # still asked for by name
+
+
+def test_a_failed_check_refits_on_float_what_was_fitted_on_an_int8_graph(quantised_run, tmp_path):
+    """A new int8 graph that fails the check, for weights whose earlier int8 graph was the default (the previous
+    test made it so): threshold, temperature and band are fitted again on the float scores users now get."""
+    weights = RunDir(quantised_run).model
+    assert read_metadata(weights)["calibrated_with"] == "onnx-int8"
+    assert not make_int8_default(weights, compare_int8(quantised_run, tolerance=-1.0))
+    meta = read_metadata(weights)
+    assert meta.get("default_backend") is None and meta["calibrated_with"] == "torch"
+    torch_det = dd.load_detector(quantised_run, backend="torch", abstain=False)
+    _, valid = score_split(torch_det, run_sources(RunDir(quantised_run), None), "valid")
+    assert meta["threshold_logit"] == pytest.approx(metrics.f1_optimal_threshold(valid.labels, valid.logits))
+    assert dd.load_detector(quantised_run, onnx_cache=tmp_path).scoring_backend == "torch"

@@ -31,8 +31,8 @@ def card_search(pattern: str) -> tuple[str, ...]:
 
 
 def card_row(name: str) -> list[str]:
-    """The cells of the card's metrics-table row ``name``: int8 graph (the default backend), its 95% CI, float
-    weights, the previous default."""
+    """The cells of the card's metrics-table row ``name``: float weights (the default backend), their 95% CI,
+    the int8 graph, the previous default."""
     (cells,) = card_search(rf"\n\| {re.escape(name)} \|(.*)\|\n")
     return [cell.strip() for cell in cells.split("|")]
 
@@ -55,8 +55,14 @@ def default_det():
 
 @pytest.fixture(scope="module")
 def scoring_det(default_det):
-    """The default model as evaluate and a default scan score it (its int8 graph)."""
+    """The default model as evaluate scores it (its float weights; a default scan runs their float graph)."""
     return default_det.with_backend(default_det.scoring_backend)
+
+
+@pytest.fixture(scope="module")
+def int8_det(default_det):
+    """The int8 graph shipped beside the weights (``--backend onnx-int8``)."""
+    return default_det.with_backend("onnx-int8")
 
 
 def split_scores(detector, data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +76,7 @@ def split_scores(detector, data: Path, split: str) -> tuple[np.ndarray, np.ndarr
     return preds.labels, preds.logits
 
 
-def test_the_card_describes_the_shipped_weights(default_det):
+def test_the_card_describes_the_shipped_weights(default_det, tmp_path):
     (sha,) = card_search(r"tensor sha256\s+`([0-9a-f]{64})`")
     rule, threshold, temperature = card_search(
         r"Threshold \(([^)]*)\): logit (-?\d\.\d+)[\s\S]*?Temperature\s+(\d\.\d+)"
@@ -83,8 +89,11 @@ def test_the_card_describes_the_shipped_weights(default_det):
     assert default_det.metadata["threshold_rule"] == "source_fpr"
     assert default_det.metadata["config"]["threshold_max_fpr"] == float(max_fpr) / 100
     assert default_det.int8_path == DEFAULT_WEIGHTS.with_name("default.int8.onnx")  # made from these weights
-    assert default_det.scoring_backend == "onnx-int8" and dd.load_detector("default").backend == "onnx-int8"
-    assert default_det.metadata["calibrated_with"] == "onnx-int8"
+    # The rebuilt int8 graph failed the 0.002 check on laundered validation: the float weights are the default.
+    assert default_det.metadata["int8_validation"]["passes"] is False
+    assert default_det.scoring_backend == "torch"
+    assert dd.load_detector("default", onnx_cache=tmp_path).backend == "onnx"
+    assert default_det.metadata["calibrated_with"] == "torch"
 
 
 def _check_test_figures(found: dict, column: int) -> None:
@@ -97,17 +106,9 @@ def _check_test_figures(found: dict, column: int) -> None:
 
 
 @pytest.mark.slow
-def test_the_float_weights_score_the_card_figures_on_test(default_det, shared_data):
-    labels, logits = split_scores(default_det, shared_data, "test")
-    _check_test_figures(metrics.binary_metrics(labels, logits, default_det.threshold_logit), column=2)
-
-
-@pytest.mark.slow
 @pytest.mark.usefixtures("scan_runtime")
-def test_the_int8_graph_scores_the_card_figures_on_test_as_evaluate_and_scan_do(
-    default_det, scoring_det, shared_data
-):
-    labels, logits = split_scores(scoring_det, shared_data, "test")  # evaluate's way: the data loader
+def test_the_default_scores_the_card_figures_on_test_as_evaluate_and_scan_do(default_det, shared_data):
+    labels, logits = split_scores(default_det, shared_data, "test")  # evaluate's way: the data loader
     found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
     _check_test_figures(found, column=0)
     samples = list_split(shared_data, "test")
@@ -115,17 +116,37 @@ def test_the_int8_graph_scores_the_card_figures_on_test_as_evaluate_and_scan_do(
         [str(s.path) for s in samples], detect=False, workers=0
     )
     scanned = np.array([r["faces"][0]["logit"] for r in results])
-    assert np.abs(scanned - logits).max() <= 1e-6  # a default scan reproduces evaluate
-    claimed = json.loads(default_det.int8_path.with_name("default.int8.onnx.json").read_text())[
-        "test_metrics"
-    ]
-    faces = next(row for row in claimed["per_source"] if row["source"] == "faces140k")
-    assert (faces["roc_auc"], faces["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
+    assert np.abs(scanned - logits).max() <= 1e-4  # a default scan (the float graph) reproduces evaluate
     # What the weights claim about themselves (served by the REST API) must be these fresh figures too.
     served = next(
         row for row in default_det.metadata["test_metrics"]["per_source"] if row["source"] == "faces140k"
     )
     assert (served["roc_auc"], served["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("scan_runtime")
+def test_the_int8_graph_scores_the_card_figures_on_test(default_det, int8_det, shared_data):
+    labels, logits = split_scores(int8_det, shared_data, "test")
+    found = metrics.binary_metrics(labels, logits, default_det.threshold_logit)
+    _check_test_figures(found, column=2)
+    claimed = json.loads(default_det.int8_path.with_name("default.int8.onnx.json").read_text())[
+        "test_metrics"
+    ]
+    faces = next(row for row in claimed["per_source"] if row["source"] == "faces140k")
+    assert (faces["roc_auc"], faces["accuracy"]) == pytest.approx((found["roc_auc"], found["accuracy"]))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("scan_runtime")
+@pytest.mark.parametrize("backend", ["default", "onnx-int8"])
+def test_scores_are_not_rounded_to_a_few_hundred_values(default_det, int8_det, shared_data, backend):
+    """Issue 20: the int8 graph's quantised logit gave 180 distinct values over these 500 faces; the card's
+    floor is 450 (ties between two different faces stay possible, not a step of 0.14)."""
+    det = default_det if backend == "default" else int8_det
+    _, logits = split_scores(det, shared_data, "test")
+    (floor,) = card_search(r"at least (\d+) distinct `p_fake` values")
+    assert len(np.unique(det.p_fake(logits))) >= int(floor)
 
 
 SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
@@ -182,7 +203,9 @@ def test_the_card_per_source_table_is_the_models_scores(scoring_det, shared_data
 
 
 @pytest.mark.slow
-def test_the_threshold_is_the_per_source_fpr_rule_on_the_int8_validation_scores(scoring_det, shared_data):
+def test_the_threshold_is_the_per_source_fpr_rule_on_the_default_backends_validation_scores(
+    scoring_det, shared_data
+):
     from deepfake_detect.core.sources import parse_sources
     from deepfake_detect.evaluation.evaluate import score_split
 

@@ -170,3 +170,13 @@ def test_evaluate_seed_is_the_deprecated_old_name_of_bootstrap_seed(tmp_path):
     warned = pytest.warns(DeprecationWarning, match="seed= is deprecated .* use bootstrap_seed=")
     with warned, pytest.raises(RunError):
         evaluate(tmp_path / "no-run", seed=1)
+
+
+def test_a_band_with_an_open_end_says_that_side_is_never_called():
+    from deepfake_detect.evaluation.evaluate import _abstention_lines
+
+    band = {"lower_logit": 0.0146, "upper_logit": None, "target_precision": 0.99, "coverage": 0.0}
+    band |= {"accuracy_decided": None, "precision_fake": None, "precision_real": None}
+    lines = _abstention_lines(band)
+    assert "[0.0146, inf)" in lines[1]
+    assert lines[2:] == ["Nothing is called fake: on validation no fake verdict reached that precision."]

@@ -152,7 +152,8 @@ def test_report_and_explain(model, photos, tmp_path, face_photo, make_video):
     assert len(heatmaps) == 3 and all(Image.open(h).format == "PNG" for h in heatmaps)
     page = report.read_text()
     assert page.count('class="card') == 6 and "http://" not in page and "https://" not in page
-    assert page.count("data:image/png;base64,") == 5 + 3 + 1  # thumbnails, heatmaps, video timeline
+    assert page.count("data:image/jpeg;base64,") == 5  # thumbnails
+    assert page.count("data:image/png;base64,") == 3 + 1  # heatmaps, video timeline
     assert "not face swaps" in page
 
 
@@ -176,3 +177,67 @@ def test_export_command_and_onnx_scan(model, photos, tmp_path):
 def test_help_says_gan_faces_not_swaps():
     text = CliRunner().invoke(app, ["scan", "--help"], terminal_width=200).stdout
     assert "not face swaps" in text and "highest p_fake" in text
+
+
+def _small_face_row(model: str, photo: Path, side: int) -> dict:
+    """The row of a photo whose one face's frame is ``side`` px: the pipeline's own rule gives no verdict."""
+    from deepfake_detect.scan.decode import Decoded, Face
+    from deepfake_detect.scan.detector import load_detector
+    from deepfake_detect.scan.pipeline import _Scorer
+
+    quad = np.array([[20, 20], [20, 20 + side], [20 + side, 20 + side], [20 + side, 20]], np.float64)
+    face = Face(
+        (20, 20, side, side), np.zeros((32, 32, 3), np.uint8), landmarks=quad[:1].repeat(5, 0), quad=quad
+    )
+    scorer = _Scorer(load_detector(model, backend="torch"), 32, None, None)
+    return scorer.result(Decoded(0, str(photo), faces=[face]), np.array([3.0], np.float32))
+
+
+def test_no_face_and_a_face_too_small_read_alike_in_table_and_report(model, photos, tmp_path):
+    """No verdict in either case; the same words ("no face", "not judged", the note) in the table and the
+    report, no "None", and the small face's frame drawn grey, not in a verdict's colour."""
+    from deepfake_detect.scan.output import _TableWriter, write_report
+
+    photo = tmp_path / "white.png"
+    Image.new("RGB", (200, 200), "white").save(photo)
+    small = _small_face_row(model, photo, 86)
+    code, out, _ = run(str(photos / "blank.png"), "--model", model, "--json")
+    blank = json.loads(out)
+    assert code == 0 and small["verdict"] is None and blank["verdict"] is None
+    assert small["note"] == "face too small to judge (86 px)" and blank["note"] == "no face found"
+
+    table = io.StringIO()
+    writer = _TableWriter(table, header=True)
+    writer.write(small)
+    writer.write(blank)
+    lines = table.getvalue().splitlines()
+    assert lines[1].split()[0:2] == ["not", "judged"] and lines[1].endswith(
+        "(face too small to judge (86 px))"
+    )
+    assert lines[2].split()[0:2] == ["no", "face"] and lines[2].endswith("(no face found)")
+
+    page = write_report([small, blank], tmp_path / "r.html").read_text()
+    assert "<h3>not judged" in page and "<h3>no face" in page and "None" not in page
+    assert "face 0: not judged (face too small to judge (86 px))" in page
+    assert "1 without a face, 1 with faces too small to judge" in page
+    thumb = page.split('src="data:image/jpeg;base64,', 1)[1].split('"', 1)[0]
+    with Image.open(io.BytesIO(__import__("base64").b64decode(thumb))) as image:
+        r, g, b = image.convert("RGB").getpixel((20, 60))  # on the frame's left edge
+    assert abs(r - g) < 30 and abs(g - b) < 30 and r < 200  # grey: drawn as found, not as judged
+
+
+def test_report_of_many_files_is_capped_small_and_says_so(model, tmp_path):
+    from deepfake_detect.scan.output import write_report
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    code, out, _ = run(str(folder), "--model", model, "--json", "--no-detect", "-q")
+    rows = [json.loads(line) for line in out.splitlines()]
+    page = write_report(rows, tmp_path / "r.html", max_cards=5).read_text()
+    assert code == 0 and page.count('<div class="card') == 5
+    assert "scanned 12 file(s)" in page and "Shown here: the first 5" in page
+    # Noise is JPEG's worst case; a face's thumbnail is a few times smaller still.
+    assert len(page) < 5 * 200_000

@@ -136,6 +136,122 @@ def test_errors_are_shown_in_plain_words(page, tmp_path):
     sync_api.expect(message).to_contain_text("The API key is missing or wrong.")
 
 
+def ui_screenshot() -> bytes:
+    """A PNG of a settings window made in code: title bar, text, fields and buttons, and no face anywhere."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (640, 420), (245, 246, 248))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, 640, 32], fill=(52, 73, 94))
+    draw.text((12, 10), "Settings - Account", fill="white")
+    for row in range(6):
+        y = 60 + 50 * row
+        draw.text((24, y + 6), f"Option {row + 1}: notify me about new sign-ins", fill=(29, 36, 48))
+        draw.rectangle([380, y, 600, y + 28], outline=(160, 170, 180), fill="white")
+    draw.rounded_rectangle([470, 370, 600, 402], radius=6, fill=(21, 101, 192))
+    draw.text((505, 380), "Save", fill="white")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_screenshot_without_a_face_gets_no_verdict_badge(page):
+    """A screenshot and a 1x1 PNG: no face, so no verdict badge, only the plain note; the whole image is
+    scored (and gets a badge) only when the page is asked to."""
+    one_pixel = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(one_pixel, "PNG")
+    uploads = [
+        {"name": "settings.png", "mimeType": "image/png", "buffer": ui_screenshot()},
+        {"name": "pixel.png", "mimeType": "image/png", "buffer": one_pixel.getvalue()},
+    ]
+    enter_key(page)
+    page.set_input_files("#file-input", files=uploads)
+    page.click("#scan-button")
+    cards = page.locator(".card")
+    sync_api.expect(cards).to_have_count(2, timeout=60_000)
+    for card in (cards.nth(0), cards.nth(1)):
+        sync_api.expect(card.locator(".note")).to_have_text("No verdict: no face found.")
+        assert card.locator(".verdict").count() == 0  # no badge of any kind
+        assert "no-verdict" in card.get_attribute("class").split()
+
+    page.check("#fallback")
+    page.set_input_files("#file-input", files=uploads[:1])
+    page.click("#scan-button")
+    card = page.locator(".card")
+    sync_api.expect(card.locator("h2 .verdict")).to_have_count(1, timeout=60_000)
+    sync_api.expect(card.locator(".note")).to_contain_text("the whole image was scored")
+    assert not page.problems, page.problems
+
+
+def test_a_face_too_small_to_judge_has_no_badge_and_says_why(page, tmp_path):
+    photo = tmp_path / "group.png"
+    Image.fromarray(np.full((300, 400, 3), 120, np.uint8)).save(photo)
+    note = "face too small to judge (60 px)"
+    quad = [[100.0, 100.0], [100.0, 160.0], [160.0, 160.0], [160.0, 100.0]]
+    face = {
+        "box": [100, 100, 60, 60],
+        "quad": quad,
+        "p_fake": 0.97,
+        "logit": 3.4,
+        "verdict": None,
+        "note": note,
+    }
+    answer = {
+        "path": "group.png",
+        "error": None,
+        "verdict": None,
+        "p_fake": 0.97,
+        "faces": [face],
+        "note": note,
+    }
+    model = {"name": "m", "sha256": "s", "threshold_logit": 0.0, "temperature": 1.0}
+    body = json.dumps({"model": model, "results": [answer]})
+    page.route(
+        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+    )
+    enter_key(page)
+    page.set_input_files("#file-input", str(photo))
+    page.click("#scan-button")
+    card = page.locator(".card")
+    sync_api.expect(card.locator(".face")).to_have_count(1, timeout=60_000)
+    assert card.locator("h2 .verdict").count() == 0  # the file has no verdict
+    sync_api.expect(card.locator(".note")).to_have_text(f"No verdict: {note}.")
+    sync_api.expect(card.locator(".face .p-fake")).to_contain_text(note)
+    sync_api.expect(card.locator(".photo .face-shape.unjudged")).to_have_count(1)  # grey and dashed
+    assert "None" not in card.inner_text() and "null" not in card.inner_text()
+    assert not page.problems, page.problems
+
+
+def test_labels_of_faces_side_by_side_do_not_overlap(page, tmp_path):
+    photo = tmp_path / "three.png"
+    Image.fromarray(np.full((300, 600, 3), 120, np.uint8)).save(photo)
+
+    def face(x: float, verdict: str) -> dict:
+        quad = [[x, 100.0], [x, 160.0], [x + 60.0, 160.0], [x + 60.0, 100.0]]  # tops level, 60 px apart
+        return {"box": [int(x), 100, 60, 60], "quad": quad, "p_fake": 0.5, "logit": 0.0, "verdict": verdict}
+
+    faces = [face(100, "real"), face(160, "fake"), face(220, "real")]
+    answer = {"path": "three.png", "error": None, "verdict": "fake", "p_fake": 0.5, "faces": faces}
+    model = {"name": "m", "sha256": "s", "threshold_logit": 0.0, "temperature": 1.0}
+    body = json.dumps({"model": model, "results": [answer]})
+    page.route(
+        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+    )
+    enter_key(page)
+    page.set_input_files("#file-input", str(photo))
+    page.click("#scan-button")
+    labels = page.locator(".photo .face-label")
+    sync_api.expect(labels).to_have_count(3, timeout=60_000)
+    boxes = labels.evaluate_all(
+        "ns => ns.map(n => { const r = n.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
+    )
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    sync_api.expect(page.locator(".card .legend")).to_contain_text("p_fake of the face")
+    assert not page.problems, page.problems
+
+
 @pytest.fixture(scope="module")
 def uncertain_server(tmp_path_factory, untrained_checkpoint, face_photo):
     """A service whose model has an "uncertain" band around the astronaut's face score (no key)."""
@@ -177,8 +293,15 @@ def test_an_uncertain_verdict_is_shown_apart_with_its_explanation(
     sync_api.expect(badge).to_be_visible()
     # Amber, not the green of "real" or the red of "fake".
     assert badge.evaluate("node => getComputedStyle(node).backgroundColor") == "rgb(161, 92, 0)"
-    # The band drawn on each face's p_fake bar.
+    # The band drawn on each face's p_fake bar, and a legend saying what the beige band and the mark are.
     assert card.locator(".face .bar .band").count() == card.locator(".face").count() >= 1
+    legend = card.locator(".legend")
+    sync_api.expect(legend).to_contain_text("uncertain band, p_fake")
+    sync_api.expect(legend).to_contain_text("does not call real or fake")
+    sync_api.expect(legend).to_contain_text("threshold, p_fake")
+    assert legend.locator(".band-key").evaluate("n => getComputedStyle(n).backgroundColor") == (
+        card.locator(".face .bar .band").first.evaluate("n => getComputedStyle(n).backgroundColor")
+    )  # the legend's swatch is the band's colour
     sync_api.expect(card.locator(".photo .face-shape.uncertain").first).to_be_attached()
     assert not problems, problems
     page.close()

@@ -70,7 +70,7 @@ from deepfake_detect.scan.parquet import (
     write_part,
 )
 from deepfake_detect.scan.pipeline import error_result, iter_scan
-from deepfake_detect.scan.urls import UrlReader, expand_url, is_url
+from deepfake_detect.scan.urls import UrlReader, expand_url, is_url, url_problem
 
 __all__ = ["DatasetScanSummary", "scan_dataset"]
 
@@ -278,7 +278,7 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
         "fake": summary.n_fake,
         "real": summary.n_real,
         "uncertain": summary.n_uncertain,
-        "no_face": summary.n_no_face,
+        "no_face": summary.n_no_face + summary.n_too_small,  # files without a verdict, as before
     }
 
 
@@ -294,6 +294,8 @@ def _expand(inputs: list[Any], paths_from: str | Path | None, stdin: TextIO | No
             raise ScanError(
                 "scan_dataset reads files and URLs, not in-memory images: use Detector.scan for those"
             )
+        if (problem := url_problem(item, ray=True)) is not None:  # https://...: not read, even here
+            raise ScanError(problem)
         labels += expand_url(item) if is_url(item) else [item]
     if not labels:
         raise ScanError(f"no image files found in {', '.join(map(str, named))}")
@@ -479,12 +481,13 @@ def scan_dataset(
     onnx_cache: str | Path | None = None,
     stdin: TextIO | None = None,
     provenance: bool = True,
+    max_pixels: int | None = None,
 ) -> DatasetScanSummary:
     """Scan photos on a Ray cluster and write one Parquet row a file: ``deepfake-detect scan --ray``.
 
     The rows are the local scan's (:meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>`, whose
-    parameters ``detect``, ``framing``, ``fallback_whole_image``, ``threshold``, ``prior``, ``batch_size`` and
-    ``provenance`` mean the same here), for the same model and backend: ``p_fake`` within 1e-6, the same
+    parameters ``detect``, ``framing``, ``fallback_whole_image``, ``threshold``, ``prior``, ``batch_size``,
+    ``provenance`` and ``max_pixels`` mean the same here), for the same model and backend: ``p_fake`` within 1e-6, the same
     verdicts, boxes,
     errors and ``path`` strings.
 
@@ -559,6 +562,7 @@ def scan_dataset(
     scan_options = {
         "detect": detect, "fallback_whole_image": fallback_whole_image, "threshold": threshold, "prior": prior,
         "batch_size": batch_size, "framing": framing, "provenance": provenance,
+        "max_pixels": max_pixels,
     }  # fmt: skip
     det.iter_scan([], **scan_options)  # checks the options (and the face model) here, not in every actor
     threads = threads_per_actor or 1

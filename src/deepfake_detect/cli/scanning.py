@@ -43,7 +43,11 @@ def scan(
         ),
     ] = "ffhq",
     fallback_whole_image: Annotated[
-        bool, typer.Option(help="Score the whole image when no face is found (default: no verdict).")
+        bool,
+        typer.Option(
+            "--fallback-whole-image",
+            help="Score the whole image when no face is found (default: no verdict).",
+        ),
     ] = False,
     threshold: Annotated[
         float | None,
@@ -100,11 +104,19 @@ def scan(
         float | None,
         typer.Option(help="Expected share of fakes, for p_fake (default: validation's, 50% for 140k)."),
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest image, width x height from its header; larger ones are error rows (possible "
+            "decompression bombs). Default 90,000,000; at most 178,956,970 (Pillow's own limit).",
+            show_default=False,
+        ),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(
-            help="auto (the model's default: its int8 graph where its metadata says so, as for the default "
-            "model, else the float graph in ONNX Runtime; either way evaluate's scores), onnx (float), torch, or "
+            help="auto (the model's default: its int8 graph where its metadata says so, else the float graph "
+            "in ONNX Runtime; either way evaluate's scores), onnx (float), torch, or "
             "onnx-int8: the int8 graph beside the weights, about 2x faster than float, scores a little off."
         ),
     ] = "auto",
@@ -115,7 +127,7 @@ def scan(
         typer.Option(
             "--ray",
             help="Scan on a Ray cluster (Ray Data, one model a worker) into --output NAME.parquet; inputs may "
-            "also be s3:// or gs:// URLs. Photos only; needs pip install 'deepfake-detect[ray]'.",
+            "also be s3:// or gs:// URLs. Photos only; needs the ray extra: pip install deepfake-detect[ray].",
         ),
     ] = False,
     ray_address: Annotated[
@@ -171,6 +183,7 @@ def scan(
             fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior, backend=backend,
             abstain=abstain, batch_size=batch_size, address=ray_address or os.environ.get("RAY_ADDRESS"),
             actors=ray_actors, resume=resume, progress=not quiet, runs_dir=runs_dir, provenance=provenance,
+            max_pixels=max_pixels,
         )  # fmt: skip
     elif ray_address is not None or ray_actors is not None:
         raise ScanError("--ray-address and --ray-actors need --ray")
@@ -180,7 +193,7 @@ def scan(
             threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
             resume=resume, paths_from=paths_from, explain=explain, report=report, fps=1.0 if fps is None else fps,
             batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
-            runs_dir=runs_dir, framing=framing, provenance=provenance, progress=not quiet,
+            runs_dir=runs_dir, framing=framing, provenance=provenance, progress=not quiet, max_pixels=max_pixels,
         )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")

@@ -144,12 +144,15 @@ def evaluate(
             "lower probability: p 0.9 at 50% becomes 0.083 at 1%."
         ),
     ] = None,
-    save_threshold: Annotated[bool, typer.Option(help="Store the chosen threshold in the model.")] = False,
+    save_threshold: Annotated[
+        bool, typer.Option("--save-threshold", help="Store the chosen threshold in the model.")
+    ] = False,
     launder: Annotated[
         bool,
         typer.Option(
             help="Launder every image first (long side 128-1024 px, then JPEG q30-95) and write "
-            "eval_SPLIT_laundered.json (and .md, scores CSV); the clean files are left alone."
+            "the results to the clean files' names plus _laundered (JSON, Markdown, scores CSV); the clean "
+            "files are left alone."
         ),
     ] = False,
     launder_seed: Annotated[

@@ -37,15 +37,17 @@ def escape(value: Any, quote: bool = True) -> str:
     return _html.escape(str(value), quote=quote)
 
 
-def data_uri(png: bytes) -> str:
-    """A ``data:`` URI of PNG bytes, to embed an image in the page itself.
+def data_uri(png: bytes, mime: str = "image/png") -> str:
+    """A ``data:`` URI of image bytes (PNG unless ``mime`` says otherwise), to embed an image in the page itself.
 
     Examples
     --------
     >>> data_uri(b"PNG")
     'data:image/png;base64,UE5H'
+    >>> data_uri(b"JPG", "image/jpeg")
+    'data:image/jpeg;base64,SlBH'
     """
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return f"data:{mime};base64," + base64.b64encode(png).decode("ascii")
 
 
 def img(png: bytes, alt: str, *, cls: str | None = None) -> str:

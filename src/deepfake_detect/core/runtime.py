@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from deepfake_detect.core.exceptions import ConfigError
 
 __all__ = [
     "available_cores",
@@ -157,12 +160,31 @@ def deterministic(seed: int, threads: int | None = None, device: str | torch.dev
 
 
 def resolve_device(device: str = "cpu") -> torch.device:
-    """Turn ``cpu``/``cuda``/``auto`` into a device, with a clear error when CUDA is asked for but absent."""
+    """Turn ``cpu``/``cuda``/``cuda:N``/``auto`` into a device, with a clear error for anything else and when
+    CUDA is asked for but absent (the command line sets it with ``--set device=...``: there is no ``--device``).
+
+    Raises
+    ------
+    ConfigError
+        For another name (``tpu``), or ``cuda`` without a visible GPU.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("tpu")
+    Traceback (most recent call last):
+    ...
+    deepfake_detect.core.exceptions.ConfigError: device must be cpu, cuda, cuda:N or auto (--set device=cpu), got 'tpu'
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto (--set device=cpu), got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device} was asked for but no CUDA GPU is visible; use device=cpu (--set device=cpu)"
+        raise ConfigError(
+            f"device {device} was asked for (--set device={device}) but no CUDA GPU is visible; use "
+            "--set device=cpu, the default"
         )
     return torch.device(device)
 

@@ -239,7 +239,7 @@ def _list_lines(title: str, items: Sequence[str]) -> list[str]:
     lines = [f"{title} ({len(items)}):"]
     lines += [f"  {item}" for item in items[:_SHOWN]]
     if len(items) > _SHOWN:
-        lines.append(f"  ... and {len(items) - _SHOWN} more (see to_dict())")
+        lines.append(f"  ... and {len(items) - _SHOWN} more (all of them: data check --json)")
     return lines
 
 

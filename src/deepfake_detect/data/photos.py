@@ -60,8 +60,9 @@ class PhotoListing:
     photos: int = 0
 
 
-def photo_pixels(source: str | os.PathLike[str] | bytes) -> np.ndarray:
-    """A photo as ``scan`` opens it for face finding: full resolution, EXIF orientation applied, RGB uint8.
+def photo_pixels(source: str | os.PathLike[str] | bytes, max_pixels: int | None = None) -> np.ndarray:
+    """A photo as ``scan`` opens it for face finding: full resolution, EXIF orientation applied, RGB uint8;
+    more than ``max_pixels`` pixels (default :data:`~deepfake_detect.data.transforms.MAX_IMAGE_PIXELS`) refused.
 
     Examples
     --------
@@ -71,7 +72,8 @@ def photo_pixels(source: str | os.PathLike[str] | bytes) -> np.ndarray:
     (30, 40, 3)
     """
     source = source if isinstance(source, bytes) else Path(source)
-    return np.asarray(_to_rgb(ImageOps.exif_transpose(load_image(source, None, draft=False))))
+    image = load_image(source, None, draft=False, max_pixels=max_pixels)
+    return np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
 
 
 def crops_dir(cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR, framing: str = DEFAULT_FRAMING) -> Path:

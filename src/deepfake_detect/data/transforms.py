@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,19 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from deepfake_detect.core.augmentation import Augmentation
 
-__all__ = ["Preprocess", "Degradations", "load_image", "normalize", "MAX_IMAGE_PIXELS"]
+__all__ = [
+    "Preprocess",
+    "Degradations",
+    "load_image",
+    "open_image",
+    "normalize",
+    "MAX_IMAGE_PIXELS",
+    "pillow_pixel_limit",
+]
 
-# Decompression bombs: refuse images above 90 megapixels (a 12,000 x 7,500 photo still passes). Checked here
-# rather than by changing Pillow's global, so importing this package leaves Pillow as it was.
+# Decompression bombs: refuse images above 90 megapixels (a 12,000 x 7,500 photo still passes) unless told
+# otherwise (scan and serve: --max-pixels). Checked here rather than by changing Pillow's global, so importing
+# this package leaves Pillow as it was.
 MAX_IMAGE_PIXELS = 90_000_000
 
 
@@ -118,11 +128,13 @@ class Preprocess:
             out = out[:, ::-1]
         return degrade.apply(out, rng) if degrade is not None and degrade.enabled else out
 
-    def load(self, source: str | Path | bytes | Image.Image) -> np.ndarray:
-        """Decode a file (or take an image) and return its stored uint8 array."""
-        image = (
-            source if isinstance(source, Image.Image) else load_image(source, self.stored_size, self.draft)
-        )
+    def load(self, source: str | Path | bytes | Image.Image, max_pixels: int | None = None) -> np.ndarray:
+        """Decode a file (or take an image) and return its stored uint8 array (``max_pixels``: see
+        :func:`load_image`)."""
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            image = load_image(source, self.stored_size, self.draft, max_pixels=max_pixels)
         return self.prepare(_to_rgb(ImageOps.exif_transpose(image)))
 
 
@@ -263,7 +275,66 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: str | Path | bytes, min_side: int | None = None, draft: bool = True) -> Image.Image:
+def pillow_pixel_limit() -> int | None:
+    """The most pixels Pillow opens at all (twice its ``MAX_IMAGE_PIXELS``; None when that check is off):
+    a ``max_pixels`` above it could never be reached.
+
+    Examples
+    --------
+    >>> pillow_pixel_limit() == 2 * Image.MAX_IMAGE_PIXELS
+    True
+    """
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
+
+
+def _over_limit(size: str, limit: int) -> Image.DecompressionBombError:
+    return Image.DecompressionBombError(f"image is {size} pixels, over the limit of {limit:,} (--max-pixels)")
+
+
+def open_image(handle: Any, max_pixels: int | None = None) -> Image.Image:
+    """Open an image's header (no pixels decoded yet), refusing more than ``max_pixels`` pixels.
+
+    Parameters
+    ----------
+    handle : file object
+        Open for reading, at the image's first byte.
+    max_pixels : int, optional
+        Default :data:`MAX_IMAGE_PIXELS`, read at call time.
+
+    Raises
+    ------
+    PIL.Image.DecompressionBombError
+        Over ``max_pixels``, with a message that quotes it and ``--max-pixels`` (Pillow's own refusal of
+        still larger images is reworded likewise).
+
+    Examples
+    --------
+    >>> buf = io.BytesIO(); Image.new("1", (300, 200)).save(buf, "PNG")
+    >>> open_image(buf, 50_000)
+    Traceback (most recent call last):
+    ...
+    PIL.Image.DecompressionBombError: image is 300x200 = 60,000 pixels, over the limit of 50,000 (--max-pixels)
+    """
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    try:
+        image = Image.open(handle)
+    except Image.DecompressionBombError as err:  # over Pillow's own limit: only its message holds the size
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        raise _over_limit(f"{int(found[1]):,}" if found else "more", limit) from None
+    width, height = image.size
+    if width * height > limit:
+        image.close()
+        raise _over_limit(f"{width}x{height} = {width * height:,}", limit)
+    return image
+
+
+def load_image(
+    source: str | Path | bytes,
+    min_side: int | None = None,
+    draft: bool = True,
+    *,
+    max_pixels: int | None = None,
+) -> Image.Image:
     """Decode an image file into a fully loaded Pillow image (first frame of animations).
 
     Parameters
@@ -275,6 +346,8 @@ def load_image(source: str | Path | bytes, min_side: int | None = None, draft: b
         this large.
     draft : bool
         Allow reduced-scale JPEG decoding.
+    max_pixels : int, optional
+        Refuse larger images (see :func:`open_image`); default :data:`MAX_IMAGE_PIXELS`.
 
     Returns
     -------
@@ -295,11 +368,7 @@ def load_image(source: str | Path | bytes, min_side: int | None = None, draft: b
     """
     handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
     with handle:
-        image = Image.open(handle)
-        if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
-            raise Image.DecompressionBombError(
-                f"image is {image.size[0]}x{image.size[1]} pixels, over the {MAX_IMAGE_PIXELS:,} pixel limit"
-            )
+        image = open_image(handle, max_pixels)
         if draft and min_side and image.format == "JPEG":
             w, h = image.size
             scale = max(1, min(w, h) // min_side)

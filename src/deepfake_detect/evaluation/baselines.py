@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deepfake_detect import metrics
+from deepfake_detect.core.exceptions import ConfigError
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data import list_split, resolve_data_root
 from deepfake_detect.data.samples import Sample
@@ -234,7 +235,10 @@ def baselines(
     methods = tuple(methods or BASELINES)
     unknown = sorted(set(methods) - set(BASELINES))
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+        raise ConfigError(
+            f"unknown baseline method {', '.join(map(repr, unknown))} (--method); choose from "
+            f"{', '.join(BASELINES)}"
+        )
     root = resolve_data_root(data)
     workers = workers or available_cores()
     start = time.perf_counter()

@@ -469,6 +469,11 @@ def _abstention_lines(band: dict[str, Any] | None) -> list[str]:
         f"{band.get('target_precision')}): coverage {_fmt(band['coverage'])} (share decided), precision of the "
         f"decided share {_fmt(band['accuracy_decided'])} (fake {_fmt(band['precision_fake'])}, real "
         f"{_fmt(band['precision_real'])}).",
+        *(
+            f"Nothing is called {side}: on validation no {side} verdict reached that precision."
+            for side, end in (("real", band["lower_logit"]), ("fake", band["upper_logit"]))
+            if end is None
+        ),
     ]
 
 

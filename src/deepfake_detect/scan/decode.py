@@ -16,11 +16,12 @@ from PIL import Image, ImageOps
 
 from deepfake_detect.core.exceptions import FaceModelError, describe_error
 from deepfake_detect.data.photos import photo_pixels
-from deepfake_detect.data.transforms import Preprocess, _to_rgb
+from deepfake_detect.data.transforms import Preprocess, _to_rgb, open_image
 from deepfake_detect.faces.framing import FRAMINGS, frame_faces, smallest_face
 from deepfake_detect.faces.haar import Box
 from deepfake_detect.provenance import Provenance, read_provenance
 from deepfake_detect.scan.inputs import input_label
+from deepfake_detect.scan.urls import url_problem
 
 __all__ = [
     "FRAMINGS",
@@ -50,6 +51,7 @@ class DecodeOptions:
     fps: float = 1.0
     framing: str = "ffhq"
     provenance: bool = True  # read a file's metadata too (provenance/), from the bytes its pixels come from
+    max_pixels: int | None = None  # None: data.transforms.MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -83,7 +85,9 @@ class Decoded:
     provenance: Provenance | None = None  # what the file's metadata says; None when not read
 
 
-def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarray | None, tuple[int, int]]:
+def _open_rgb(
+    item: Any, preprocess: Preprocess, detect: bool, max_pixels: int | None = None
+) -> tuple[np.ndarray | None, tuple[int, int]]:
     """Full-size RGB pixels (detection only) and the EXIF-corrected size of an input."""
     if isinstance(item, np.ndarray):
         rgb = np.asarray(_to_rgb(Image.fromarray(item)) if item.ndim == 2 or item.shape[-1] != 3 else item)
@@ -92,15 +96,22 @@ def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarr
         image = _to_rgb(ImageOps.exif_transpose(item))
         return (np.asarray(image) if detect else None), image.size
     if detect:  # the decode a photo source's crops were framed from (one function)
-        rgb = photo_pixels(item)
+        rgb = photo_pixels(item, max_pixels)
         return rgb, (rgb.shape[1], rgb.shape[0])
     # Header only: the pixels are decoded once, by Preprocess.load, exactly as evaluate decodes them.
-    return None, image_size(item)
+    return None, image_size(item, max_pixels)
 
 
-def image_size(source: str | Path | bytes) -> tuple[int, int]:
-    """Width and height of an image file once its EXIF orientation is applied, read from the header only."""
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
+def image_size(source: str | Path | bytes, max_pixels: int | None = None) -> tuple[int, int]:
+    """Width and height of an image file once its EXIF orientation is applied, read from the header only.
+
+    Raises
+    ------
+    PIL.Image.DecompressionBombError
+        Over ``max_pixels`` (see :func:`~deepfake_detect.data.transforms.open_image`).
+    """
+    handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    with handle, open_image(handle, max_pixels) as header:
         width, height = header.size
         if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # a quarter turn swaps the sides
             width, height = height, width
@@ -112,9 +123,13 @@ def network_view(stored: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     return np.ascontiguousarray(preprocess.finish(stored))
 
 
-def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], preprocess: Preprocess) -> Face:
+def _whole(item: Any, rgb: np.ndarray | None, size: tuple[int, int], options: DecodeOptions) -> Face:
     # Without pixels yet, Preprocess.load is the evaluate code path: same decode, draft mode and resize.
-    stored = preprocess.prepare(Image.fromarray(rgb)) if rgb is not None else preprocess.load(item)
+    preprocess = options.preprocess
+    if rgb is not None:
+        stored = preprocess.prepare(Image.fromarray(rgb))
+    else:
+        stored = preprocess.load(item, max_pixels=options.max_pixels)
     return Face((0, 0, size[0], size[1]), network_view(stored, preprocess))
 
 
@@ -143,16 +158,19 @@ def faces_in(rgb: np.ndarray, preprocess: Preprocess, framing: str = "ffhq") -> 
 def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
     """Decode one image input into framed faces; never raises for a bad file."""
     result = Decoded(index, input_label(item, index))
+    if (why := url_problem(item)) is not None:  # not a file here: say so, not "No such file or directory"
+        result.error = why
+        return result
     try:
         if options.provenance and isinstance(item, str | os.PathLike | bytes):
             # The file is read once: its metadata and its pixels come from the same bytes.
             item = item if isinstance(item, bytes) else Path(item).read_bytes()
             result.provenance = read_provenance(item)
-        rgb, size = _open_rgb(item, options.preprocess, options.detect)
+        rgb, size = _open_rgb(item, options.preprocess, options.detect, options.max_pixels)
         if options.detect:
             result.faces = faces_in(rgb, options.preprocess, options.framing)
         if not options.detect or (not result.faces and options.fallback_whole_image):
-            result.faces = [_whole(item, rgb, size, options.preprocess)]
+            result.faces = [_whole(item, rgb, size, options)]
             if options.detect:
                 result.note = "no face found; the whole image was scored (--fallback-whole-image)"
         elif not result.faces:

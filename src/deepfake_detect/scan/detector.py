@@ -47,6 +47,7 @@ class Detector(Network):
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
         provenance: bool = True,
+        max_pixels: int | None = None,
         explain_dir: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
@@ -95,6 +96,10 @@ class Detector(Network):
             is decoded from, into the result's ``provenance``; a declaration of generative AI makes the
             verdict "fake", with a ``reason`` (:mod:`deepfake_detect.provenance.policy`). False: not read, and
             rows have no ``provenance``, as for in-memory pixels and videos.
+        max_pixels : int, optional
+            Larger images (width x height, from the header) are error rows, as possible decompression bombs;
+            default 90 million (:data:`~deepfake_detect.data.transforms.MAX_IMAGE_PIXELS`), at most what
+            Pillow opens at all (:func:`~deepfake_detect.data.transforms.pillow_pixel_limit`).
         explain_dir : path, optional
             Deprecated: the old name of ``explain`` (a ``DeprecationWarning`` says so).
 
@@ -132,6 +137,7 @@ class Detector(Network):
                 det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
                 prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
                 explain_inline=explain_inline, framing=framing, provenance=provenance,
+                max_pixels=max_pixels,
             )
         )  # fmt: skip
 
@@ -152,6 +158,7 @@ class Detector(Network):
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
         provenance: bool = True,
+        max_pixels: int | None = None,
         explain_dir: str | Path | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
@@ -163,6 +170,7 @@ class Detector(Network):
             det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
             prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
             explain_inline=explain_inline, framing=framing, provenance=provenance,
+            max_pixels=max_pixels,
         )  # fmt: skip
 
 
@@ -185,8 +193,8 @@ def load_detector(
         images but cannot explain them (no torch weights).
     backend : {"auto", "onnx-int8", "onnx", "torch"}
         What runs the network, chosen once (see :mod:`deepfake_detect.inference.network`). ``auto``, the
-        default, is the model's own default: the int8 graph beside the weights where their metadata makes it so
-        (as for the shipped default model), else the float graph in ONNX Runtime (exported once to
+        default, is the model's own default: the int8 graph beside the weights where their metadata makes it so,
+        else the float graph in ONNX Runtime (exported once to
         ``onnx_cache``), else torch; either way the scores ``evaluate`` gives. ``onnx-int8`` runs the int8 graph
         (about twice as fast as float), ``onnx`` the float graph.
     device : str

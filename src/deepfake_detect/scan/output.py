@@ -25,14 +25,14 @@ from PIL import ImageDraw, ImageOps
 from deepfake_detect.core import html
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.data.transforms import _to_rgb, load_image
-from deepfake_detect.inference.gradcam import png_bytes
 from deepfake_detect.scan.decode import image_size
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.scan.inputs import iter_inputs, named_inputs
 from deepfake_detect.scan.parquet import PartWriter, done_paths, is_parquet_output, prepare_output
+from deepfake_detect.scan.urls import url_problem
 from deepfake_detect.scan.video import timeline_png
 
-__all__ = ["ScanSummary", "scan_paths", "write_report", "CSV_COLUMNS", "FORMATS"]
+__all__ = ["ScanSummary", "scan_paths", "status_word", "write_report", "CSV_COLUMNS", "FORMATS"]
 
 FORMATS = ("table", "json", "csv", "parquet")
 CSV_COLUMNS = (
@@ -57,7 +57,12 @@ CSV_COLUMNS = (
     "provenance",
 )
 THUMB_SIDE = 320  # pixels, long side of the report's thumbnails
+# JPEG thumbnails: a 256 px face is about 15 kB as JPEG q80 against 120 kB as PNG (a report of 500 faces was 61 MB).
+THUMB_JPEG_QUALITY = 80
+# Cards a report shows at most (about 20 kB each): the rest are counted in its summary and are in --json/--csv.
+REPORT_MAX_CARDS = 200
 VERDICT_COLOURS = {"fake": "#e74c3c", "real": "#27ae60", "uncertain": "#e69500"}  # amber: neither
+UNJUDGED_COLOUR = "#7f8c8d"  # grey: a face too small to judge, drawn as found, not as judged
 
 
 @dataclass
@@ -71,11 +76,14 @@ class ScanSummary:
     n_real: int = 0
     n_uncertain: int = 0
     n_no_face: int = 0
+    n_too_small: int = 0
 
     def add(self, result: dict[str, Any]) -> None:
         self.n_scanned += 1
         if result["error"]:
             self.n_failed += 1
+        elif result["verdict"] is None and result["faces"]:
+            self.n_too_small += 1
         elif result["verdict"] is None:
             self.n_no_face += 1
         elif result["verdict"] == "fake":
@@ -88,17 +96,43 @@ class ScanSummary:
     def format_text(self) -> str:
         skipped = f", {self.n_skipped} skipped (already in the output)" if self.n_skipped else ""
         uncertain = f", {self.n_uncertain} uncertain" if self.n_uncertain else ""
+        small = f", {self.n_too_small} with faces too small to judge" if self.n_too_small else ""
         return (
             f"scanned {self.n_scanned} file(s): {self.n_fake} fake, {self.n_real} real{uncertain}, "
-            f"{self.n_no_face} without a face, {self.n_failed} unreadable{skipped}"
+            f"{self.n_no_face} without a face{small}, {self.n_failed} unreadable{skipped}"
         )
+
+
+def status_word(result: dict[str, Any]) -> str:
+    """What a result says instead of, or as, its verdict: the one wording of the table, the report and the page.
+
+    Examples
+    --------
+    >>> status_word({"error": None, "verdict": "fake", "faces": [{}]})
+    'fake'
+    >>> status_word({"error": None, "verdict": None, "faces": []})
+    'no face'
+    >>> status_word({"error": None, "verdict": None, "faces": [{}]})
+    'not judged'
+    >>> status_word({"error": "cannot open", "verdict": None, "faces": []})
+    'error'
+    """
+    if result["error"]:
+        return "error"
+    return result["verdict"] or ("not judged" if result["faces"] else "no face")
 
 
 # ---------------------------------------------------------------------------------------------- writers
 
 
 def _short(value: float | None) -> str:
+    """A score as the table prints it: 4 decimals (the JSON, CSV and Parquet rows keep every digit)."""
     return "" if value is None else f"{value:.4f}"
+
+
+def _full(value: float | None) -> str:
+    """A score as the CSV writes it: every digit (the shortest text that reads back as the same float)."""
+    return "" if value is None else repr(float(value))
 
 
 class _TableWriter:
@@ -110,12 +144,12 @@ class _TableWriter:
 
     def write(self, result: dict[str, Any]) -> None:
         if self.header:  # written with the first row: a scan that finds nothing prints nothing
-            self.out.write(f"{'verdict':<9} {'p_fake':>7} {'faces':>5}  path\n")
+            self.out.write(f"{'verdict':<10} {'p_fake':>7} {'faces':>5}  path\n")
             self.header = False
-        verdict = "ERROR" if result["error"] else (result["verdict"] or "-")
+        verdict = "ERROR" if result["error"] else status_word(result)
         extra = result["error"] or result.get("reason") or result.get("note") or ""
         line = (
-            f"{verdict:<9} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
+            f"{verdict:<10} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
         )
         self.out.write(line + (f"  ({extra})" if extra else "") + "\n")
 
@@ -138,7 +172,7 @@ class _CsvWriter:
 
     def write(self, result: dict[str, Any]) -> None:
         head = [result["path"], result["error"] or "", result.get("note") or "", result["verdict"] or ""]
-        head += [_short(result["p_fake"]), len(result["faces"])]
+        head += [_full(result["p_fake"]), len(result["faces"])]
         provenance = result.get("provenance")
         tail = [result.get("reason") or "", "" if provenance is None else json.dumps(provenance)]
         if not result["faces"]:
@@ -146,7 +180,7 @@ class _CsvWriter:
         for k, face in enumerate(result["faces"]):
             x, y, w, h = face["box"]
             t = face.get("t")
-            row = [k, x, y, w, h, f"{face['p_fake']:.6f}", f"{face['logit']:.6f}", face["verdict"] or ""]
+            row = [k, x, y, w, h, _full(face["p_fake"]), _full(face["logit"]), face["verdict"] or ""]
             # The points as JSON strings (one cell each): empty in box framing.
             points = [
                 json.dumps(face[key]) if face.get(key) is not None else "" for key in ("landmarks", "quad")
@@ -239,12 +273,15 @@ def scan_paths(
     progress: bool = True,
     stdout: TextIO | None = None,
     stdin: TextIO | None = None,
+    max_pixels: int | None = None,
 ) -> ScanSummary:
     """Scan files and write the results as they come: the ``deepfake-detect scan`` command, as a function.
 
     Each keyword is the command's flag of the same name (``--paths-from`` is ``paths_from``, ``--no-detect`` is
     ``detect=False``), except ``fmt`` (``--json``, ``--csv``), ``progress`` (``--quiet``) and the streams.
-    ``deepfake-detect scan --ray`` is :func:`~deepfake_detect.batch.scan_dataset` instead.
+    ``deepfake-detect scan --ray`` is :func:`~deepfake_detect.batch.scan_dataset` instead. A URL among
+    ``paths`` stops the scan before it starts (a URL read from ``paths_from`` or stdin is an error row
+    instead, like any file that cannot be read).
 
     Parameters
     ----------
@@ -252,7 +289,7 @@ def scan_paths(
         Images, videos, folders (recursive, sorted), globs, or ``-`` (paths on ``stdin``).
     model : str
         ``default``, a run folder or id, a ``.safetensors`` or an ``.onnx`` file.
-    detect, framing, fallback_whole_image, threshold, prior, fps, batch_size, workers, explain
+    detect, framing, fallback_whole_image, threshold, prior, fps, batch_size, workers, explain, provenance, max_pixels
         As :meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>` has them.
     fmt : {"table", "json", "csv", "parquet"}, optional
         ``json`` for JSON Lines (``--json``), ``csv`` (``--csv``); default from ``output``'s suffix, else
@@ -281,7 +318,8 @@ def scan_paths(
     Raises
     ------
     ScanError
-        For unusable options or when there is nothing to scan.
+        For unusable options, a URL among ``paths`` (:func:`~deepfake_detect.scan.urls.url_problem`), or
+        when there is nothing to scan.
     MissingExtraError
         For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[parquet]'``).
 
@@ -304,6 +342,8 @@ def scan_paths(
     if fmt == "parquet":
         prepare_output(output, resume)  # before the model loads: no pyarrow, or another scan's parts
     named = named_inputs(paths, paths_from)
+    for problem in filter(None, map(url_problem, paths)):
+        raise ScanError(problem)
     det = load_detector(model, runs_dir=runs_dir, backend=backend, abstain=abstain)
     summary = ScanSummary()
     done = _done_paths(output, fmt) if resume else set()
@@ -318,7 +358,7 @@ def scan_paths(
     results = det.iter_scan(
         todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
         fps=fps, batch_size=batch_size, workers=workers, explain=explain, framing=framing,
-        provenance=provenance,
+        provenance=provenance, max_pixels=max_pixels,
     )  # fmt: skip
     kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
     if summary.n_scanned == 0 and summary.n_skipped == 0:
@@ -359,7 +399,7 @@ def _write_all(results, summary, fmt, output, resume, stdout, progress, report) 
 
 
 def _thumbnail(result: dict[str, Any]) -> bytes | None:
-    """A small copy of the image with its face boxes drawn (None when the file cannot be shown)."""
+    """A small JPEG copy of the image with its face shapes drawn (None when the file cannot be shown)."""
     try:
         full_w, _ = image_size(result["path"])
         image = _to_rgb(ImageOps.exif_transpose(load_image(result["path"], THUMB_SIDE)))
@@ -369,24 +409,28 @@ def _thumbnail(result: dict[str, Any]) -> bytes | None:
     scale = image.width / full_w
     draw = ImageDraw.Draw(image)
     for face in result["faces"]:
-        colour = VERDICT_COLOURS.get(face["verdict"], VERDICT_COLOURS["real"])
+        colour = VERDICT_COLOURS[face["verdict"]] if face["verdict"] else UNJUDGED_COLOUR
         width = max(2, image.width // 120)
         if face.get("quad"):  # the oriented square the face was judged in
             draw.polygon([(x * scale, y * scale) for x, y in face["quad"]], outline=colour, width=width)
         else:
             x, y, w, h = (v * scale for v in face["box"])
             draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
-    return png_bytes(image)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=THUMB_JPEG_QUALITY)
+    return buffer.getvalue()
 
 
 def _card(result: dict[str, Any]) -> str:
     esc = html.escape
-    picture = timeline_png(result) if result.get("kind") == "video" else _thumbnail(result)
-    verdict = "error" if result["error"] else (result["verdict"] or "no face")
-    score = "" if result["p_fake"] is None else f"p_fake {result['p_fake']:.3f}"
+    video = result.get("kind") == "video"
+    picture = timeline_png(result) if video else _thumbnail(result)
+    verdict = status_word(result)
+    score = "" if result["p_fake"] is None else f"p_fake {result['p_fake']:.4f}"
     parts = [f'<div class="card {esc(verdict.replace(" ", "-"))}">']
     if picture is not None:
-        parts.append(f'<img class="thumb" src="{html.data_uri(picture)}" alt="">')
+        uri = html.data_uri(picture, "image/png" if video else "image/jpeg")
+        parts.append(f'<img class="thumb" src="{uri}" alt="">')
     parts.append(
         f"<h3>{esc(verdict)} <small>{esc(score)}</small></h3><p class=path>{esc(result['path'])}</p>"
     )
@@ -395,8 +439,9 @@ def _card(result: dict[str, Any]) -> str:
     parts.append(_provenance_panel(result))
     for k, face in enumerate(result["faces"]):
         when = f" at {face['t']:.1f} s" if face.get("t") is not None else ""
+        said = face["verdict"] or f"not judged ({face.get('note') or 'no verdict'})"
         parts.append(
-            f"<p>face {k}{when}: {esc(face['verdict'])}, p_fake {face['p_fake']:.3f}, "
+            f"<p>face {k}{when}: {esc(said)}, p_fake {face['p_fake']:.4f}, "
             f"logit {face['logit']:.3f}, box {face['box']}</p>"
         )
         heatmap = face.get("heatmap")
@@ -423,44 +468,61 @@ _STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa}
 .card{display:inline-block;vertical-align:top;width:340px;margin:8px;padding:8px;background:#fff;
 border:1px solid #ddd;border-top:6px solid #999}.card.fake{border-top-color:#e74c3c}
 .card.real{border-top-color:#27ae60}.card.uncertain{border-top-color:#e69500}.card.error{border-top-color:#555}
+.card.not-judged{border-top-color:#7f8c8d}
 .thumb{max-width:320px}.heat{width:160px;margin:2px}.path{word-break:break-all;font-size:80%}
 .note{color:#a04000}h3{margin:4px 0}p{margin:3px 0;font-size:90%}
 .provenance{background:#f4f4f8;padding:4px 6px;margin:4px 0;font-size:85%}.provenance h4{margin:2px 0}
 .provenance ul{margin:2px 0;padding-left:1.2em;word-break:break-word}.reason{color:#b03000;font-weight:bold}"""
 
 
-def write_report(
-    results: list[dict[str, Any]], path: str | Path, *, title: str = "deepfake-detect scan"
-) -> Path:
-    """Write a self-contained HTML page of scan results, highest ``p_fake`` first.
+_ORDER = {"not judged": 1, "no face": 2, "error": 3}  # after the judged files, highest p_fake first
 
-    Images (thumbnails with face boxes, Grad-CAM overlays when the scan wrote them, video timelines) are
-    embedded as base64 PNG: the page needs no other file and no network.
+
+def write_report(
+    results: list[dict[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "deepfake-detect scan",
+    max_cards: int = REPORT_MAX_CARDS,
+) -> Path:
+    """Write a self-contained HTML page of scan results: judged files highest ``p_fake`` first, then files
+    with faces too small to judge, without a face, and unreadable ones.
+
+    Images (JPEG thumbnails with the face shapes drawn, Grad-CAM overlays when the scan wrote them, video
+    timelines) are embedded as base64: the page needs no other file and no network. At most ``max_cards``
+    files are shown, the first in that order; the summary counts them all and says how many are shown.
 
     Returns
     -------
     Path
         The written file.
     """
-    ordered = sorted(results, key=lambda r: (r["p_fake"] is None, -(r["p_fake"] or 0.0)))
-    n_fake = sum(r["verdict"] == "fake" for r in results)
-    n_uncertain = sum(r["verdict"] == "uncertain" for r in results)
+    ordered = sorted(results, key=lambda r: (_ORDER.get(status_word(r), 0), -(r["p_fake"] or 0.0)))
+    summary = ScanSummary()
+    for result in results:
+        summary.add(result)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     uncertain = (
-        f", {n_uncertain} uncertain (a score in the model's abstention band, where a verdict would be a "
-        "coin toss: look at these yourself)"
-        if n_uncertain
+        "; uncertain: a score in the model's abstention band, where a verdict would be a coin toss, so look "
+        "at these yourself"
+        if summary.n_uncertain
+        else ""
+    )
+    shown = (
+        f" Shown here: the first {max_cards} (judged files, highest p_fake first); the scan's --json or --csv "
+        "output holds every file."
+        if len(results) > max_cards
         else ""
     )
     intro = (
-        f"<p>{len(results)} file(s), {n_fake} judged fake{uncertain}. The model judges whole generated "
-        "faces, not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
-        "top-3 faces. A file whose metadata declares generative AI is fake by that declaration (its provenance "
+        f"<p>{html.escape(summary.format_text())}{uncertain}.{shown} The model judges whole generated faces, "
+        "not face swaps. A photo's score is its most suspicious face; a video's is the mean of its top-3 "
+        "faces. A file whose metadata declares generative AI is fake by that declaration (its provenance "
         "panel says which); metadata never makes a file real, and its absence proves nothing.</p>"
     )
     # Cards are made as they are written: only one card's images are in memory at a time.
-    cards = (_card(result) for result in ordered)
+    cards = (_card(result) for result in ordered[:max_cards])
     with open(path, "w", encoding="utf-8") as out:
         out.writelines(html.page_parts(title, itertools.chain([intro], cards), style=_STYLE))
     return path

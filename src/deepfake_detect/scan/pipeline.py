@@ -41,7 +41,9 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
   With ``fallback_whole_image`` the whole image is scored instead (and the note says so).
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
-* A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
+* A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null; so is an
+  image of more than ``max_pixels`` pixels (default 90 million) and a URL (a scan reads files; see
+  :func:`~deepfake_detect.scan.urls.url_problem`).
 * ``provenance``: what the file's metadata says (C2PA, XMP, EXIF, PNG text, JPEG comments, with a panel of
   ``findings``), read from the bytes the pixels are decoded from; absent with ``provenance=False``, for videos
   and for in-memory pixels. When it declares generative AI the ``verdict`` is ``"fake"`` whether or not a face
@@ -80,7 +82,7 @@ import numpy as np
 from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
-from deepfake_detect.data.transforms import normalize
+from deepfake_detect.data.transforms import normalize, pillow_pixel_limit
 from deepfake_detect.faces.framing import check_framing
 from deepfake_detect.faces.landmarks import quad_side
 from deepfake_detect.inference.network import BACKENDS
@@ -252,14 +254,19 @@ class _Scorer:
         if item.note:
             out["note"] = item.note
         elif faces and item.video is None and out["verdict"] is None:
-            out["note"] = faces[0]["note"]
+            out["note"] = max(faces, key=lambda f: f["p_fake"])["note"]  # the face that gave p_fake
         if self.explainer is not None and faces:
             self.explainer.explain(item, faces, out)
         return apply_provenance(out, item.provenance)  # the one point where metadata may decide the verdict
 
 
 def _check_options(
-    fps: float, threshold: float | None, prior: float | None, batch_size: int, framing: str = "ffhq"
+    fps: float,
+    threshold: float | None,
+    prior: float | None,
+    batch_size: int,
+    framing: str = "ffhq",
+    max_pixels: int | None = None,
 ) -> None:
     if framing not in FRAMINGS:
         raise ScanError(f"framing must be one of {', '.join(FRAMINGS)}; got {framing!r}")
@@ -271,6 +278,11 @@ def _check_options(
         raise ScanError(f"prior must be in (0, 1), got {prior}")
     if batch_size < 1:
         raise ScanError(f"batch_size must be at least 1, got {batch_size}")
+    pillow = pillow_pixel_limit()
+    if max_pixels is not None and not 1 <= max_pixels <= (pillow or max_pixels):
+        raise ScanError(
+            f"max_pixels (--max-pixels) must be from 1 to {pillow:,}, the most Pillow opens, got {max_pixels:,}"
+        )
 
 
 def iter_scan(
@@ -291,6 +303,7 @@ def iter_scan(
     framing: str = "ffhq",
     expand: bool = True,
     provenance: bool = True,
+    max_pixels: int | None = None,
     explain_dir: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
@@ -304,7 +317,7 @@ def iter_scan(
     """
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
     explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
-    _check_options(fps, threshold, prior, batch_size, framing)
+    _check_options(fps, threshold, prior, batch_size, framing, max_pixels)
     if detect:
         check_framing(framing)  # a missing face model stops the scan now, not as one error row a file
     if explain_inline and explain is not None:
@@ -313,7 +326,15 @@ def iter_scan(
     if explain is not None or explain_inline:
         explainer = Explainer(det, explain)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
-    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing, provenance)
+    options = DecodeOptions(
+        det.preprocess,
+        detect,
+        fallback_whole_image,
+        fps,
+        framing,
+        provenance=provenance,
+        max_pixels=max_pixels,
+    )
     # Options, backend and explainer are checked above, before the first result is asked for.
     items = iter_inputs(inputs) if expand else inputs
     return _results(scorer, decoded_stream(items, options, workers=workers), batch_size)

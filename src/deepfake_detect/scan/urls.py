@@ -33,10 +33,13 @@ from deepfake_detect.core.extras import import_extra
 from deepfake_detect.data import IMAGE_EXTENSIONS
 from deepfake_detect.scan.inputs import VIDEO_EXTENSIONS
 
-__all__ = ["is_url", "expand_url", "UrlReader"]
+__all__ = ["is_url", "url_problem", "expand_url", "UrlReader", "RAY_SCHEMES"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _MEDIA = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+#: The URL schemes ``scan --ray`` reads (through pyarrow.fs); no scan fetches http(s) or anything else.
+RAY_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "file", "abfs", "abfss")
+_RAY_READS = "--ray reads s3://, gs://, hdfs:// and file:// URLs"
 
 
 def _fs():
@@ -52,6 +55,29 @@ def is_url(item: Any) -> bool:
     (True, False, False, False)
     """
     return isinstance(item, str) and _SCHEME.match(item) is not None
+
+
+def url_problem(item: Any, *, ray: bool = False) -> str | None:
+    """Why a scan cannot read ``item``, a URL, as a file: a local scan reads no URL, ``--ray`` only those of
+    :data:`RAY_SCHEMES`; None for anything else (a path, an in-memory image, a URL that ``--ray`` reads).
+
+    Examples
+    --------
+    >>> url_problem("https://example.com/a.jpg")
+    'https://example.com/a.jpg: URLs are not fetched; download it first (--ray reads s3://, gs://, hdfs:// and file:// URLs)'
+    >>> url_problem("s3://bucket/a.jpg", ray=True) is None and url_problem("photos/a.jpg") is None
+    True
+    >>> url_problem("s3://bucket/a.jpg")
+    's3://bucket/a.jpg: URLs are not fetched without --ray; download it first, or scan with --ray (--ray reads s3://, gs://, hdfs:// and file:// URLs)'
+    """
+    if not is_url(item):
+        return None
+    scheme = item.split("://", 1)[0].lower()
+    if scheme not in RAY_SCHEMES:
+        return f"{item}: URLs are not fetched; download it first ({_RAY_READS})"
+    if ray:
+        return None
+    return f"{item}: URLs are not fetched without --ray; download it first, or scan with --ray ({_RAY_READS})"
 
 
 def _root(url: str) -> str:

@@ -4,8 +4,10 @@ Endpoints (OpenAPI docs at ``/docs``):
 
 * ``POST /v1/scan`` -- multipart upload of images in the field ``files``; answers
   ``{"model": {...}, "results": [...]}`` with one ``scan --json`` row a file, in upload order (``path`` is
-  the upload's file name). Query: ``detect`` (default true, the whole image is scored when no face is found),
-  ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold`` (a two-way cut: no "uncertain"), ``prior``,
+  the upload's file name). Query: ``detect`` (default true: find the faces; a file without one gets no verdict
+  and a note, as in ``scan``), ``fallback_whole_image`` (score the whole image when no face is found, as
+  ``scan --fallback-whole-image``), ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold`` (a two-way
+  cut: no "uncertain"), ``prior``,
   ``provenance`` (default true: each file's metadata, read offline, is reported, and a declaration of
   generative AI makes its verdict "fake").
   Each ``verdict`` is "real", "fake", or "uncertain" inside the model's abstention band (unless the service was
@@ -151,6 +153,13 @@ async def scan(
     detect: Annotated[
         bool, Query(description="Find faces; false: each image is already a face crop.")
     ] = True,
+    fallback_whole_image: Annotated[
+        bool,
+        Query(
+            description="Score the whole image when no face is found (a note says so); default: such a file "
+            'gets no verdict and the note "no face found", as `scan` without --fallback-whole-image.'
+        ),
+    ] = False,
     explain: Annotated[
         bool, Query(description="Add each face's Grad-CAM heatmap as a PNG data URL.")
     ] = False,
@@ -178,7 +187,7 @@ async def scan(
     if explain and det.model is None:
         raise api_error(422, "explain=true needs the model's torch weights; this model is an ONNX file")
     uploads = await read_uploads(request, config.max_files)
-    options = ScanOptions(detect, explain, threshold, prior, provenance)
+    options = ScanOptions(detect, explain, threshold, prior, provenance, fallback_whole_image)
     async with gate:  # queue here, not in threads: only `concurrency` scans use the cores at once
         results, status = await run_in_threadpool(scan_uploads, det, uploads, config, options)
     if status != 200:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deepfake_detect.core.exceptions import ServeError
+from deepfake_detect.data.transforms import pillow_pixel_limit
 from deepfake_detect.inference.network import BACKENDS
 from deepfake_detect.scan.decode import FRAMINGS
 
@@ -96,6 +97,10 @@ class ServeConfig:
         for name in positive + (("threads",) if self.threads is not None else ()):
             if getattr(self, name) <= 0:
                 raise ServeError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if (pillow := pillow_pixel_limit()) is not None and self.max_pixels > pillow:
+            raise ServeError(
+                f"max-pixels must be at most {pillow:,}, the most Pillow opens; got {self.max_pixels:,}"
+            )
         if not 0 <= self.port <= 65535:
             raise ServeError(f"port must be in 0..65535 (0: any free port), got {self.port}")
         if self.api_key is not None and not self.api_key.strip():

@@ -26,6 +26,7 @@ class ScanOptions:
     threshold: float | None = None
     prior: float | None = None
     provenance: bool = True
+    fallback_whole_image: bool = False
 
 
 def _error_row(det: Detector, filename: str, message: str) -> dict[str, Any]:
@@ -59,13 +60,14 @@ def scan_uploads(
     rows = det.scan(
         [uploads[i].data for i in good],
         detect=options.detect,
-        fallback_whole_image=True,  # a photo without a detectable face still gets a verdict, with a note
+        fallback_whole_image=options.fallback_whole_image,  # as scan: no face, no verdict unless asked
         threshold=options.threshold,
         prior=options.prior,
         workers=0,  # decode here: starting processes costs more than one request's images
         explain_inline=options.explain,
         framing=config.framing,
         provenance=options.provenance,
+        max_pixels=config.max_pixels,  # sniffed from the header above; the decoder holds to it too
     )
     by_index = dict(zip(good, rows, strict=True))
     results = []

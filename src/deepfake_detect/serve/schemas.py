@@ -166,12 +166,20 @@ class ScanResult(BaseModel):
     error: str | None = Field(description="Why the file could not be judged; null when it was.")
     verdict: Verdict | None = Field(
         description="The verdict of the face with the highest p_fake (" + VERDICT_TEXT + "); null without a "
-        'face or on error. "fake" whatever the faces when the metadata declares generative AI (see `reason`).'
+        'face, when every face is too small to judge (see `note`), or on error. "fake" whatever the faces '
+        "when the metadata declares generative AI (see `reason`)."
     )
-    p_fake: float | None = Field(description="p_fake of the face with the highest p_fake; null likewise.")
-    faces: list[FaceResult] = Field(description="Every face found (the whole image when none is).")
+    p_fake: float | None = Field(
+        description="p_fake of the face with the highest p_fake (kept for a face too small to judge); null "
+        "without a face or on error."
+    )
+    faces: list[FaceResult] = Field(
+        description="Every face found; empty when none is (the whole image with fallback_whole_image=true)."
+    )
     model: ModelInfo = Field(description="The model that judged the file.")
-    note: str | None = Field(None, description="Why a result needs care: no face found, tiny image.")
+    note: str | None = Field(
+        None, description="Why a result needs care: no face found, a face too small to judge, a tiny image."
+    )
     provenance: ProvenanceResult | None = Field(
         None,
         description="What the file's metadata says about its origin, read offline; absent with "

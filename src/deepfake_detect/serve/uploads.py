@@ -15,6 +15,8 @@ from pathlib import Path
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from deepfake_detect.core.exceptions import describe_error
+from deepfake_detect.data.transforms import open_image
 from deepfake_detect.serve.config import MIB
 from deepfake_detect.serve.errors import api_error, error_response
 
@@ -187,24 +189,19 @@ def sniff_upload(data: bytes, max_pixels: int) -> tuple[int, str] | None:
     415
     >>> buf = io.BytesIO(); Image.new("RGB", (20, 10)).save(buf, "PNG")
     >>> sniff_upload(buf.getvalue(), 100)
-    (413, 'image is 20x10 = 200 pixels, over the limit of 100 (--max-pixels)')
+    (413, 'refused as a possible decompression bomb: image is 20x10 = 200 pixels, over the limit of 100 (--max-pixels)')
     """
     if not data:
         return 415, "empty file"
     try:
-        with Image.open(io.BytesIO(data)) as image:  # reads the header only: no pixels yet
-            fmt, (width, height) = image.format, image.size
-    except Image.DecompressionBombError as err:
-        return 413, f"refused as a possible decompression bomb: {err}"
+        with open_image(io.BytesIO(data), max_pixels) as image:  # reads the header only: no pixels yet
+            fmt = image.format
+    except Image.DecompressionBombError as err:  # the scan's own words (describe_error), --max-pixels quoted
+        return 413, describe_error(err)
     except Exception:  # noqa: BLE001 - whatever Pillow raises, the bytes are not an image it knows
         return 415, "not an image: the content is not a format Pillow recognises"
     if fmt not in IMAGE_FORMATS:
         return 415, f"not a supported image format ({fmt}); send JPEG, PNG, WebP, BMP, GIF or TIFF"
-    if width * height > max_pixels:
-        return (
-            413,
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (--max-pixels)",
-        )
     return None
 
 

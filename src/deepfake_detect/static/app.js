@@ -125,7 +125,11 @@ async function scan() {
   if (!state.files.length) return;
   const form = new FormData();
   state.files.forEach((file) => form.append("files", file, file.name));
-  const query = new URLSearchParams({ explain: "true", detect: String($("detect").checked) });
+  const query = new URLSearchParams({
+    explain: "true",
+    detect: String($("detect").checked),
+    fallback_whole_image: String($("fallback").checked),
+  });
   showMessage("");
   $("results").replaceChildren();
   $("scan-button").disabled = true;
@@ -149,20 +153,22 @@ function renderResults(results) {
   results.forEach((result, i) => box.append(resultCard(result, state.urls[i])));
 }
 
+// A file gets a verdict badge only when the model judged a face: never for an error, a file without a face
+// (unless the whole image was scored on request) or faces too small to judge; the note says why instead.
 function resultCard(result, url) {
-  const card = el("article", "card");
+  const card = el("article", result.verdict ? "card" : "card no-verdict");
   const title = el("h2", "", `${result.path} `);
   if (result.verdict) title.append(el("span", `verdict ${result.verdict}`, result.verdict.toUpperCase()));
   card.append(title);
   if (result.error) card.append(el("p", "error", `Could not judge this file: ${result.error}`));
   if (result.verdict === "uncertain") card.append(el("p", "uncertain-note", UNCERTAIN_TEXT));
-  if (result.note) card.append(el("p", "note", `Note: ${result.note}`));
+  if (result.note) card.append(el("p", "note", noteText(result)));
   if (result.provenance) card.append(provenancePanel(result));
   if (!result.faces.length) return card;
   if (url) card.append(photoWithFaces(url, result.faces));
   const list = el("ol", "faces");
   result.faces.forEach((face, k) => list.append(faceRow(face, k)));
-  card.append(list);
+  card.append(list, barLegend());
   return card;
 }
 
@@ -179,6 +185,12 @@ function provenancePanel(result) {
   });
   panel.append(list);
   return panel;
+}
+
+// The note in words: "no verdict" first when the file has none, so nobody reads a score as one.
+function noteText(result) {
+  if (result.error || result.verdict) return `Note: ${result.note}`;
+  return `No verdict: ${result.note}.`;
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -227,18 +239,53 @@ function photoWithFaces(url, faces) {
     svg.setAttribute("aria-hidden", "true");
     faces.forEach((face) => svg.append(faceShape(face)));
     wrap.append(svg);
-    faces.forEach((face, k) => {
+    const labels = faces.map((face, k) => {
       const [x, y] = labelAnchor(face);
       const text = `face ${k + 1}: ${face.verdict || "not judged"}`;
       const label = el("span", `face-label ${verdictClass(face)}`, text);
       label.style.left = `${(100 * x) / img.naturalWidth}%`;
       label.style.top = `${(100 * y) / img.naturalHeight}%`;
       wrap.append(label);
+      return label;
     });
+    separateLabels(labels);
   });
   img.src = url;
   wrap.append(img);
   return wrap;
+}
+
+// Faces side by side put their labels on top of each other: move each label that overlaps one placed before
+// it down by its own height until it is clear (labels are small; a few steps at most).
+function separateLabels(labels) {
+  const placed = [];
+  const overlaps = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  labels.forEach((label) => {
+    const clashes = () => placed.some((rect) => overlaps(rect, label.getBoundingClientRect()));
+    for (let step = 0; step < labels.length && clashes(); step++) {
+      label.style.top = `calc(${label.style.top} + ${label.getBoundingClientRect().height}px)`;
+    }
+    placed.push(label.getBoundingClientRect());
+  });
+}
+
+// What the p_fake bar shows, in words: the fill, the beige band where the model says "uncertain", the threshold.
+function barLegend() {
+  const legend = el("p", "legend");
+  legend.append(el("span", "key fill-key"), " p_fake of the face (0 at the left, 1 at the right)");
+  if (state.band) {
+    const lower = state.band.lower_p_fake === null ? 0 : state.band.lower_p_fake;
+    const upper = state.band.upper_p_fake === null ? 1 : state.band.upper_p_fake;
+    legend.append(
+      el("span", "key band-key"),
+      ` uncertain band, p_fake ${lower.toFixed(3)} to ${upper.toFixed(3)}: scores the model does not call ` +
+        "real or fake, because on validation photos its verdicts there were too often wrong",
+    );
+  }
+  if (state.thresholdP !== null) {
+    legend.append(el("span", "key threshold-key"), ` threshold, p_fake ${state.thresholdP.toFixed(3)}`);
+  }
+  return legend;
 }
 
 function faceRow(face, k) {
@@ -270,7 +317,8 @@ function faceRow(face, k) {
     bar.append(mark);
   }
   row.append(bar);
-  row.append(el("span", "p-fake", `face ${k + 1}: p_fake ${face.p_fake.toFixed(3)}`));
+  const judged = face.verdict ? "" : `, ${face.note || "not judged"}`;
+  row.append(el("span", "p-fake", `face ${k + 1}: p_fake ${face.p_fake.toFixed(4)}${judged}`));
   if (face.heatmap) {
     const toggle = el("button", "secondary heatmap-toggle", "Show heatmap");
     toggle.type = "button";
