@@ -30,8 +30,13 @@ HERE = Path(__file__).resolve().parent
 ROWS = HERE / "screening.jsonl"
 RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- screening:begin -->", "<!-- screening:end -->"
+TRANSFER_BEGIN, TRANSFER_END = "<!-- transfer:begin -->", "<!-- transfer:end -->"
+# The kind of screening row that bench_generalisation.py --screen appends: one diffusion model held out.
+TRANSFER = "leave-one-diffusion-out"
 
-SOURCES = ("sd21-sdfd", "gan-boredhumans", "utkface", "web-portraits")
+# Every source beside faces140k. sdxl-sfhq (a second diffusion model) came with issue 21; the rows before it
+# trained without it.
+SOURCES = ("sd21-sdfd", "gan-boredhumans", "sdxl-sfhq", "utkface", "web-portraits")
 # The default model's recipe: Lite0 truncated after stage 4, native 128 px crops, AdamW one-cycle.
 BASE = {
     "model": "efficientnet-lite0-s4",
@@ -61,6 +66,16 @@ SAFE = {
     "aug_color_p": 0.3,
     "aug_mask_p": 0.2,
 }
+# The shipped default's recipe: cnndet-light-f2 with its threshold at <= 2% FPR on each source of reals on
+# validation (a pooled F1 threshold let FFHQ outvote the soft web portraits: 4.2% of them flagged).
+DEFAULT_MIX = {
+    **CNNDET,
+    "aug_blur_p": 0.25,
+    "aug_jpeg_p": 0.25,
+    "aug_rescale_p": 0.25,
+    "mix_weights": {"faces140k": 2.0},
+    "threshold_max_fpr": 0.02,
+}
 RECIPES: dict[str, dict[str, Any]] = {
     "faces140k-only": {"mix": ("faces140k",)},
     "base": {},
@@ -74,16 +89,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         "aug_rescale_p": 0.25,
         "mix_weights": {"faces140k": 2.0},
     },
-    # The shipped default's recipe: cnndet-light-f2 with its threshold at <= 2% FPR on each source of reals on
-    # validation (a pooled F1 threshold let FFHQ outvote the soft web portraits: 4.2% of them flagged).
-    "default-mix": {
-        **CNNDET,
-        "aug_blur_p": 0.25,
-        "aug_jpeg_p": 0.25,
-        "aug_rescale_p": 0.25,
-        "mix_weights": {"faces140k": 2.0},
-        "threshold_max_fpr": 0.02,
-    },
+    "default-mix": DEFAULT_MIX,
+    # Issue 21, transfer between diffusion models. Each is the default's recipe with one lever:
+    # every source's compression and resizing history blurred into one distribution (double JPEG on aligned
+    # and shifted grids, resampling with random kernels), on both classes;
+    "fingerprint-free": {**DEFAULT_MIX, "aug_djpeg_p": 0.5, "aug_resample_p": 0.5},
+    # native-resolution 128 px crops of the 256 px face instead of resizing it to 128: traces that resizing
+    # erases survive, and the crop hides most of the framing and background.
+    "native-crop": {**DEFAULT_MIX, "resize_mode": "crop"},
     "cnndet+safe": {**CNNDET, **SAFE},
     "cnndet+zoom": {**CNNDET, "aug_zoom_p": 0.5, "aug_zoom_scale": (0.5, 1.0)},
     "cnndet-sd2": {**CNNDET, "mix_weights": {"sd21-sdfd": 2.0}},
@@ -209,8 +222,46 @@ def write_section(body: str, begin: str, end: str, heading: str) -> None:
     RESULTS.write_text(text)
 
 
+def with_interval(figures: dict[str, Any], key: str) -> str:
+    """``0.912 [0.88, 0.94]``: a figure and its 95% interval when the row has one, else the figure or a dash."""
+    value, interval = figures.get(key), figures.get(f"{key}_ci95")
+    if value is None or not interval:
+        return _cell(value)
+    return f"{value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def transfer_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per recipe of the leave-one-diffusion-out screen (issue 21), validation only: each
+    diffusion model's AUC against the pooled reals when the other one is in training, then the run's figures on
+    the sources it trained on (the run without SD 2.1 for the GAN and real columns)."""
+    held = {(r["recipe"], r["epochs"], r["held_out"]): r for r in rows if r.get("screen") == TRANSFER}
+    lines = [
+        "| recipe | epochs | SD 2.1 held out: AUC | recall at 1% FPR | SDXL held out: AUC | recall at 1% FPR "
+        "| faces140k AUC | gan AUC | SDXL AUC (seen) | SD 2.1 AUC (seen) | FFHQ FPR | UTK FPR | web FPR |",
+        "|" + "---|" * 13,
+    ]
+    for recipe, epochs in dict.fromkeys((r, e) for r, e, _ in held):
+        no_sd, no_xl = held.get((recipe, epochs, "sd21-sdfd")), held.get((recipe, epochs, "sdxl-sfhq"))
+        seen = (no_sd or no_xl)["valid_sources"]
+        cells = [recipe, str(epochs)]
+        for row in (no_sd, no_xl):
+            cells += ["—", "—"] if row is None else [
+                with_interval(row["valid"], "roc_auc"), with_interval(row["valid"], "recall_at_1pct_fpr")
+            ]  # fmt: skip
+        cells += [_cell(seen.get(name, {}).get("roc_auc")) for name in ("faces140k", "gan-boredhumans")]
+        cells.append(_cell(no_sd["valid_sources"]["sdxl-sfhq"]["roc_auc"]) if no_sd else "—")
+        cells.append(_cell(no_xl["valid_sources"]["sd21-sdfd"]["roc_auc"]) if no_xl else "—")
+        cells += [_cell(seen.get(name, {}).get("fpr")) for name in ("faces140k", "utkface", "web-portraits")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_table(rows: list[dict[str, Any]]) -> None:
-    write_section(ablation_table(rows), BEGIN, END, "Recipe screening (validation only)")
+    plain = [row for row in rows if "screen" not in row]
+    write_section(ablation_table(plain), BEGIN, END, "Recipe screening (validation only)")
+    if any(row.get("screen") == TRANSFER for row in rows):
+        heading = "Recipe screening for transfer between diffusion models (issue 21, validation only)"
+        write_section(transfer_table(rows), TRANSFER_BEGIN, TRANSFER_END, heading)
 
 
 def main() -> None:

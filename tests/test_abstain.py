@@ -25,7 +25,7 @@ from deepfake_detect.cli import app
 from deepfake_detect.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from deepfake_detect.data import Sample, list_split
 from deepfake_detect.data.launder import launder_bytes, launder_rng
-from deepfake_detect.metrics.abstention import abstention_band
+from deepfake_detect.metrics.calibration import abstention_band
 from deepfake_detect.serve import ServeConfig, create_app, running_server
 
 pytestmark = pytest.mark.usefixtures("scan_runtime")
@@ -379,3 +379,13 @@ def test_calibrate_abstention_refuses_a_model_without_data_and_a_bad_precision(m
     assert result.exit_code == 2 and "pass --data" in result.stderr
     result = CliRunner().invoke(app, ["calibrate-abstention", str(models["plain"]), "--precision", "0.3"])
     assert result.exit_code == 2 and "[0.5, 1]" in result.stderr
+
+
+def test_the_old_import_path_of_the_band_still_works_with_a_deprecation_warning():
+    from deepfake_detect.metrics import calibration
+
+    with pytest.warns(DeprecationWarning, match="moved to deepfake_detect.metrics.calibration.band_verdicts"):
+        from deepfake_detect.metrics.abstention import band_verdicts
+    assert band_verdicts is calibration.band_verdicts
+    with pytest.raises(ImportError):
+        from deepfake_detect.metrics.abstention import no_such_name  # noqa: F401

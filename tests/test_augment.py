@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from deepfake_detect.core.augmentation import CONFIG_PREFIX, Augmentation
 from deepfake_detect.core.config import ConfigError, TrainConfig, config_from_dict, load_config
 from deepfake_detect.data.dataset import FaceDataset
 from deepfake_detect.data.samples import Sample
@@ -24,6 +26,8 @@ NEW_STEPS = {
     "mask": dict(mask_p=1.0, mask_ratio=(0.2, 0.5)),
     "zoom": dict(zoom_p=1.0),
     "wide colour": dict(color_p=1.0, brightness=0.5, contrast=0.5, saturation=0.5),
+    "double jpeg": dict(djpeg_p=1.0, djpeg_quality=(50, 70)),
+    "resample": dict(resample_p=1.0, resample_scale=(0.5, 0.7)),
 }
 
 
@@ -101,6 +105,16 @@ def test_every_augmentation_field_maps_to_a_config_field():
         0.5,
         (0.3, 0.6),
         (40, 41),
+    )
+
+
+def test_the_config_has_exactly_the_augmentation_fields_with_their_defaults():
+    # One owner: the config's aug_ fields are Augmentation's, defaults included, and the pixels' class is it.
+    config = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name.startswith(CONFIG_PREFIX)}
+    owner = {CONFIG_PREFIX + f.name: f.default for f in dataclasses.fields(Augmentation)}
+    assert config == owner and len(owner) == 21
+    assert Degradations.from_config(TrainConfig()) == Degradations() and issubclass(
+        Degradations, Augmentation
     )
 
 
@@ -265,3 +279,20 @@ def test_the_readme_recipe_loads():
 def test_bad_augmentation_settings_are_refused_with_a_clear_message(sets, message):
     with pytest.raises(ConfigError, match=message):
         load_config(sets=sets)
+
+
+def block_edges(image: np.ndarray) -> np.ndarray:
+    """Mean jump between neighbouring columns, by column index mod 8 (where a JPEG grid's block edges sit)."""
+    grey = image.astype(float).mean(axis=2)
+    jumps = np.abs(np.diff(grey, axis=1)).mean(axis=0)  # jumps[c] lies between columns c and c + 1
+    return np.array([jumps[c::8].mean() for c in range(8)])
+
+
+@pytest.mark.parametrize("dx", [0, 3, 5])
+def test_the_first_pass_of_a_double_jpeg_sits_on_the_shifted_grid(dx):
+    from deepfake_detect.data.transforms import _jpeg_on_shifted_grid
+
+    smooth = Image.fromarray(face_like(4)).filter(ImageFilter.GaussianBlur(3))
+    out = np.asarray(_jpeg_on_shifted_grid(smooth, 10, (0, dx)))
+    # A grid starting dx px left of the image puts block edges between columns 8k - dx - 1 and 8k - dx.
+    assert int(np.argmax(block_edges(out))) == (7 - dx) % 8

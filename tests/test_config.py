@@ -60,3 +60,39 @@ def test_data_comes_from_the_environment_only_when_the_caller_passes_it():
     assert load_config(env={}).data is None
     with pytest.raises(ConfigError, match="DEEPFAKE_DATA"):
         TrainConfig().data_folder()
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"hflip": "false"}, r"^hflip expects true or false \(a bool\); got 'false' \(str\)$"),
+        ({"epochs": "3"}, r"^epochs expects int; got '3' \(str\)$"),
+        ({"epochs": 3.0}, r"^epochs expects int; got 3.0 \(float\)$"),
+        ({"epochs": True}, r"^epochs expects int; got True \(bool\)$"),
+        ({"lr": "0.1"}, r"^lr expects float; got '0.1' \(str\)$"),
+        ({"image_size": "96"}, r"^image_size expects int or None; got '96' \(str\)$"),
+        ({"model": 3}, r"^model expects str; got 3 \(int\)$"),
+        ({"aug_rescale": (0.5,)}, r"^aug_rescale expects 2 values; got \(0.5,\)$"),
+        ({"aug_jpeg_quality": (30, "95")}, r"^aug_jpeg_quality expects int values; got \(30, '95'\)$"),
+        ({"class_names": "real,fake"}, r"^class_names expects 2 values; got 'real,fake'$"),
+    ],
+)
+def test_the_dataclass_checks_its_own_types_with_one_line(changes, message):
+    # Python callers skip load_config's parsing: the dataclass itself refuses a value of the wrong type.
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_the_dataclass_takes_what_python_callers_naturally_pass(tmp_path):
+    import numpy as np
+
+    cfg = TrainConfig(
+        runs_dir=tmp_path, lr=1, seed=np.int64(3), aug_rescale=[0.25, 2], weight_decay=np.float32(0)
+    )
+    assert cfg.runs_dir == str(tmp_path) and cfg.lr == 1 and cfg.aug_rescale == (0.25, 2)
+    assert type(cfg.seed) is int and type(cfg.weight_decay) is float
+    json.dumps(cfg.to_dict())  # still JSON as the run folder writes it
+    # The command line's strings are still parsed before the dataclass sees them.
+    assert load_config(sets=["epochs=3", "hflip=false", "aug_rescale=0.25,2"]).replace(lr=0.5) == TrainConfig(
+        epochs=3, hflip=False, aug_rescale=(0.25, 2.0), lr=0.5
+    )

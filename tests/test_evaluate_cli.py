@@ -159,3 +159,14 @@ def test_user_errors_are_one_line_not_a_traceback(args, message):
     proc = cli(*args, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_seed_is_the_deprecated_old_name_of_bootstrap_seed(tmp_path):
+    from deepfake_detect.core.exceptions import ConfigError, RunError
+
+    with pytest.raises(ConfigError, match="give bootstrap_seed= only"):
+        evaluate(tmp_path / "no-run", seed=1, bootstrap_seed=2)
+    # The old name is taken (and warned about) before the run is looked for.
+    warned = pytest.warns(DeprecationWarning, match="seed= is deprecated .* use bootstrap_seed=")
+    with warned, pytest.raises(RunError):
+        evaluate(tmp_path / "no-run", seed=1)

@@ -8,7 +8,9 @@ a dropped connection or a hang. An image that is valid and within the limits mus
 
 Every file is made here, in code: smooth random images and real faces (scikit-image's astronaut; a
 ``$DEEPFAKE_DATA`` test face too, when the shared data is present), saved as JPEG, PNG, WebP, GIF or TIFF in
-several modes, EXIF orientations and animations, then truncated and overwritten at random bytes.
+several modes, EXIF orientations and animations, then truncated and overwritten at random bytes. The metadata
+read beside the pixels gets its own damage: malformed XMP packets, huge, bogus, compressed and lying PNG text
+chunks, and C2PA manifests (signed in code, tests/provenance_files.py) cut short or overwritten.
 
 Bounds: hypothesis runs a fixed number of examples from a fixed seed (``derandomize``; no database is
 written), on images of at most 320 px a side (the extreme aspects are thin); each call is guarded by a
@@ -36,7 +38,9 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 import deepfake_detect as dd
+import provenance_files as pf
 from deepfake_detect.data import transforms
+from deepfake_detect.provenance import apply_provenance, read_provenance
 from deepfake_detect.scan.decode import FRAMINGS, DecodeOptions
 from deepfake_detect.scan.pipeline import decode
 from deepfake_detect.serve import ServeConfig, create_app, running_server
@@ -448,3 +452,180 @@ def test_the_service_takes_images_at_its_pixel_limit_and_refuses_one_over(client
     assert answer.status_code == status, answer.text[:500]
     if status == 413:
         assert "--max-pixels" in answer.json()["detail"]
+
+
+# ------------------------------------------------------------------------------------- hostile metadata
+
+# Metadata is read from every file before its pixels (provenance/): malformed XMP, huge or bogus PNG text
+# chunks and C2PA manifests cut short or overwritten must give a row (or a 4xx), like any other damage. A file
+# whose pixels and container are intact is still a valid image, whatever its metadata says.
+
+XMP_PIECES = [
+    b"<x:xmpmeta", b"<rdf:Description ", b' Iptc4xmpExt:DigitalSourceType="', pf.TRAINED.encode(), b'"', b"'",
+    b"<Iptc4xmpExt:DigitalSourceType>", b"</Iptc4xmpExt:DigitalSourceType>", b' rdf:resource="', b"/>", b">",
+    b"<", b"&amp;", b"&#x0;", b"&lol;", b'<!ENTITY lol "lol">', b" xmp:CreatorTool=", b"\x00", b"\xff\xfe",
+    b'dcterms:provenance="http://127.0.0.1:9/m.c2pa"', b" " * 300,
+]  # fmt: skip
+TEXT_KEYS = ["parameters", "prompt", "workflow", "Software", "XML:com.adobe.xmp", "comment", "", "x" * 90]
+
+
+def _chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
+    """A PNG chunk with its CRC; ``length`` overrides the length field (a lying chunk)."""
+    size = len(body) if length is None else length
+    return struct.pack(">I", size) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, body) chunks of an intact PNG, after the signature."""
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
+        chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def _png_from(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(kind, body) for kind, body in chunks)
+
+
+def _jpeg_app11(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each APP11 segment's body (C2PA's JUMBF) in a JPEG, before its first scan."""
+    found, pos = [], 2
+    while data[pos + 1] != 0xDA:
+        end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if data[pos + 1] == 0xEB:
+            found.append((pos + 4, end))
+        pos = end
+    return found
+
+
+SIGNED_JPEG = pf.sign(pf.jpeg(21))
+SIGNED_PNG = pf.sign(encode(Image.fromarray(smooth(48, 40, 22)), "PNG"), "image/png")
+
+
+@st.composite
+def xmp_files(draw) -> HostileFile:
+    """A JPEG whose XMP packet is made of XMP-like fragments and random bytes: its pixels are intact."""
+    pieces = draw(st.lists(st.sampled_from(XMP_PIECES) | st.binary(max_size=40), max_size=40))
+    packet = b"".join(pieces)[:60_000]  # what one JPEG segment holds
+    return HostileFile(pf.jpeg(draw(st.integers(0, 99)), xmp=packet), f"JPEG with XMP {packet[:80]!r}", True)
+
+
+@st.composite
+def text_files(draw) -> HostileFile:
+    """A PNG with bogus, huge, compressed or lying text chunks before its pixels."""
+    chunks = _png_chunks(encode(Image.fromarray(smooth(32, 24, draw(st.integers(0, 99)))), "PNG"))
+    added, recipe, valid = [], [], True
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(TEXT_KEYS)).encode()
+        kind = draw(st.sampled_from([b"tEXt", b"iTXt", b"zTXt"]))
+        text = draw(st.binary(max_size=300) | st.sampled_from([b"a" * 600_000, b"Steps: 20" * 50_000]))
+        body = key + b"\x00"
+        if kind == b"tEXt":
+            body += text
+        elif kind == b"iTXt":
+            compressed = draw(st.booleans())
+            body += bytes([compressed, 0]) + b"en\x00\x00" + (zlib.compress(text) if compressed else text)
+        else:
+            garbage = draw(st.booleans())
+            body += b"\x00" + (text if garbage else zlib.compress(text))
+            valid = valid and not garbage  # Pillow refuses a zTXt chunk that does not inflate
+        added.append((kind, body))
+        recipe.append(f"{kind.decode()} {key[:12]!r} {len(text)} bytes")
+    data = _png_from(chunks[:1] + added + chunks[1:])
+    if draw(st.booleans()):  # a text chunk whose length field lies: past the end of the file
+        at = 8 + 12 + len(chunks[0][1])
+        data = data[:at] + struct.pack(">I", 2**31 - 1) + data[at + 4 :]
+        recipe, valid = [*recipe, "first text chunk's length lies"], False
+    return HostileFile(data, "PNG with " + ", ".join(recipe), valid)
+
+
+@st.composite
+def manifest_files(draw) -> HostileFile:
+    """A C2PA-signed JPEG or PNG whose manifest is cut short or overwritten (the container kept intact), or
+    the whole file cut at a random byte."""
+    png = draw(st.booleans())
+    data, fmt = (SIGNED_PNG, "PNG") if png else (SIGNED_JPEG, "JPEG")
+    damage = draw(st.sampled_from(["cut manifest", "overwrite manifest", "cut file"]))
+    if damage == "cut file":
+        cut = draw(st.integers(0, len(data) - 1))
+        return HostileFile(data[:cut], f"signed {fmt} cut at {cut}", False)
+    if png:
+        chunks = _png_chunks(data)
+        k = next(i for i, (kind, _) in enumerate(chunks) if kind == b"caBX")
+        body = bytearray(chunks[k][1])
+    else:
+        start, end = draw(st.sampled_from(_jpeg_app11(data)))
+        body = bytearray(data[start:end])
+    if damage == "cut manifest":
+        keep = draw(st.integers(0, len(body) - 1))
+        body, recipe = body[:keep], f"signed {fmt}, manifest cut to {keep} bytes"
+    else:
+        spots = draw(
+            st.lists(st.tuples(st.integers(0, len(body) - 1), st.integers(0, 255)), min_size=1, max_size=8)
+        )
+        for where, value in spots:
+            body[where] = value
+        recipe = f"signed {fmt}, manifest bytes overwritten {spots}"
+    if png:
+        return HostileFile(_png_from([*chunks[:k], (b"caBX", bytes(body)), *chunks[k + 1 :]]), recipe, True)
+    segment = struct.pack(">H", len(body) + 2) + bytes(body)  # the length counts its own two bytes
+    return HostileFile(data[: start - 2] + segment + data[end:], recipe, True)
+
+
+metadata_files = st.one_of(xmp_files(), text_files(), manifest_files())
+METADATA_FIXED = [
+    HostileFile(pf.jpeg(0, xmp=b"<x:xmpmeta" * 6000), "JPEG with an XMP packet that never closes", True),
+    HostileFile(
+        _png_from(
+            [
+                *_png_chunks(pf.webui_png())[:1],
+                (b"tEXt", b"parameters\x00" + b"a" * 3_000_000),
+                *_png_chunks(pf.webui_png())[1:],
+            ]
+        ),
+        "PNG with a 3 MB parameters chunk (under the service's 4 MiB)",
+        True,
+    ),  # fmt: skip
+    HostileFile(pf.change_pixels(SIGNED_JPEG), "signed JPEG, pixels changed after signing", True),
+]
+
+
+def with_metadata_examples(**others):
+    def decorate(test):
+        for case in METADATA_FIXED:
+            test = example(hostile=case, **others)(test)
+        return test
+
+    return decorate
+
+
+@with_metadata_examples()
+@HOSTILE
+@given(hostile=metadata_files)
+def test_provenance_is_read_from_any_bytes_without_raising_or_hanging(hostile):
+    record = within(CALL_TIMEOUT_S, read_provenance, hostile.data)
+    row = apply_provenance({"path": "x", "error": None, "verdict": None}, record)
+    json.dumps(row, allow_nan=False)
+    assert row["provenance"]["findings"]  # at least "absence proves nothing"
+
+
+@with_metadata_examples(detect=True)
+@HOSTILE_SCAN
+@given(hostile=metadata_files, detect=st.booleans())
+def test_scan_gives_a_row_for_hostile_metadata(det, hostile, detect):
+    rows = within(
+        CALL_TIMEOUT_S, det.scan, [hostile.data, GOOD], detect=detect, fallback_whole_image=True, workers=0,
+        framing="box",
+    )  # fmt: skip
+    assert len(rows) == 2 and "provenance" in rows[0]  # read before the pixels, whatever they are
+    check_row(rows[0], hostile)
+    check_row(rows[1], None)
+
+
+@with_metadata_examples()
+@HOSTILE_SCAN
+@given(hostile=metadata_files)
+def test_the_service_answers_hostile_metadata_with_a_row_or_a_4xx(client, hostile):
+    check_answer(post(client, hostile.data), hostile, 1)

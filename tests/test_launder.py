@@ -119,7 +119,9 @@ def test_evaluate_launder_writes_its_own_files_and_leaves_the_clean_ones(tiny_ru
         name: (tiny_run / name).read_bytes() for name in ("eval_test.json", "eval_test.md", "scores_test.csv")
     }
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", str(tiny_run), "--launder", "--seed", "3", "--json", "-q"])
+    result = runner.invoke(
+        app, ["evaluate", str(tiny_run), "--launder", "--launder-seed", "3", "--json", "-q"]
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     for name, data in before.items():

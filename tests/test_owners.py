@@ -4,7 +4,8 @@
 * ECE, Brier score and expected cost: ``deepfake_detect.metrics`` (elsewhere, one call of
   ``metrics.calibration_effect`` gives the before/after summary, ``metrics.expected_cost_curve`` the costs);
 * the number of usable cores: ``deepfake_detect.core.runtime.available_cores``;
-* exception classes: ``deepfake_detect.core.exceptions``.
+* exception classes: ``deepfake_detect.core.exceptions``;
+* the verdict rule ``score >= threshold``: ``deepfake_detect.metrics.classification.is_fake``.
 """
 
 from __future__ import annotations
@@ -133,6 +134,25 @@ def core_count_reads(package: Path = PACKAGE) -> list[str]:
     return by_line(found)
 
 
+# A comparison "x >= <a threshold or a band's upper end>" is the verdict rule; is_fake is where it is written.
+THRESHOLD_NAME = re.compile(r"threshold|upper")
+VERDICT_RULE_OWNER = ("metrics/classification.py", "is_fake")
+
+
+def verdict_rule_copies(package: Path = PACKAGE) -> list[str]:
+    found = []
+    for rel, tree in modules(package):
+        owner = enclosing_functions(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare) or (rel, owner.get(id(node))) == VERDICT_RULE_OWNER:
+                continue
+            sides = [node.left, *node.comparators]
+            for op, right in zip(node.ops, sides[1:], strict=True):
+                if isinstance(op, ast.GtE) and THRESHOLD_NAME.search(ast.unparse(right)):
+                    found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return by_line(found)
+
+
 def base_name(base: ast.expr) -> str:
     return base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
 
@@ -187,6 +207,11 @@ def test_the_core_count_is_read_only_in_core_runtime():
     assert not found, "use deepfake_detect.core.runtime.available_cores() instead:\n" + listing(found)
 
 
+def test_the_verdict_rule_is_written_only_in_is_fake():
+    found = verdict_rule_copies()
+    assert not found, "use deepfake_detect.metrics.classification.is_fake instead:\n" + listing(found)
+
+
 def test_exception_classes_are_defined_only_in_core_exceptions():
     found = exception_classes()
     assert not found, "define exceptions in deepfake_detect.core.exceptions:\n" + listing(found)
@@ -213,6 +238,9 @@ def outcome(run_dir, split, labels, p):
 
 def my_ece(labels, p):
     return 0.0
+
+def verdicts(logits, threshold_logit, band):
+    return ["fake" if z >= threshold_logit else "real" for z in logits], logits >= band.upper, 0 < threshold_logit
 '''
 
 
@@ -244,3 +272,7 @@ def test_the_checks_name_each_offending_line(offender):
         "scan/bad.py:16: reads os.cpu_count",
     ]
     assert exception_classes(offender) == ["scan/bad.py:9: class HalfwayError", "scan/bad.py:12: class Stuck"]
+    assert verdict_rule_copies(offender) == [
+        "scan/bad.py:24: logits >= band.upper",
+        "scan/bad.py:24: z >= threshold_logit",
+    ]

@@ -18,7 +18,7 @@ from deepfake_detect.cli import app
 from deepfake_detect.core.checkpoint import load_checkpoint, save_checkpoint
 from deepfake_detect.core.runs import write_json
 from deepfake_detect.evaluation.evaluate import evaluate
-from deepfake_detect.metrics.abstention import coverage_and_precision
+from deepfake_detect.metrics.calibration import coverage_and_precision
 from deepfake_detect.metrics.per_source import per_source_rows
 from deepfake_detect.metrics.thresholds import threshold_at_fpr
 

@@ -57,7 +57,7 @@ def test_result_schema_without_detection(det, images):
         "img3.png",
     ]
     for r in results:
-        assert set(r) == RESULT_KEYS and r["error"] is None
+        assert set(r) == RESULT_KEYS | {"provenance"} and r["error"] is None
         assert len(r["faces"]) == 1 and set(r["faces"][0]) == FACE_KEYS
         face = r["faces"][0]
         assert face["box"] == [0, 0, 40, 48]  # the whole image, width x height
@@ -194,7 +194,7 @@ def test_onnx_export_parity_and_onnx_model_scan(tiny_run, tiny_dataset, tmp_path
         max(abs(x["faces"][0]["logit"] - y["faces"][0]["logit"]) for x, y in zip(a, b, strict=True)) <= 1e-4
     )
     with pytest.raises(ExplainError, match="torch weights"):
-        onnx_det.scan([tiny_dataset / "valid"], explain_dir=tmp_path / "x")
+        onnx_det.scan([tiny_dataset / "valid"], explain=tmp_path / "x")
     with pytest.raises(dd.DeepfakeDetectError, match="metadata"):
         (tmp_path / "model.onnx.json").unlink()
         dd.load_detector(tmp_path / "model.onnx")
@@ -220,7 +220,7 @@ def test_video_timeline_and_top3_rule(det, tmp_path, face_photo, make_video):
     scores = sorted((f["p_fake"] for fr in r["frames"] for f in fr["faces"]), reverse=True)
     assert r["p_fake"] == pytest.approx(np.mean(scores[:VIDEO_TOP_K]))
     assert len(r["faces"]) == 2 and {"t", "frame"} <= set(r["faces"][0])
-    explained = det.with_backend("torch").scan([video], explain_dir=tmp_path / "cams")[0]
+    explained = det.with_backend("torch").scan([video], explain=tmp_path / "cams")[0]
     assert Path(explained["timeline"]).read_bytes()[:4] == b"\x89PNG"
     assert all(Path(f["heatmap"]).is_file() for f in explained["faces"])
 
@@ -348,7 +348,40 @@ def test_csv_rows_hold_landmarks_and_quad_as_json(tmp_path, face_photo, det):
         for row in rows:
             writer.write(row)
     table = list(csv.DictReader((tmp_path / "out.csv").open()))
-    assert CSV_COLUMNS[-2:] == ("landmarks", "quad") and list(table[0]) == list(CSV_COLUMNS)
+    assert CSV_COLUMNS[-4:-2] == ("landmarks", "quad") and list(table[0]) == list(CSV_COLUMNS)
     assert json.loads(table[0]["quad"]) == rows[0]["faces"][0]["quad"]
     assert json.loads(table[0]["landmarks"]) == rows[0]["faces"][0]["landmarks"]
     assert table[1]["quad"] == table[1]["landmarks"] == ""  # box framing
+
+
+def test_explain_dir_is_the_deprecated_old_name_of_explain(det, images, tmp_path):
+    det = det.with_backend("torch")
+    with pytest.warns(DeprecationWarning, match=r"explain_dir= is deprecated .* use explain="):
+        old = det.scan([images / "a" / "img0.png"], detect=False, explain_dir=tmp_path / "old")
+    new = det.scan([images / "a" / "img0.png"], detect=False, explain=tmp_path / "new")
+    assert Path(old[0]["faces"][0]["heatmap"]).parent == tmp_path / "old"
+    assert (
+        Path(new[0]["faces"][0]["heatmap"]).read_bytes() == Path(old[0]["faces"][0]["heatmap"]).read_bytes()
+    )
+    with pytest.raises(dd.DeepfakeDetectError, match="give explain= only"):
+        det.iter_scan([images], detect=False, explain=tmp_path / "a", explain_dir=tmp_path / "b")
+
+
+def test_scan_paths_is_public_with_the_flags_keywords(images, tmp_path):
+    import inspect
+
+    assert dd.scan_paths is dd.scan.scan_paths
+    keywords = set(inspect.signature(dd.scan_paths).parameters)
+    flags = {"model", "detect", "framing", "fallback_whole_image", "threshold", "abstain", "output", "resume"}
+    flags |= {
+        "paths_from",
+        "explain",
+        "report",
+        "fps",
+        "batch_size",
+        "workers",
+        "prior",
+        "backend",
+        "runs_dir",
+    }
+    assert flags <= keywords

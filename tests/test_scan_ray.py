@@ -354,8 +354,8 @@ def test_a_worker_that_cannot_load_the_model_fails_the_scan_with_its_own_one_lin
     """A model the driver loaded but a node cannot (not on a shared disk): the worker's error, not Ray's."""
     import ray
 
+    from deepfake_detect.batch import ray_scan
     from deepfake_detect.core.exceptions import CheckpointError
-    from deepfake_detect.scan import ray_scan
 
     job = ray_scan._Job(
         model=str(tmp_path / "only-on-the-driver.safetensors"), backend="torch", abstain=True,
@@ -388,7 +388,7 @@ def test_a_part_that_killed_its_actor_too_often_is_written_as_error_rows(tmp_pat
     import pyarrow as pa
     import torch
 
-    from deepfake_detect.scan import ray_scan
+    from deepfake_detect.batch import ray_scan
     from deepfake_detect.scan.parquet import part_name
 
     for i in range(4):
@@ -479,3 +479,16 @@ def test_without_ray_the_command_says_what_to_install_in_one_line(crops, tmp_pat
         "error: scan --ray needs the optional 'ray' dependencies: pip install 'deepfake-detect[ray]'"
     ]
     assert not out.exists()
+
+
+def test_the_old_import_path_of_the_ray_driver_still_works_with_a_deprecation_warning():
+    from deepfake_detect import batch
+
+    with pytest.warns(DeprecationWarning, match="moved to deepfake_detect.batch.scan_dataset"):
+        from deepfake_detect.scan.ray_scan import scan_dataset
+    with pytest.warns(DeprecationWarning, match="moved to deepfake_detect.batch.DatasetScanSummary"):
+        from deepfake_detect.scan.ray_scan import DatasetScanSummary
+    assert scan_dataset is batch.scan_dataset is dd.scan_dataset
+    assert DatasetScanSummary is batch.DatasetScanSummary
+    with pytest.raises(ImportError):
+        from deepfake_detect.scan.ray_scan import no_such_name  # noqa: F401

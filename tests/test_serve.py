@@ -174,7 +174,13 @@ def test_openapi_describes_every_field_and_parameter(server):
     ]
     assert not undocumented
     scan = spec["paths"]["/v1/scan"]["post"]
-    assert {p["name"] for p in scan["parameters"]} == {"detect", "explain", "threshold", "prior"}
+    assert {p["name"] for p in scan["parameters"]} == {
+        "detect",
+        "explain",
+        "threshold",
+        "prior",
+        "provenance",
+    }
     assert all(p.get("description") for p in scan["parameters"])
     assert "files" in scan["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"200", "401", "413", "415", "422"} <= set(scan["responses"])
@@ -192,7 +198,7 @@ def test_scan_rows_equal_in_process_scan_rows(client, det):
     expected = det.with_backend(det.backend).scan([data for _, data, _ in uploads], detect=False, workers=0)
     assert [r["path"] for r in body["results"]] == ["a.png", "b.jpg"]
     for row, want in zip(body["results"], expected, strict=True):
-        assert set(row) == RESULT_KEYS == set(want)  # exactly a `scan --json` row's keys
+        assert set(row) == RESULT_KEYS | {"provenance"} == set(want)  # exactly a `scan --json` row's keys
         assert row["faces"][0]["box"] == want["faces"][0]["box"]
         assert row["p_fake"] == pytest.approx(want["p_fake"], abs=1e-6)
         assert row["verdict"] == want["verdict"] and row["error"] is None

@@ -317,3 +317,31 @@ def test_the_polygon_follows_a_tilted_face_found_by_the_service(page, tmp_path, 
     np.testing.assert_allclose(shapes[k]["points"], quad, atol=0.01)  # the polygon is the row's quad
     assert_on_screen_where_the_quad_is(shapes[k], quad)
     assert not page.problems, page.problems
+
+
+# ------------------------------------------------------------------------------------------------ provenance
+
+
+def test_the_provenance_panel_shows_a_signed_declaration(page, tmp_path):
+    """A C2PA-signed file (tests/provenance_files.py): the card says fake by declaration and what it is worth."""
+    import provenance_files as pf
+
+    signed = tmp_path / "signed.jpg"
+    signed.write_bytes(pf.sign(pf.jpeg(1)))
+    enter_key(page)
+    page.set_input_files("#file-input", str(signed))
+    page.click("#scan-button")
+    card = page.locator(".card")
+    sync_api.expect(card).to_have_count(1, timeout=60_000)
+    sync_api.expect(card.locator("h2 .verdict")).to_have_text("FAKE")
+    panel = card.locator(".provenance")
+    sync_api.expect(panel).to_be_visible()
+    sync_api.expect(panel.locator("h3")).to_have_text("Provenance")
+    sync_api.expect(panel.locator(".reason")).to_contain_text(
+        f"Verdict fake: declared by C2PA (trainedAlgorithmicMedia, signed by {pf.SIGNER} ({pf.SIGNER_ORG}), untrusted)"
+    )
+    finding = panel.locator("li").first
+    sync_api.expect(finding).to_contain_text("C2PA: manifest by provenance-tests 1.0")
+    sync_api.expect(finding.locator("em")).to_contain_text("anyone can sign")
+    assert card.locator(".face .bar").count() >= 1  # the pixel score is still shown beside it
+    assert not page.problems, page.problems

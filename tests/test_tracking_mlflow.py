@@ -42,7 +42,9 @@ from deepfake_detect.core.config import (
     load_config,
 )
 from deepfake_detect.core.runs import RunDir, read_index, write_json
-from deepfake_detect.core.tracking import (
+from deepfake_detect.models import get_model_cfg
+from deepfake_detect.training.state import Checkpointer, config_differences, resume_config
+from deepfake_detect.training.tracking import (
     DEFAULT_TIMEOUT,
     DEFAULT_TRIES,
     EXPERIMENT,
@@ -52,8 +54,6 @@ from deepfake_detect.core.tracking import (
     recorded_values,
     store_uri,
 )
-from deepfake_detect.models import get_model_cfg
-from deepfake_detect.training.state import Checkpointer, config_differences, resume_config
 from deepfake_detect.training.train import train
 
 needs_mlflow = pytest.mark.skipif(
@@ -561,7 +561,7 @@ def test_without_mlflow_a_tracked_run_is_still_evaluated_with_a_warning(tmp_path
     code = (
         "import logging\nlogging.basicConfig()\n"
         "from pathlib import Path\nfrom deepfake_detect.core.runs import RunDir\n"
-        "from deepfake_detect.core.tracking import attach_to_tracked_run\n"
+        "from deepfake_detect.training.tracking import attach_to_tracked_run\n"
         "attach_to_tracked_run(RunDir(Path(sys.argv[1])), [Path('eval_test.json')])\n"
     )
     done = run_without("mlflow", str(tmp_path), code=code, cwd=REPO, env=_env_without_a_store())
@@ -575,7 +575,7 @@ def test_without_mlflow_a_tracked_run_is_still_evaluated_with_a_warning(tmp_path
 @pytest.mark.slow
 def test_nothing_imports_mlflow_until_tracking_is_asked_for():
     code = (
-        "import deepfake_detect, deepfake_detect.cli, deepfake_detect.core.tracking\n"
+        "import deepfake_detect, deepfake_detect.cli, deepfake_detect.training.tracking\n"
         "import deepfake_detect.training.train, deepfake_detect.evaluation.evaluate\n"
         "import deepfake_detect.reporting.report\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 from deepfake_detect.core.version import __version__
 
 if TYPE_CHECKING:
+    from deepfake_detect.batch.ray_scan import scan_dataset
     from deepfake_detect.core.config import TrainConfig, load_config
     from deepfake_detect.core.exceptions import DeepfakeDetectError
     from deepfake_detect.data import check_dataset
     from deepfake_detect.evaluation.evaluate import evaluate
     from deepfake_detect.models import create_model, list_models
     from deepfake_detect.scan.detector import Detector, load_detector
-    from deepfake_detect.scan.ray_scan import scan_dataset
+    from deepfake_detect.scan.output import scan_paths
     from deepfake_detect.training.train import train
 
 # Public name -> the module that owns it.
@@ -40,7 +41,8 @@ _OWNERS = {
     "evaluate": "deepfake_detect.evaluation.evaluate",
     "load_detector": "deepfake_detect.scan.detector",
     "Detector": "deepfake_detect.scan.detector",
-    "scan_dataset": "deepfake_detect.scan.ray_scan",
+    "scan_paths": "deepfake_detect.scan.output",
+    "scan_dataset": "deepfake_detect.batch.ray_scan",
     "create_model": "deepfake_detect.models",
     "list_models": "deepfake_detect.models",
 }
@@ -54,6 +56,7 @@ __all__ = [
     "evaluate",
     "load_detector",
     "Detector",
+    "scan_paths",
     "scan_dataset",
     "create_model",
     "list_models",

@@ -40,6 +40,7 @@ from deepfake_detect.inference.onnx import (
     quantize_onnx,
     write_metadata,
 )
+from deepfake_detect.metrics.classification import is_fake
 
 __all__ = ["PARITY_TOLERANCE", "export_run"]
 
@@ -214,7 +215,7 @@ def _quantize_run(det, float_path: Path, x: np.ndarray, float_logits: np.ndarray
     _say_how_to_use(int8_path, det.path)
     int8_logits = onnx_logits(onnx_session(int8_path), x)
     threshold = det.threshold_logit
-    agree = float(np.mean((int8_logits >= threshold) == (float_logits >= threshold)))
+    agree = float(np.mean(is_fake(int8_logits, threshold) == is_fake(float_logits, threshold)))
     return {
         "onnx": str(int8_path),
         "calibration_images": source,

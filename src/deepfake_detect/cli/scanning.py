@@ -60,6 +60,14 @@ def scan(
             "validation; models without one are two-way anyway). --no-abstain: always real or fake.",
         ),
     ] = True,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance/--no-provenance",
+            help="Read each file's metadata (C2PA Content Credentials, offline; XMP, EXIF, PNG text) into its "
+            "'provenance'; a declaration of generative AI makes it fake. --no-provenance: pixels only.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object a file.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row a face.")] = False,
     output: Annotated[
@@ -142,7 +150,7 @@ def scan(
     if as_json and as_csv:
         raise ScanError("choose one of --json and --csv")
     if ray:
-        from deepfake_detect.scan.ray_scan import scan_dataset
+        from deepfake_detect.batch.ray_scan import scan_dataset
 
         if as_json or as_csv:
             raise ScanError("--ray writes Parquet parts to --output NAME.parquet, not --json or --csv")
@@ -162,7 +170,7 @@ def scan(
             paths or [], output=output, paths_from=paths_from, model=model, detect=detect, framing=framing,
             fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior, backend=backend,
             abstain=abstain, batch_size=batch_size, address=ray_address or os.environ.get("RAY_ADDRESS"),
-            actors=ray_actors, resume=resume, progress=not quiet, runs_dir=runs_dir,
+            actors=ray_actors, resume=resume, progress=not quiet, runs_dir=runs_dir, provenance=provenance,
         )  # fmt: skip
     elif ray_address is not None or ray_actors is not None:
         raise ScanError("--ray-address and --ray-actors need --ray")
@@ -172,7 +180,7 @@ def scan(
             threshold=threshold, fmt="json" if as_json else "csv" if as_csv else None, output=output,
             resume=resume, paths_from=paths_from, explain=explain, report=report, fps=1.0 if fps is None else fps,
             batch_size=batch_size, workers=workers, prior=prior, backend=backend, abstain=abstain,
-            runs_dir=runs_dir, framing=framing, progress=not quiet,
+            runs_dir=runs_dir, framing=framing, provenance=provenance, progress=not quiet,
         )  # fmt: skip
     if not quiet:
         sys.stderr.write(summary.format_text() + "\n")

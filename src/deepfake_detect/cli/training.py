@@ -121,7 +121,7 @@ def train(
         "deepfake-detect evaluate RUN --cost-fp 1 --cost-fn 5 --json",
         "deepfake-detect evaluate RUN --target-fpr 0.01 --save-threshold",
         "deepfake-detect evaluate RUN --data ../shared/data/faces140k --data ../shared/data/sources/utkface",
-        "deepfake-detect evaluate RUN --split valid --launder --seed 0",
+        "deepfake-detect evaluate RUN --split valid --launder --launder-seed 0",
     )
 )
 def evaluate(
@@ -152,7 +152,12 @@ def evaluate(
             "eval_SPLIT_laundered.json (and .md, scores CSV); the clean files are left alone."
         ),
     ] = False,
-    seed: Annotated[int, typer.Option(help="Laundering seed (with --launder).")] = 0,
+    launder_seed: Annotated[
+        int,
+        typer.Option(
+            "--launder-seed", "--seed", help="Laundering seed (with --launder); --seed: its old name."
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -175,7 +180,7 @@ def evaluate(
         target_fpr=target_fpr,
         prior=prior,
         save_threshold=save_threshold,
-        launder_seed=seed if launder else None,
+        launder_seed=launder_seed if launder else None,
         runs_dir=runs_dir,
         progress=not quiet and not as_json,
     )

@@ -8,8 +8,11 @@ Unknown keys and values of the wrong type are rejected with a message that says 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
+import numbers
 import os
 import tomllib
 import types
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepfake_detect.core.augmentation import Augmentation
 from deepfake_detect.core.exceptions import ConfigError
 from deepfake_detect.core.sources import Source, parse_sources
 
@@ -101,34 +105,19 @@ class TrainConfig:
         Let Pillow decode JPEGs at a reduced scale when the target is smaller than the source.
     hflip : bool
         Random horizontal flips during training.
-    aug_jpeg_p, aug_blur_p, aug_rescale_p, aug_color_p : float
-        Probabilities of seeded JPEG re-compression, Gaussian blur, down- or up-scaling and colour jitter
-        during training, on both classes; 0 turns a step off (and it then draws no random numbers).
-    aug_jpeg_quality : tuple of int
-        JPEG quality range, both ends included, in [1, 100]; default (30, 95). CNNDetection-style: 30,100.
-    aug_blur_sigma : tuple of float
-        Gaussian blur sigma range in pixels, at least 0; default (0.2, 1.5). CNNDetection-style: 0,3.
-    aug_rescale : tuple of float
-        Scaling factor range, above 0: the image is scaled by the factor and back (below 1 loses detail,
-        above 1 adds resampling traces); default (0.5, 0.9). Wider: 0.25,2.
-    aug_brightness, aug_contrast, aug_saturation : float
-        Colour jitter strengths in [0, 1]: each factor is 1 plus a value drawn from [-strength, strength]
-        (torchvision's convention); default 0.2 each. SAFE uses 0.5.
-    aug_rotate_p : float
-        Probability of a rotation (nearest-neighbour, black corners); 0 turns it off.
-    aug_rotate_degrees : tuple of float
-        Rotation angle range in degrees, within [-180, 180]; default (-15, 15).
-    aug_mask_p : float
-        Probability of SAFE's random patch masking: grid squares are blacked out; 0 turns it off.
-    aug_mask_ratio : tuple of float
-        Share of the image area masked, a range within [0, 1]; default (0, 0.75) as SAFE.
-    aug_mask_patch : float
-        Side of one masked square as a share of the image side, in (0, 1]; default 0.07 (16 px at 224).
-    aug_zoom_p : float
-        Probability of a random resized crop of the stored image before the model's crop, to break
-        framing shortcuts (face size and position); 0 turns it off.
-    aug_zoom_scale : tuple of float
-        Share of the stored image's area that crop covers, a range within (0, 1]; default (0.5, 1).
+    aug_jpeg_p, aug_jpeg_quality, aug_blur_p, aug_blur_sigma, aug_rescale_p, aug_rescale : float or tuple
+        The training augmentations, each the field of :class:`~deepfake_detect.core.augmentation.Augmentation`
+        of the same name without ``aug_``, which says what it does, its range and its default. A probability
+        (``_p``) of 0 turns a step off.
+    aug_color_p, aug_brightness, aug_contrast, aug_saturation : float
+        Colour jitter (see ``Augmentation``).
+    aug_rotate_p, aug_rotate_degrees, aug_mask_p, aug_mask_ratio, aug_mask_patch : float or tuple
+        Rotation and SAFE's patch masking (see ``Augmentation``).
+    aug_zoom_p, aug_zoom_scale : float or tuple
+        A random resized crop before the model's crop (see ``Augmentation``).
+    aug_djpeg_p, aug_djpeg_quality, aug_resample_p, aug_resample_scale : float or tuple
+        Double JPEG on aligned and shifted grids, and resampling with random kernels, against a source's
+        compression and resizing fingerprints (see ``Augmentation``).
     ema_decay : float
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
         save the average; 0 turns it off.
@@ -182,7 +171,7 @@ class TrainConfig:
         Run id; ``None`` makes one from the time, model and seed.
     tracking : str
         ``none``, or ``mlflow`` to mirror the run into MLflow (needs ``pip install 'deepfake-detect[mlflow]'``;
-        see :mod:`deepfake_detect.core.tracking`). It never changes the weights.
+        see :mod:`deepfake_detect.training.tracking`). It never changes the weights.
     tracking_uri : str or None
         The MLflow tracking URI; ``None`` takes ``MLFLOW_TRACKING_URI`` from the ``env`` :func:`load_config` is
         passed (only with ``tracking="mlflow"``), else a local ``sqlite:///<runs_dir>/mlflow.db``. Kept as given
@@ -206,23 +195,28 @@ class TrainConfig:
     base_size: int = 256
     draft: bool = True
     hflip: bool = True
-    aug_jpeg_p: float = 0.0
-    aug_blur_p: float = 0.0
-    aug_rescale_p: float = 0.0
-    aug_color_p: float = 0.0
-    aug_jpeg_quality: tuple[int, int] = (30, 95)
-    aug_blur_sigma: tuple[float, float] = (0.2, 1.5)
-    aug_rescale: tuple[float, float] = (0.5, 0.9)
-    aug_brightness: float = 0.2
-    aug_contrast: float = 0.2
-    aug_saturation: float = 0.2
-    aug_rotate_p: float = 0.0
-    aug_rotate_degrees: tuple[float, float] = (-15.0, 15.0)
-    aug_mask_p: float = 0.0
-    aug_mask_ratio: tuple[float, float] = (0.0, 0.75)
-    aug_mask_patch: float = 0.07
-    aug_zoom_p: float = 0.0
-    aug_zoom_scale: tuple[float, float] = (0.5, 1.0)
+    # The augmentations: Augmentation's fields with an aug_ prefix, their defaults taken from there.
+    aug_jpeg_p: float = Augmentation.jpeg_p
+    aug_blur_p: float = Augmentation.blur_p
+    aug_rescale_p: float = Augmentation.rescale_p
+    aug_color_p: float = Augmentation.color_p
+    aug_jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
+    aug_blur_sigma: tuple[float, float] = Augmentation.blur_sigma
+    aug_rescale: tuple[float, float] = Augmentation.rescale
+    aug_brightness: float = Augmentation.brightness
+    aug_contrast: float = Augmentation.contrast
+    aug_saturation: float = Augmentation.saturation
+    aug_rotate_p: float = Augmentation.rotate_p
+    aug_rotate_degrees: tuple[float, float] = Augmentation.rotate_degrees
+    aug_mask_p: float = Augmentation.mask_p
+    aug_mask_ratio: tuple[float, float] = Augmentation.mask_ratio
+    aug_mask_patch: float = Augmentation.mask_patch
+    aug_zoom_p: float = Augmentation.zoom_p
+    aug_zoom_scale: tuple[float, float] = Augmentation.zoom_scale
+    aug_djpeg_p: float = Augmentation.djpeg_p
+    aug_djpeg_quality: tuple[int, int] = Augmentation.djpeg_quality
+    aug_resample_p: float = Augmentation.resample_p
+    aug_resample_scale: tuple[float, float] = Augmentation.resample_scale
     ema_decay: float = 0.0
     tta_flip: bool = False
     abstain_precision: float = 0.99
@@ -251,6 +245,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _normal_data(self.data))  # frozen: normalised once, here
+        _check_types(self)
         _check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         _check_choice("schedule", self.schedule, ("plateau", "cosine", "onecycle"))
         _check_choice("monitor", self.monitor, ("roc_auc", "accuracy", "f1", "loss"))
@@ -341,9 +336,11 @@ _AUG_RANGES = {
     "aug_rotate_degrees": (-180.0, 180.0),
     "aug_mask_ratio": (0.0, 1.0),
     "aug_zoom_scale": (0.0, 1.0),
+    "aug_djpeg_quality": (1, 100),
+    "aug_resample_scale": (0.0, float("inf")),
 }
 # Ranges whose low end must be strictly above the interval's bottom: a zero factor or crop is no image.
-_AUG_POSITIVE = ("aug_rescale", "aug_zoom_scale")
+_AUG_POSITIVE = ("aug_rescale", "aug_zoom_scale", "aug_resample_scale")
 
 
 def _check_augmentation(cfg: TrainConfig) -> None:
@@ -380,8 +377,74 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def config_fields() -> dict[str, Any]:
     """Map each config field name to its resolved type annotation."""
+    return dict(_field_types())
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(TrainConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Refuse a field whose value is not of its annotated type (Python callers pass values unparsed); keep a
+    list as a tuple, a path as a string and a NumPy number as a Python one."""
+    for name, annotation in _field_types().items():
+        value = getattr(cfg, name)
+        checked = _checked(name, value, annotation)
+        if checked is not value:
+            object.__setattr__(cfg, name, checked)  # frozen: normalised once, here
+
+
+def _type_name(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    return (
+        "true or false (a bool)" if annotation is bool else getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def _checked(name: str, value: Any, annotation: Any) -> Any:
+    """``value`` if it is of type ``annotation`` (normalised as :func:`_check_types` says), else ConfigError.
+
+    Unlike :func:`_coerce` nothing is parsed: ``"3"`` is not an int here.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        for kind in (a for a in typing.get_args(annotation) if a is not type(None)):
+            with contextlib.suppress(ConfigError):
+                return _checked(name, value, kind)
+    elif origin is tuple:
+        return _checked_tuple(name, value, typing.get_args(annotation))
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation in (int, float) and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral):  # an int is a float too, as in JSON
+            return value if type(value) is int else int(value)
+        if annotation is float:
+            return value if isinstance(value, float) else float(value)
+    elif annotation is str and isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    raise ConfigError(f"{name} expects {_type_name(annotation)}; got {value!r} ({type(value).__name__})")
+
+
+def _checked_tuple(name: str, value: Any, kinds: tuple) -> tuple:
+    if not isinstance(value, list | tuple):
+        count = "any number of" if kinds[-1:] == (Ellipsis,) else str(len(kinds))
+        raise ConfigError(f"{name} expects {count} values; got {value!r}")
+    if kinds[-1:] == (Ellipsis,):
+        kinds = (kinds[0],) * len(value)
+    if len(value) != len(kinds):
+        raise ConfigError(f"{name} expects {len(kinds)} values; got {value!r}")
+    try:
+        items = tuple(_checked(name, v, k) for v, k in zip(value, kinds, strict=True))
+    except ConfigError:
+        raise ConfigError(f"{name} expects {_type_name(kinds[0])} values; got {value!r}") from None
+    return items
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

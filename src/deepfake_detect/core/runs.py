@@ -34,7 +34,7 @@ __all__ = [
 
 INDEX_FILE = "index.jsonl"
 # Beside the run folders: the local MLflow store used when tracking=mlflow is given no tracking URI, and the
-# folder of its artifacts (see deepfake_detect.core.tracking).
+# folder of its artifacts (see deepfake_detect.training.tracking).
 MLFLOW_STORE, MLFLOW_ARTIFACTS = "mlflow.db", "mlartifacts"
 _PACKAGES = ("torch", "numpy", "pillow", "onnxruntime", "scikit-learn", "safetensors", "scipy")
 

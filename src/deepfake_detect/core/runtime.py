@@ -161,7 +161,9 @@ def resolve_device(device: str = "cpu") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        raise ValueError(
+            f"device={device} was asked for but no CUDA GPU is visible; use device=cpu (--set device=cpu)"
+        )
     return torch.device(device)
 
 

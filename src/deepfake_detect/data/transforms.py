@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from deepfake_detect.core.augmentation import Augmentation
 
 __all__ = ["Preprocess", "Degradations", "load_image", "normalize", "MAX_IMAGE_PIXELS"]
 
@@ -125,38 +127,9 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
-class Degradations:
-    """Seeded training augmentations: what photos go through online, and SAFE's cheap augmentations.
-
-    Each step happens with its probability; a probability of 0 draws nothing from the random generator, so
-    turning a step on never changes the draws of a config that leaves it off. The defaults of the range
-    fields are the ranges used before they could be set, so old configs keep their exact pixels. The
-    training config names each field with an ``aug_`` prefix (:meth:`from_config`), and validates it.
-
-    Parameters
-    ----------
-    jpeg_p : float
-        Probability of re-compressing as JPEG at an integer quality drawn from ``jpeg_quality`` (inclusive).
-    blur_p : float
-        Probability of a Gaussian blur with sigma drawn from ``blur_sigma`` (pixels).
-    rescale_p : float
-        Probability of scaling by a factor drawn from ``rescale`` and back to the original size (bilinear
-        both ways; a factor above 1 upscales first).
-    color_p : float
-        Probability of brightness, contrast and saturation jitter: each is multiplied by 1 plus a value drawn
-        from ``[-brightness, brightness]``, ``[-contrast, contrast]`` and ``[-saturation, saturation]``
-        (torchvision's ``ColorJitter`` convention).
-    rotate_p : float
-        Probability of a rotation by an angle drawn from ``rotate_degrees`` (counter-clockwise), with
-        nearest-neighbour sampling (no resampling blur, as SAFE) and black corners.
-    mask_p : float
-        Probability of masking random squares black (SAFE's ``RandomMask``): the view is cut into a grid of
-        squares of side ``mask_patch`` times its side, and a share of its area drawn from ``mask_ratio`` is
-        blacked out, square by square.
-    zoom_p : float
-        Probability of a random resized crop of the stored image before the model's crop: a square covering
-        a share of its area drawn from ``zoom_scale``, at a random place, resized back (bilinear). It breaks
-        framing shortcuts (face size and position).
+class Degradations(Augmentation):
+    """Seeded training augmentations applied to images: the settings (and defaults) of
+    :class:`~deepfake_detect.core.augmentation.Augmentation`, whose docstring says what each step does.
 
     Examples
     --------
@@ -166,42 +139,6 @@ class Degradations:
     >>> Degradations().enabled
     False
     """
-
-    jpeg_p: float = 0.0
-    jpeg_quality: tuple[int, int] = (30, 95)
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.2, 1.5)
-    rescale_p: float = 0.0
-    rescale: tuple[float, float] = (0.5, 0.9)
-    color_p: float = 0.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    rotate_p: float = 0.0
-    rotate_degrees: tuple[float, float] = (-15.0, 15.0)
-    mask_p: float = 0.0
-    mask_ratio: tuple[float, float] = (0.0, 0.75)
-    mask_patch: float = 0.07
-    zoom_p: float = 0.0
-    zoom_scale: tuple[float, float] = (0.5, 1.0)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> Degradations:
-        """The steps a training config asks for: field ``x`` is read from the config's ``aug_x``.
-
-        Examples
-        --------
-        >>> from types import SimpleNamespace
-        >>> cfg = SimpleNamespace(**{f"aug_{f.name}": f.default for f in fields(Degradations)})
-        >>> Degradations.from_config(cfg) == Degradations()
-        True
-        """
-        return cls(**{f.name: getattr(cfg, f"aug_{f.name}") for f in fields(cls)})
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any step can happen."""
-        return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.endswith("_p"))
 
     def reframe(self, stored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The zoom step, applied to the stored image before the model's crop (a no-op when off)."""
@@ -225,6 +162,8 @@ class Degradations:
             small = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
             bilinear = Image.Resampling.BILINEAR
             pil = pil.resize(small, bilinear).resize(image.shape[1::-1], bilinear)
+        if self.resample_p and rng.random() < self.resample_p:
+            pil = _resample(pil, float(rng.uniform(*self.resample_scale)), rng)
         if self.blur_p and rng.random() < self.blur_p:
             pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(*self.blur_sigma))))
         if self.color_p and rng.random() < self.color_p:
@@ -236,15 +175,53 @@ class Degradations:
             for enhancer, strength in jitter:
                 pil = enhancer(pil).enhance(1.0 + rng.uniform(-strength, strength))
         if self.jpeg_p and rng.random() < self.jpeg_p:
-            buffer = io.BytesIO()
             low, high = self.jpeg_quality
-            pil.save(buffer, "JPEG", quality=int(rng.integers(low, high + 1)))
-            pil = Image.open(buffer)
-            pil.load()
+            pil = _jpeg(pil, int(rng.integers(low, high + 1)))
+        if self.djpeg_p and rng.random() < self.djpeg_p:
+            low, high = self.djpeg_quality
+            first, second = (int(q) for q in rng.integers(low, high + 1, size=2))
+            shift = (0, 0) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(0, 8, size=2))
+            pil = _jpeg(_jpeg_on_shifted_grid(pil, first, shift), second)
         out = np.asarray(pil, dtype=np.uint8)
         if self.mask_p and rng.random() < self.mask_p:
             out = _mask_patches(out, rng, self.mask_ratio, self.mask_patch)
         return out
+
+
+# Resizing kernels drawn by the resample step, each way independently.
+_KERNELS = (
+    Image.Resampling.NEAREST,
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BICUBIC,
+    Image.Resampling.LANCZOS,
+)
+
+
+def _resample(pil: Image.Image, factor: float, rng: np.random.Generator) -> Image.Image:
+    """Scale by ``factor`` and back to the original size, each way with a kernel drawn from ``_KERNELS``."""
+    down, up = (_KERNELS[int(i)] for i in rng.integers(0, len(_KERNELS), size=2))
+    middle = (max(8, round(pil.width * factor)), max(8, round(pil.height * factor)))
+    return pil.resize(middle, down).resize(pil.size, up)
+
+
+def _jpeg(pil: Image.Image, quality: int) -> Image.Image:
+    """One JPEG round trip at ``quality`` (Pillow's default 4:2:0 chroma subsampling)."""
+    buffer = io.BytesIO()
+    pil.save(buffer, "JPEG", quality=quality)
+    out = Image.open(buffer)
+    out.load()
+    return out
+
+
+def _jpeg_on_shifted_grid(pil: Image.Image, quality: int, shift: tuple[int, int]) -> Image.Image:
+    """A JPEG round trip whose 8x8 grid starts ``shift`` = (dy, dx) pixels above and left of the image: the
+    image is padded by reflection, compressed, and cut back to its own frame."""
+    dy, dx = shift
+    if not (dy or dx):
+        return _jpeg(pil, quality)
+    padded = np.pad(np.asarray(pil), ((dy, 0), (dx, 0), (0, 0)), mode="reflect")
+    out = np.asarray(_jpeg(Image.fromarray(padded), quality))
+    return Image.fromarray(np.ascontiguousarray(out[dy:, dx:]))
 
 
 def _mask_patches(

@@ -26,9 +26,10 @@ from deepfake_detect.core.exceptions import ConfigError
 from deepfake_detect.core.runs import RunDir
 from deepfake_detect.data.mix import list_mix_split
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
+from deepfake_detect.inference.network import load_network
 from deepfake_detect.inference.onnx import update_metadata
-from deepfake_detect.scan.detector import load_detector
-from deepfake_detect.training.band import LAUNDER_SEED, band_on_validation
+from deepfake_detect.metrics.calibration import LAUNDER_SEED
+from deepfake_detect.training.band import band_on_validation
 
 __all__ = ["calibrate_abstention"]
 
@@ -81,7 +82,7 @@ def calibrate_abstention(
         When the model or its validation data cannot be found.
     """
     path = resolve_weights(model, runs_dir)
-    det = load_detector(path, backend="torch", abstain=False)
+    det = load_network(path, backend="torch", abstain=False)
     precision = _target_precision(det.metadata, target_precision)
     sources = run_sources(RunDir(path.parent), data)
     samples = list_mix_split(sources, "valid", class_names=tuple(det.metadata["class_names"]))

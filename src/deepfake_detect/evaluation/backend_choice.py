@@ -20,12 +20,10 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_detect.core.runs import RunDir
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources, score_split
-from deepfake_detect.inference.network import INT8_CHECK_KEY, INT8_DEFAULT_KEY
+from deepfake_detect.inference.network import INT8_CHECK_KEY, INT8_DEFAULT_KEY, load_network
 from deepfake_detect.inference.onnx import update_metadata
+from deepfake_detect.metrics.calibration import LAUNDER_SEED, band_metadata, calibrate_on_validation
 from deepfake_detect.metrics.per_source import per_source_rows
-from deepfake_detect.scan.detector import load_detector
-from deepfake_detect.training.band import LAUNDER_SEED, band_metadata
-from deepfake_detect.training.parts import calibrate_on_validation
 
 __all__ = ["INT8_AUC_TOLERANCE", "compare_int8", "make_int8_default", "refit_on_validation"]
 
@@ -83,8 +81,8 @@ def compare_int8(
     run_dir = RunDir.find(run, runs_dir)
     sources = run_sources(run_dir, data)
     dets = {
-        "float": load_detector(run_dir.model, backend="torch", abstain=False),
-        "int8": load_detector(run_dir.model, backend="onnx-int8", abstain=False),
+        "float": load_network(run_dir.model, backend="torch", abstain=False),
+        "int8": load_network(run_dir.model, backend="onnx-int8", abstain=False),
     }
     scores = {
         name: {
@@ -161,7 +159,7 @@ def refit_on_validation(
         ``calibrated_with`` (the backend whose scores fitted them) and the band's ``abstain_*`` keys.
     """
     weights = Path(weights)
-    det = load_detector(weights, backend="torch", abstain=False)
+    det = load_network(weights, backend="torch", abstain=False)
     det = det.with_backend(backend or det.scoring_backend)
     config = det.metadata.get("config") or {}
     sources = run_sources(RunDir(weights.parent), data)

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from deepfake_detect import metrics
+from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import DataError
 from deepfake_detect.core.runs import RunDir, write_json
 from deepfake_detect.core.sources import source_from_record, source_record
-from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.launder import LaunderSpec
@@ -41,11 +41,11 @@ from deepfake_detect.data.layout import walk_files
 from deepfake_detect.data.mix import Source, list_mix_split, parse_sources
 from deepfake_detect.data.photos import samples_root
 from deepfake_detect.data.samples import IMAGE_EXTENSIONS, Sample
-from deepfake_detect.inference.network import Predictions
+from deepfake_detect.inference.network import Network, Predictions, load_network
 from deepfake_detect.inference.onnx import update_metadata
-from deepfake_detect.metrics.abstention import coverage_and_precision
+from deepfake_detect.metrics.calibration import coverage_and_precision, two_way_verdicts
 from deepfake_detect.metrics.per_source import per_source_rows
-from deepfake_detect.scan.detector import Detector, load_detector
+from deepfake_detect.training.tracking import attach_to_tracked_run
 
 __all__ = [
     "evaluate",
@@ -121,15 +121,15 @@ def resolved_sources(data: DataSpec) -> list[Source]:
     return [Source(str(resolve_data_root(s.root)), s.weight, s.name, s.kind) for s in parse_sources(data)]
 
 
-def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Detector:
+def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Network:
     """The model as ``evaluate`` scores it: with its default backend (the int8 graph where the weights make it
     the default, else the torch weights), so that a default ``scan`` gives the same scores."""
-    det = load_detector(weights, backend="torch", runs_dir=runs_dir)
+    det = load_network(weights, backend="torch", runs_dir=runs_dir)
     return det.with_backend(det.scoring_backend)
 
 
 def score_split(
-    det: Detector,
+    det: Network,
     sources: Sequence[Source],
     split: str,
     *,
@@ -153,7 +153,7 @@ def score_split(
 
 
 def _laundered_predictions(
-    det: Detector, samples: list[Sample], seed: int, num_workers: int, progress: bool
+    det: Network, samples: list[Sample], seed: int, num_workers: int, progress: bool
 ) -> Predictions:
     """Logits of laundered images, one source at a time: each image is seeded by its position in its source's
     listing (the samples of a source are contiguous, as :func:`list_mix_split` lists them)."""
@@ -179,7 +179,7 @@ def _laundered_predictions(
 
 
 def choose_threshold(
-    det: Detector,
+    det: Network,
     data: DataSpec,
     *,
     cost_fp: float | None = None,
@@ -218,7 +218,7 @@ def choose_threshold(
 
 
 def _report(
-    labels, logits, det: Detector, threshold: float, costs: dict[str, Any], n_resamples: int, seed: int
+    labels, logits, det: Network, threshold: float, costs: dict[str, Any], n_resamples: int, seed: int
 ) -> dict[str, Any]:
     """The metrics of a scored split at the threshold chosen beforehand, in the layout of the JSON file."""
     stats = metrics.binary_metrics(labels, logits, threshold)
@@ -255,9 +255,10 @@ def evaluate(
     launder_seed: int | None = None,
     num_workers: int = 0,
     n_resamples: int = 1000,
-    seed: int = 0,
+    bootstrap_seed: int = 0,
     runs_dir: str | Path = "runs",
     progress: bool = True,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Score a run on a split and write ``eval_<split>.json``, ``eval_<split>.md`` and ``scores_<split>.csv``.
 
@@ -281,11 +282,17 @@ def evaluate(
         Write the chosen rule's threshold into the run's checkpoint.
     launder_seed : int, optional
         Launder every image with this seed first and write ``eval_<split>_laundered.*`` instead (the clean files
-        are left alone); the threshold is still chosen on clean validation.
+        are left alone); the threshold is still chosen on clean validation (``--launder --launder-seed N``).
     num_workers : int
         Image decoding (and laundering) processes; 0 decodes in this process. The scores do not depend on it.
-    n_resamples, seed : int
+    n_resamples, bootstrap_seed : int
         Bootstrap size and seed for the 95% confidence intervals.
+    runs_dir : str or Path
+        Where run ids are looked up.
+    progress : bool
+        Show progress bars.
+    seed : int, optional
+        Deprecated: the old name of ``bootstrap_seed`` (a ``DeprecationWarning`` says so).
 
     Returns
     -------
@@ -295,6 +302,7 @@ def evaluate(
         ``abstention`` (the band's coverage and precisions, None without a band) and ``laundering`` (None when
         clean).
     """
+    bootstrap_seed = renamed_keyword("seed", seed, "bootstrap_seed", bootstrap_seed, default=0)
     run_dir = RunDir.find(run, runs_dir)
     det = scoring_detector(run_dir.model)
     sources = run_sources(run_dir, data)
@@ -311,7 +319,7 @@ def evaluate(
         "split": split,
         "n": int(len(preds.logits)),
         "threshold": threshold,
-        **_report(preds.labels, preds.logits, det, threshold["logit"], costs, n_resamples, seed),
+        **_report(preds.labels, preds.logits, det, threshold["logit"], costs, n_resamples, bootstrap_seed),
         "n_unreadable": preds.n_unreadable,
         "prior": prior,
         "model": det.model_info(),
@@ -324,7 +332,7 @@ def evaluate(
             threshold["logit"],
             band=band,
             n_resamples=n_resamples,
-            seed=seed,
+            seed=bootstrap_seed,
         ),
         "abstention": _abstention(det, band, preds.labels, preds.logits),
         "laundering": None if launder_seed is None else _laundering(launder_seed),
@@ -335,7 +343,7 @@ def evaluate(
     return result
 
 
-def _abstention(det: Detector, band, labels, logits) -> dict[str, Any] | None:
+def _abstention(det: Network, band, labels, logits) -> dict[str, Any] | None:
     """The stored "uncertain" band and, on these scores, its coverage and the precision of what it decides."""
     if band is None:
         return None
@@ -372,10 +380,10 @@ def _write_scores(path: Path, roots: dict[str, Path], samples, preds, p_fake, th
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "logit", "p_fake", "verdict", "source"])
-        for i, logit, p in zip(preds.indices, preds.logits, p_fake, strict=True):
+        verdicts = two_way_verdicts(preds.logits, threshold)
+        for i, logit, p, verdict in zip(preds.indices, preds.logits, p_fake, verdicts, strict=True):
             sample = samples[int(i)]
             rel = sample.path.relative_to(roots[sample.source]).as_posix()
-            verdict = "fake" if logit >= threshold else "real"
             writer.writerow([rel, sample.label, f"{logit:.6f}", f"{p:.6f}", verdict, sample.source])
 
 
@@ -549,15 +557,15 @@ def probe_generalisation(
     samples = _image_samples(Path(reals), 0) + _image_samples(Path(fakes), 1)
     preds = det.predict_samples(samples)
     threshold = det.threshold_logit
-    verdict = preds.logits >= threshold
+    verdict = metrics.is_fake(preds.logits, threshold)
     fake, real = preds.labels == 1, preds.labels == 0
     intervals = metrics.bootstrap_cis(
         preds.labels,
         preds.logits,
         {
             "roc_auc": lambda y, z: metrics.binary_metrics(y, z, threshold)["roc_auc"],
-            "recall": lambda y, z: float(np.mean(z[y == 1] >= threshold)),
-            "false_positive_rate": lambda y, z: float(np.mean(z[y == 0] >= threshold)),
+            "recall": lambda y, z: float(np.mean(metrics.is_fake(z[y == 1], threshold))),
+            "false_positive_rate": lambda y, z: float(np.mean(metrics.is_fake(z[y == 0], threshold))),
         },
         n_resamples=n_resamples,
         seed=0,

@@ -50,8 +50,8 @@ from deepfake_detect.data.mix import Source, list_mix_split
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import _to_rgb, load_image, normalize
 from deepfake_detect.evaluation.evaluate import DataSpec, run_sources
+from deepfake_detect.inference.network import Network, load_network
 from deepfake_detect.metrics.per_source import per_source_rows
-from deepfake_detect.scan.detector import Detector, load_detector
 from deepfake_detect.viz.plots import figure_png, new_figure
 
 __all__ = [
@@ -189,7 +189,7 @@ def _image_seed(seed: int, key: str) -> list[int]:
     return [seed, int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "little")]
 
 
-def _views(sample: Sample, key: str, det: Detector, conditions, seed: int) -> np.ndarray | None:
+def _views(sample: Sample, key: str, det: Network, conditions, seed: int) -> np.ndarray | None:
     """``(C, S, S, 3)`` uint8 network views of one image under every condition; None when unreadable."""
     pre = det.preprocess
     try:
@@ -217,7 +217,7 @@ def _prepared(jobs: Sequence[Callable[[], Any]], pool: ThreadPoolExecutor, ahead
         yield pending.popleft().result()
 
 
-def _forward(det: Detector, batch: list[np.ndarray], logits: list[list[np.ndarray]]) -> None:
+def _forward(det: Network, batch: list[np.ndarray], logits: list[list[np.ndarray]]) -> None:
     stacked = np.stack(batch)  # (B, C, S, S, 3)
     pre = det.preprocess
     for c, out in enumerate(logits):
@@ -257,7 +257,7 @@ def _score(det, samples, roots, conditions, *, seed, batch_size, workers, progre
 
 
 def _score_splits(
-    det: Detector, sources: list[Source], split: str, limit_per_class: int | None, *, workers, **kw
+    det: Network, sources: list[Source], split: str, limit_per_class: int | None, *, workers, **kw
 ):
     """:func:`_score` of the clean validation split and of ``split`` under every condition."""
     names = tuple(det.metadata["class_names"])
@@ -302,9 +302,13 @@ def _row(condition: Condition, labels, logits, threshold: float, threshold_fpr: 
         "param": condition.param,
         "roc_auc": _finite(stats["roc_auc"]),
         "accuracy": float(stats["accuracy"]),
-        "recall_at_1pct_fpr": _finite(float(np.mean(fakes >= threshold_fpr)) if fakes.size else math.nan),
+        "recall_at_1pct_fpr": _finite(
+            float(np.mean(metrics.is_fake(fakes, threshold_fpr))) if fakes.size else math.nan
+        ),
         # Perturbations that push every score up raise recall for free; this shows what it cost on reals.
-        "fpr_at_1pct_threshold": _finite(float(np.mean(reals >= threshold_fpr)) if reals.size else math.nan),
+        "fpr_at_1pct_threshold": _finite(
+            float(np.mean(metrics.is_fake(reals, threshold_fpr))) if reals.size else math.nan
+        ),
         # Which way a perturbation pushes each class: towards "real" (down) or "fake" (up).
         "mean_logit_real": _finite(float(reals.mean()) if reals.size else math.nan),
         "mean_logit_fake": _finite(float(fakes.mean()) if fakes.size else math.nan),
@@ -389,7 +393,7 @@ def robustness(
         ``per_source``.
     """
     run_dir = RunDir.find(run, runs_dir)
-    det = load_detector(run_dir.model, backend="torch")
+    det = load_network(run_dir.model, backend="torch")
     sources = run_sources(run_dir, data)
     with _torch_threads(threads):
         valid, scored = _score_splits(
@@ -409,7 +413,7 @@ def robustness(
 
 
 def _result(
-    det: Detector, split: str, valid, scored, *, limit_per_class, seed: int, sources: list[Source]
+    det: Network, split: str, valid, scored, *, limit_per_class, seed: int, sources: list[Source]
 ) -> dict:
     """The result of :func:`robustness` from the clean validation scores and the split's scores under every
     condition (each ``(logits, labels, n_unreadable, sources)``)."""

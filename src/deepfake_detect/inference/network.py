@@ -20,7 +20,7 @@ never changes afterwards:
   a default scan reproduces ``evaluate``.
 
 Verdicts are "real", "fake" or, for a model that stores an abstention band (``abstain_lower_logit`` and
-``abstain_upper_logit`` in its metadata, chosen on validation, see :mod:`deepfake_detect.metrics.abstention`),
+``abstain_upper_logit`` in its metadata, chosen on validation, see :mod:`deepfake_detect.metrics.calibration`),
 "uncertain" inside the band. Like the backend, whether the band is used is chosen once, when a network is made
 (``abstain=``, :meth:`Network.with_abstain`); a model without a band always gives the two-way verdict.
 
@@ -55,7 +55,7 @@ from deepfake_detect.inference.onnx import (
     onnx_session,
 )
 from deepfake_detect.metrics import calibration as calibrate
-from deepfake_detect.metrics.abstention import band_verdicts
+from deepfake_detect.metrics.calibration import band_verdicts, two_way_verdicts
 from deepfake_detect.models import create_model
 
 __all__ = ["BACKENDS", "BAND_KEYS", "Network", "Predictions", "load_network", "ONNX_CACHE_DIR"]
@@ -222,7 +222,7 @@ class Network:
         if threshold_logit is None and self.band is not None:
             return band_verdicts(logits, *self.band)
         threshold = self.threshold_logit if threshold_logit is None else threshold_logit
-        return ["fake" if v >= threshold else "real" for v in np.asarray(logits)]
+        return two_way_verdicts(logits, threshold)
 
     def with_abstain(self, abstain: bool):
         """The same network with the "uncertain" verdict on or off; this one is left as it is.

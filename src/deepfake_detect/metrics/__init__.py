@@ -18,6 +18,7 @@ from deepfake_detect.metrics.classification import (
     expected_calibration_error,
     expected_cost,
     expected_cost_curve,
+    is_fake,
     log_loss_from_logits,
     sigmoid,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "expected_cost_curve",
     "f1_optimal_threshold",
     "fit_temperature",
+    "is_fake",
     "log_loss_from_logits",
     "logit_for_probability",
     "min_cost_threshold",

@@ -1,109 +1,26 @@
-"""An honest "uncertain" verdict: an abstention band around the threshold, chosen on validation.
+"""Deprecated: the "uncertain" band moved to :mod:`deepfake_detect.metrics.calibration` (``band``).
 
-A score near the threshold is a coin toss, and users act on verdicts. The band ``[lower, upper)`` in logit units
-is the narrowest one such that, on the scores it was chosen on,
-
-* the faces called "fake" (``logit >= upper``) are fakes with precision at least ``target_precision``, and
-* the faces called "real" (``logit < lower``) are reals with precision at least ``target_precision``;
-
-inside it the verdict is "uncertain". The band always contains the stored threshold, so a decided verdict never
-contradicts the two-way one. Choose it on validation scores (clean and laundered), never on test.
+Its names are still found here, each use with a ``DeprecationWarning``; import them from
+``deepfake_detect.metrics.calibration`` instead.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+from typing import Any
 
-__all__ = ["abstention_band", "band_verdicts", "coverage_and_precision"]
+from deepfake_detect.metrics.calibration import band as _moved
 
-
-def _lowest_precise_cut(scores: np.ndarray, hits: np.ndarray, target: float) -> float:
-    """The lowest cut ``c`` (a score value) such that the share of hits among ``scores >= c`` is >= target.
-
-    ``inf`` when no cut reaches it (nothing is decided on that side).
-    """
-    order = np.argsort(-scores, kind="stable")
-    s, h = scores[order], hits[order]
-    precision = np.cumsum(h) / np.arange(1, len(h) + 1)
-    # Only cut between distinct scores: tied scores are decided together.
-    distinct = np.r_[s[1:] != s[:-1], True]
-    ok = np.flatnonzero((precision >= target) & distinct)
-    return float(s[ok[-1]]) if len(ok) else float("inf")
+_MOVED = ("abstention_band", "band_verdicts", "coverage_and_precision")
 
 
-def abstention_band(y_true, logits, threshold_logit: float, *, target_precision: float = 0.99) -> dict:
-    """The abstention band of a detector's scores.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n,)
-        1 = fake, 0 = real.
-    logits : array-like of shape (n,)
-        Raw scores, higher = more likely fake.
-    threshold_logit : float
-        The detector's stored two-way threshold; the band always contains it.
-    target_precision : float
-        Precision each decided side must reach on these scores.
-
-    Returns
-    -------
-    dict
-        ``lower_logit`` and ``upper_logit`` (the band ``[lower, upper)``), ``target_precision``, and
-        :func:`coverage_and_precision` of the band on these scores.
-
-    Examples
-    --------
-    >>> y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
-    >>> z = np.array([-4., -3., -2., -1., -0.5, 0.5, 1., 2., 3., 4.])
-    >>> band = abstention_band(y, z, 0.0, target_precision=0.99)
-    >>> band["lower_logit"], band["upper_logit"], band["coverage"]
-    (-0.5, 1.0, 0.8)
-    """
-    y = np.asarray(y_true).astype(bool)
-    z = np.asarray(logits, dtype=np.float64)
-    if not 0.5 <= target_precision <= 1.0:
-        raise ValueError(f"target_precision must be in [0.5, 1], got {target_precision}")
-    upper = _lowest_precise_cut(z, y, target_precision)
-    # The real side, mirrored: a cut -c on -z is "logit <= c"; the band's lower end is the first score above it.
-    below = -_lowest_precise_cut(-z, ~y, target_precision)
-    above = z[z > below]
-    lower = float(above.min()) if len(above) else float("inf")
-    lower, upper = min(lower, threshold_logit), max(upper, threshold_logit)
-    return {
-        "lower_logit": lower,
-        "upper_logit": upper,
-        "target_precision": target_precision,
-        **coverage_and_precision(y, z, lower, upper),
-    }
-
-
-def band_verdicts(logits, lower_logit: float, upper_logit: float) -> list[str]:
-    """ "fake" at or above the band, "real" below it, "uncertain" inside.
-
-    Examples
-    --------
-    >>> band_verdicts([-2.0, 0.0, 2.0], -1.0, 1.0)
-    ['real', 'uncertain', 'fake']
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    return ["fake" if v >= upper_logit else "real" if v < lower_logit else "uncertain" for v in z]
-
-
-def coverage_and_precision(y_true, logits, lower_logit: float, upper_logit: float) -> dict:
-    """Share of faces decided by the band, and the precision of each decided side (NaN when a side is empty).
-
-    Examples
-    --------
-    >>> coverage_and_precision([0, 1, 1], [-2.0, 0.0, 2.0], -1.0, 1.0)
-    {'coverage': 0.6666666666666666, 'precision_fake': 1.0, 'precision_real': 1.0, 'accuracy_decided': 1.0}
-    """
-    y = np.asarray(y_true).astype(bool)
-    z = np.asarray(logits, dtype=np.float64)
-    fake, real = z >= upper_logit, z < lower_logit
-    decided = fake | real
-    return {
-        "coverage": float(decided.mean()) if len(z) else float("nan"),
-        "precision_fake": float(y[fake].mean()) if fake.any() else float("nan"),
-        "precision_real": float((~y[real]).mean()) if real.any() else float("nan"),
-        "accuracy_decided": float((fake == y)[decided].mean()) if decided.any() else float("nan"),
-    }
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"deepfake_detect.metrics.abstention.{name} moved to deepfake_detect.metrics.calibration.{name}; the old "
+        "path will be removed",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(_moved, name)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
-from deepfake_detect.metrics.classification import _check_binary, _roc_auc
+from deepfake_detect.metrics.classification import _check_binary, _roc_auc, is_fake
 
 __all__ = ["bootstrap_ci", "bootstrap_cis", "ci95_at_threshold"]
 
@@ -152,7 +152,7 @@ def ci95_at_threshold(
     """
 
     def accuracy(y: np.ndarray, s: np.ndarray) -> float:
-        return float(np.mean((s >= threshold_logit) == (y == 1)))
+        return float(np.mean(is_fake(s, threshold_logit) == (y == 1)))
 
     cis = bootstrap_cis(
         y_true, logits, {"accuracy": accuracy, "roc_auc": _roc_auc}, n_resamples=n_resamples, seed=seed

@@ -4,7 +4,7 @@ Conventions used throughout the metrics package:
 
 * label ``0`` = real, ``1`` = fake; fake is the positive class;
 * scores are raw logits unless a parameter is named ``p_fake``;
-* the verdict is "fake" when ``logit >= threshold_logit``;
+* the verdict is "fake" when ``logit >= threshold_logit`` (:func:`is_fake`, the one place the rule is written);
 * the confusion matrix is ``[[tn, fp], [fn, tp]]``;
 * ``*_score`` is higher-is-better, ``*_error`` / ``*_loss`` / ``*_cost`` lower-is-better.
 
@@ -30,6 +30,7 @@ __all__ = [
     "expected_calibration_error",
     "expected_cost",
     "expected_cost_curve",
+    "is_fake",
     "log_loss_from_logits",
     "sigmoid",
 ]
@@ -115,6 +116,32 @@ def _cost_from_counts(fp, fn, n_neg: int, n_pos: int, cost_fp: float, cost_fn: f
 # ---------------------------------------------------------------- point metrics
 
 
+def is_fake(scores, threshold: float) -> np.ndarray:
+    """The verdict rule: a score at or above ``threshold`` is "fake". Every verdict of the package comes from here.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,), or a number
+        Raw logits with a logit threshold (as thresholds are stored), or calibrated ``p_fake`` with a ``p_fake``
+        threshold (a scan's ``threshold=``); calibration is monotone, so both give the same verdicts at
+        matching thresholds.
+    threshold : float
+        In the units of ``scores``.
+
+    Returns
+    -------
+    ndarray of bool
+        True where the verdict is "fake" (a 0-d array for a number); a NaN score is never fake.
+
+    Examples
+    --------
+    >>> from deepfake_detect.metrics.classification import is_fake
+    >>> is_fake([-1.0, 0.0, 2.0], 0.0).tolist()
+    [False, True, True]
+    """
+    return np.asarray(scores) >= threshold
+
+
 def binary_metrics(y_true, logits, threshold_logit: float) -> dict:
     """Headline classification metrics at a logit threshold.
 
@@ -143,7 +170,7 @@ def binary_metrics(y_true, logits, threshold_logit: float) -> dict:
     ([[1, 1], [0, 2]], 0.75, 1.0)
     """
     y, s = _check_binary(y_true, logits)
-    pred = s >= threshold_logit
+    pred = is_fake(s, threshold_logit)
     # Counted with numpy rather than sklearn's scorers: their input validation costs ~1-2 ms
     # a call, which dominates a 1000-resample bootstrap; the tests cross-check against sklearn.
     tp = int(np.sum(pred & (y == 1)))
@@ -213,7 +240,7 @@ def classification_report_dict(y_true, logits, threshold_logit: float, class_nam
     y, s = _check_binary(y_true, logits)
     if len(class_names) != 2:
         raise ValueError(f"class_names must have 2 entries, got {len(class_names)}")
-    pred = (s >= threshold_logit).astype(np.int64)
+    pred = is_fake(s, threshold_logit).astype(np.int64)
     return _skm.classification_report(
         y, pred, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0
     )

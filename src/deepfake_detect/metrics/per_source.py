@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detect.metrics.abstention import coverage_and_precision
 from deepfake_detect.metrics.bootstrap import bootstrap_cis
-from deepfake_detect.metrics.classification import _check_binary, _roc_auc
+from deepfake_detect.metrics.calibration.band import coverage_and_precision
+from deepfake_detect.metrics.classification import _check_binary, _roc_auc, is_fake
 from deepfake_detect.metrics.thresholds import threshold_at_fpr
 
 __all__ = ["TARGET_FPR", "per_source_rows"]
@@ -139,11 +139,11 @@ def _ordered(row: dict[str, Any]) -> dict[str, Any]:
 def _own_figures(y: np.ndarray, z: np.ndarray, threshold: float, n_resamples: int, seed: int) -> dict:
     """Figures of a source's own images: counts, accuracy, recall, FPR and (with both classes) AUC."""
     n_fake = int(y.sum())
-    chosen: dict[str, Metric] = {"accuracy": lambda y, s: float(np.mean((s >= threshold) == (y == 1)))}
+    chosen: dict[str, Metric] = {"accuracy": lambda y, s: float(np.mean(is_fake(s, threshold) == (y == 1)))}
     if n_fake:
-        chosen["recall"] = lambda y, s: float(np.mean(s[y == 1] >= threshold))
+        chosen["recall"] = lambda y, s: float(np.mean(is_fake(s[y == 1], threshold)))
     if n_fake < y.size:
-        chosen["fpr"] = lambda y, s: float(np.mean(s[y == 0] >= threshold))
+        chosen["fpr"] = lambda y, s: float(np.mean(is_fake(s[y == 0], threshold)))
     if 0 < n_fake < y.size:
         chosen["roc_auc"] = _roc_auc
     row = {"n": int(y.size), "n_real": int(y.size - n_fake), "n_fake": n_fake}

@@ -23,6 +23,7 @@ from deepfake_detect.metrics.classification import (
     _check_costs,
     _check_prior,
     _cost_from_counts,
+    is_fake,
 )
 
 __all__ = [
@@ -303,4 +304,4 @@ def recall_at_fpr_score(y_true, logits, target_fpr: float) -> float:
     t = threshold_at_fpr(y_true, logits, target_fpr)
     y, s = _check_binary(y_true, logits)
     pos = s[y == 1]
-    return float(np.mean(pos >= t)) if pos.size else float("nan")
+    return float(np.mean(is_fake(pos, t))) if pos.size else float("nan")

@@ -22,7 +22,6 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from deepfake_detect import metrics
 from deepfake_detect.core import html
 from deepfake_detect.core.runs import RunDir, read_json
-from deepfake_detect.core.tracking import attach_to_tracked_run
 from deepfake_detect.evaluation.robustness import figure_path as robustness_figure_path
 from deepfake_detect.reporting.scores import (
     Scores,
@@ -32,6 +31,7 @@ from deepfake_detect.reporting.scores import (
     read_scores,
     source_roots,
 )
+from deepfake_detect.training.tracking import attach_to_tracked_run
 from deepfake_detect.viz import plots
 
 # The scores' readers are re-exported: callers of reporting.report found them here before they moved.
@@ -142,7 +142,7 @@ def _precision_recall(labels: np.ndarray, logits: np.ndarray) -> plots.PrCurve:
 
 def _operating_point(labels: np.ndarray, logits: np.ndarray, threshold_logit: float) -> plots.OperatingPoint:
     """The threshold's rates; NaN for a class absent from the split, precision 1 when nothing is called fake."""
-    pred = logits >= threshold_logit
+    pred = metrics.is_fake(logits, threshold_logit)
     tpr = pred[labels == 1].mean() if (labels == 1).any() else np.nan
     fpr = pred[labels == 0].mean() if (labels == 0).any() else np.nan
     precision = (labels[pred] == 1).mean() if pred.any() else 1.0

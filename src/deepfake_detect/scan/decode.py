@@ -6,6 +6,7 @@ A decoder never raises for a bad file: the reason becomes the input's ``error`` 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from deepfake_detect.data.photos import photo_pixels
 from deepfake_detect.data.transforms import Preprocess, _to_rgb
 from deepfake_detect.faces.framing import FRAMINGS, frame_faces, smallest_face
 from deepfake_detect.faces.haar import Box
+from deepfake_detect.provenance import Provenance, read_provenance
 from deepfake_detect.scan.inputs import input_label
 
 __all__ = [
@@ -47,6 +49,7 @@ class DecodeOptions:
     fallback_whole_image: bool = False
     fps: float = 1.0
     framing: str = "ffhq"
+    provenance: bool = True  # read a file's metadata too (provenance/), from the bytes its pixels come from
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Decoded:
     error: str | None = None
     note: str | None = None
     video: dict[str, Any] | None = None  # fps, duration and the sampled (frame, t) list of a video
+    provenance: Provenance | None = None  # what the file's metadata says; None when not read
 
 
 def _open_rgb(item: Any, preprocess: Preprocess, detect: bool) -> tuple[np.ndarray | None, tuple[int, int]]:
@@ -140,6 +144,10 @@ def decode_image(index: int, item: Any, options: DecodeOptions) -> Decoded:
     """Decode one image input into framed faces; never raises for a bad file."""
     result = Decoded(index, input_label(item, index))
     try:
+        if options.provenance and isinstance(item, str | os.PathLike | bytes):
+            # The file is read once: its metadata and its pixels come from the same bytes.
+            item = item if isinstance(item, bytes) else Path(item).read_bytes()
+            result.provenance = read_provenance(item)
         rgb, size = _open_rgb(item, options.preprocess, options.detect)
         if options.detect:
             result.faces = faces_in(rgb, options.preprocess, options.framing)

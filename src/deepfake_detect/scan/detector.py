@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.inference.network import Network, load_network
 from deepfake_detect.scan.pipeline import apply_deprecated_backend, iter_scan
 
@@ -40,11 +41,13 @@ class Detector(Network):
         fps: float = 1.0,
         batch_size: int = 32,
         workers: int | None = None,
-        explain_dir: str | Path | None = None,
+        explain: str | Path | None = None,
         explain_inline: bool = False,
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        provenance: bool = True,
+        explain_dir: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         """Find and judge the faces of photos, folders and videos: one result dict per input, in input order.
 
@@ -71,10 +74,11 @@ class Detector(Network):
         workers : int, optional
             Decoding processes; default :func:`~deepfake_detect.scan.pipeline.default_workers` (none on 2
             cores with ``detect=False``); 0 decodes in this process.
-        explain_dir : path, optional
-            Write a Grad-CAM overlay PNG a face here (needs torch weights), and a timeline PNG a video.
+        explain : path, optional
+            Write a Grad-CAM overlay PNG a face into this folder (needs torch weights), and a timeline PNG a
+            video (``--explain DIR``).
         explain_inline : bool
-            Instead of ``explain_dir``: put each overlay in the result as a PNG data URL, in memory only.
+            Instead of ``explain``: put each overlay in the result as a PNG data URL, in memory only.
         backend : str, optional
             Deprecated: choose the backend once with ``load_detector(..., backend=)`` or :meth:`with_backend`.
             Given here, this scan (only) runs ``self.with_backend(backend)`` and a ``DeprecationWarning`` says
@@ -86,12 +90,20 @@ class Detector(Network):
             resampled to the training frame; ``dlib``: the same square from dlib's 68 landmarks (slower, the
             previous default); ``box``: the Haar cascade's upright box with its calibrated offsets (for
             comparison).
+        provenance : bool
+            Read each file's metadata (C2PA, XMP, EXIF, PNG text, JPEG comments; offline) from the bytes it
+            is decoded from, into the result's ``provenance``; a declaration of generative AI makes the
+            verdict "fake", with a ``reason`` (:mod:`deepfake_detect.provenance.policy`). False: not read, and
+            rows have no ``provenance``, as for in-memory pixels and videos.
+        explain_dir : path, optional
+            Deprecated: the old name of ``explain`` (a ``DeprecationWarning`` says so).
 
         Returns
         -------
         list of dict
             One a input, in input order, in the result schema of :mod:`deepfake_detect.scan.pipeline`
-            (``path``, ``error``, ``verdict``, ``p_fake``, ``faces``, ``model``; ``frames`` for a video).
+            (``path``, ``error``, ``verdict``, ``p_fake``, ``faces``, ``model``; ``provenance`` for a file read
+            from bytes or a path; ``frames`` for a video).
 
         Raises
         ------
@@ -99,7 +111,7 @@ class Detector(Network):
             For unusable options, before any input is read; ``FaceModelError`` (a ``ScanError``) when
             the framing's face models are not installed.
         ExplainError
-            For ``explain_dir`` or ``explain_inline`` with a model without torch weights (an ``.onnx`` file).
+            For ``explain`` or ``explain_inline`` with a model without torch weights (an ``.onnx`` file).
         BackendError
             For a deprecated ``backend`` this model cannot run.
 
@@ -114,11 +126,12 @@ class Detector(Network):
         True
         """
         det = apply_deprecated_backend(self, backend, onnx_cache, stacklevel=2)
+        explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
         return list(
             iter_scan(
                 det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
-                prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-                explain_inline=explain_inline, framing=framing,
+                prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
+                explain_inline=explain_inline, framing=framing, provenance=provenance,
             )
         )  # fmt: skip
 
@@ -133,20 +146,23 @@ class Detector(Network):
         fps: float = 1.0,
         batch_size: int = 32,
         workers: int | None = None,
-        explain_dir: str | Path | None = None,
+        explain: str | Path | None = None,
         explain_inline: bool = False,
         backend: str | None = None,
         onnx_cache: str | Path | None = None,
         framing: str = "ffhq",
+        provenance: bool = True,
+        explain_dir: str | Path | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`scan` (the same parameters and errors), but yields the results one by one in input
         order, in bounded memory; options are checked at once, not on the first ``next``.
         """
         det = apply_deprecated_backend(self, backend, onnx_cache, stacklevel=2)
+        explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
         return iter_scan(
             det, inputs, detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold,
-            prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain_dir,
-            explain_inline=explain_inline, framing=framing,
+            prior=prior, fps=fps, batch_size=batch_size, workers=workers, explain=explain,
+            explain_inline=explain_inline, framing=framing, provenance=provenance,
         )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from deepfake_detect.inference.gradcam import (
     overlay_heatmap,
     png_bytes,
 )
+from deepfake_detect.metrics.classification import is_fake
 from deepfake_detect.scan.inputs import output_key
 from deepfake_detect.scan.video import timeline_png
 
@@ -71,7 +72,7 @@ class Explainer:
         """+1 to explain the "fake" evidence, -1 the "real"; an "uncertain" face: the side of the stored
         threshold it leans to."""
         if face["verdict"] == "uncertain":
-            return 1.0 if face["logit"] >= self.det.threshold_logit else -1.0
+            return 1.0 if is_fake(face["logit"], self.det.threshold_logit) else -1.0
         return 1.0 if face["verdict"] == "fake" else -1.0
 
     def explain(self, item, faces: list[dict[str, Any]], result: dict[str, Any]) -> None:

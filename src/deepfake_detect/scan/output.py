@@ -3,8 +3,9 @@
 An output named ``*.parquet`` is a folder of Parquet part files instead (:mod:`~deepfake_detect.scan.parquet`,
 resumable too).
 
-:func:`scan_paths` is the library call behind the command: it loads the model, skips what an earlier run
-already wrote (``resume``), streams results to the chosen writer as they come, and builds the report.
+:func:`scan_paths` is the library call behind the command (public, as ``deepfake_detect.scan_paths``; its
+keywords are named like the flags): it loads the model, skips what an earlier run already wrote (``resume``),
+streams results to the chosen writer as they come, and builds the report.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ CSV_COLUMNS = (
     "t",
     "landmarks",
     "quad",
+    "reason",
+    "provenance",
 )
 THUMB_SIDE = 320  # pixels, long side of the report's thumbnails
 VERDICT_COLOURS = {"fake": "#e74c3c", "real": "#27ae60", "uncertain": "#e69500"}  # amber: neither
@@ -110,7 +113,7 @@ class _TableWriter:
             self.out.write(f"{'verdict':<9} {'p_fake':>7} {'faces':>5}  path\n")
             self.header = False
         verdict = "ERROR" if result["error"] else (result["verdict"] or "-")
-        extra = result["error"] or result.get("note") or ""
+        extra = result["error"] or result.get("reason") or result.get("note") or ""
         line = (
             f"{verdict:<9} {_short(result['p_fake']) or '-':>7} {len(result['faces']):>5}  {result['path']}"
         )
@@ -126,7 +129,7 @@ class _JsonWriter:
 
 
 class _CsvWriter:
-    """One row a face (a file without faces gets one row with empty face columns)."""
+    """One row a face (a file without faces gets one row with empty face columns); ``provenance`` as JSON."""
 
     def __init__(self, out: TextIO, header: bool):
         self.writer = csv.writer(out)
@@ -136,8 +139,10 @@ class _CsvWriter:
     def write(self, result: dict[str, Any]) -> None:
         head = [result["path"], result["error"] or "", result.get("note") or "", result["verdict"] or ""]
         head += [_short(result["p_fake"]), len(result["faces"])]
+        provenance = result.get("provenance")
+        tail = [result.get("reason") or "", "" if provenance is None else json.dumps(provenance)]
         if not result["faces"]:
-            self.writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
+            self.writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head) - len(tail)) + tail)
         for k, face in enumerate(result["faces"]):
             x, y, w, h = face["box"]
             t = face.get("t")
@@ -146,7 +151,7 @@ class _CsvWriter:
             points = [
                 json.dumps(face[key]) if face.get(key) is not None else "" for key in ("landmarks", "quad")
             ]
-            self.writer.writerow(head + row + ["" if t is None else t] + points)
+            self.writer.writerow(head + row + ["" if t is None else t] + points + tail)
 
 
 _WRITERS = {"table": _TableWriter, "json": _JsonWriter, "csv": _CsvWriter}
@@ -230,19 +235,44 @@ def scan_paths(
     abstain: bool = True,
     runs_dir: str | Path = "runs",
     framing: str = "ffhq",
+    provenance: bool = True,
     progress: bool = True,
     stdout: TextIO | None = None,
     stdin: TextIO | None = None,
 ) -> ScanSummary:
-    """Scan files and write the results as they come: the ``deepfake-detect scan`` command.
+    """Scan files and write the results as they come: the ``deepfake-detect scan`` command, as a function.
 
-    Parameters mirror the command's flags and :meth:`~deepfake_detect.scan.detector.Detector.scan`'s; in
-    addition ``fmt`` (``table``, ``json`` for JSON Lines, ``csv``; default from ``output``'s suffix, else
-    ``table``), ``output`` (a file instead of stdout; ``NAME.parquet``: a folder of Parquet part files, which
-    must be missing or empty unless resuming), ``resume`` (append to ``output`` and skip the paths already in
-    it), ``paths_from`` (a text or CSV list of paths) and ``report`` (an HTML file); ``backend``
-    and ``abstain`` are :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``:
-    ``--no-abstain``).
+    Each keyword is the command's flag of the same name (``--paths-from`` is ``paths_from``, ``--no-detect`` is
+    ``detect=False``), except ``fmt`` (``--json``, ``--csv``), ``progress`` (``--quiet``) and the streams.
+    ``deepfake-detect scan --ray`` is :func:`~deepfake_detect.batch.scan_dataset` instead.
+
+    Parameters
+    ----------
+    paths : list of str
+        Images, videos, folders (recursive, sorted), globs, or ``-`` (paths on ``stdin``).
+    model : str
+        ``default``, a run folder or id, a ``.safetensors`` or an ``.onnx`` file.
+    detect, framing, fallback_whole_image, threshold, prior, fps, batch_size, workers, explain
+        As :meth:`Detector.scan <deepfake_detect.scan.detector.Detector.scan>` has them.
+    fmt : {"table", "json", "csv", "parquet"}, optional
+        ``json`` for JSON Lines (``--json``), ``csv`` (``--csv``); default from ``output``'s suffix, else
+        ``table``.
+    output : path, optional
+        A file instead of ``stdout``; ``NAME.parquet``: a folder of Parquet part files, which must be missing
+        or empty unless resuming.
+    resume : bool
+        Append to ``output`` and skip the paths already in it.
+    paths_from : path, optional
+        A text file of paths (one a line) or a CSV (its ``path`` column).
+    report : path, optional
+        Write a self-contained HTML report here.
+    backend, abstain, runs_dir
+        :func:`~deepfake_detect.scan.detector.load_detector`'s (``abstain=False``: ``--no-abstain``).
+    progress : bool
+        Show a progress bar on stderr.
+    stdout, stdin : file, optional
+        Where table, JSON Lines and CSV rows go without ``output`` (default ``sys.stdout``), and where ``-``
+        reads paths (default ``sys.stdin``).
 
     Returns
     -------
@@ -254,6 +284,18 @@ def scan_paths(
         For unusable options or when there is nothing to scan.
     MissingExtraError
         For a ``.parquet`` output without pyarrow (``pip install 'deepfake-detect[parquet]'``).
+
+    Examples
+    --------
+    >>> import io, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "face.png")
+    >>> rows = io.StringIO()
+    >>> summary = scan_paths([str(folder)], detect=False, backend="torch", fmt="json", progress=False, stdout=rows)
+    >>> summary.n_scanned, json.loads(rows.getvalue())["path"].endswith("face.png")
+    (1, True)
     """
     output = Path(output) if output is not None else None
     fmt = resolve_format(fmt, output)
@@ -275,7 +317,8 @@ def scan_paths(
 
     results = det.iter_scan(
         todo(), detect=detect, fallback_whole_image=fallback_whole_image, threshold=threshold, prior=prior,
-        fps=fps, batch_size=batch_size, workers=workers, explain_dir=explain, framing=framing,
+        fps=fps, batch_size=batch_size, workers=workers, explain=explain, framing=framing,
+        provenance=provenance,
     )  # fmt: skip
     kept = _write_all(results, summary, fmt, output, resume, stdout or sys.stdout, progress, report)
     if summary.n_scanned == 0 and summary.n_skipped == 0:
@@ -349,6 +392,7 @@ def _card(result: dict[str, Any]) -> str:
     )
     if result["error"] or result.get("note"):
         parts.append(f"<p class=note>{esc(result['error'] or result['note'])}</p>")
+    parts.append(_provenance_panel(result))
     for k, face in enumerate(result["faces"]):
         when = f" at {face['t']:.1f} s" if face.get("t") is not None else ""
         parts.append(
@@ -362,12 +406,27 @@ def _card(result: dict[str, Any]) -> str:
     return "\n".join(parts) + "</div>"
 
 
+def _provenance_panel(result: dict[str, Any]) -> str:
+    """What the file's metadata says and what each signal is worth (empty when it was not read)."""
+    provenance, esc = result.get("provenance"), html.escape
+    if not provenance:
+        return ""
+    reason = f"<p class=reason>Verdict fake: {esc(result['reason'])}</p>" if result.get("reason") else ""
+    items = "".join(
+        f"<li><b>{esc(f['signal'])}</b>: {esc(f['found'])}. <i>{esc(f['worth'])}</i></li>"
+        for f in provenance["findings"]
+    )
+    return f'<div class="provenance"><h4>Provenance</h4>{reason}<ul>{items}</ul></div>'
+
+
 _STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa}
 .card{display:inline-block;vertical-align:top;width:340px;margin:8px;padding:8px;background:#fff;
 border:1px solid #ddd;border-top:6px solid #999}.card.fake{border-top-color:#e74c3c}
 .card.real{border-top-color:#27ae60}.card.uncertain{border-top-color:#e69500}.card.error{border-top-color:#555}
 .thumb{max-width:320px}.heat{width:160px;margin:2px}.path{word-break:break-all;font-size:80%}
-.note{color:#a04000}h3{margin:4px 0}p{margin:3px 0;font-size:90%}"""
+.note{color:#a04000}h3{margin:4px 0}p{margin:3px 0;font-size:90%}
+.provenance{background:#f4f4f8;padding:4px 6px;margin:4px 0;font-size:85%}.provenance h4{margin:2px 0}
+.provenance ul{margin:2px 0;padding-left:1.2em;word-break:break-word}.reason{color:#b03000;font-weight:bold}"""
 
 
 def write_report(
@@ -397,7 +456,8 @@ def write_report(
     intro = (
         f"<p>{len(results)} file(s), {n_fake} judged fake{uncertain}. The model judges whole generated "
         "faces, not face swaps. A photo's score is its most suspicious face; a video's is the mean of its "
-        "top-3 faces.</p>"
+        "top-3 faces. A file whose metadata declares generative AI is fake by that declaration (its provenance "
+        "panel says which); metadata never makes a file real, and its absence proves nothing.</p>"
     )
     # Cards are made as they are written: only one card's images are in memory at a time.
     cards = (_card(result) for result in ordered)

@@ -7,8 +7,8 @@
         .part-3f9c2a0b71d4e8c5.9a1b.tmp  a part being written: renamed to its name once complete
 
 Each row is one ``scan --json`` row (see :mod:`deepfake_detect.scan.pipeline`): ``path``, ``error``,
-``verdict``, ``p_fake``, ``faces`` (a list of structs), ``model`` (a struct), ``note``, and for videos ``kind``,
-``fps``, ``duration``, ``rule`` and ``frames``. Every part has the one fixed schema of :func:`result_schema`, so
+``verdict``, ``p_fake``, ``faces`` (a list of structs), ``model`` (a struct), ``note``, ``provenance`` (a struct)
+and ``reason``, and for videos ``kind``, ``fps``, ``duration``, ``rule`` and ``frames``. Every part has the one fixed schema of :func:`result_schema`, so
 parts written by different processes (Ray workers) read as one table: ``pandas.read_parquet("results.parquet")``,
 ``pyarrow.dataset.dataset("results.parquet")`` or DuckDB's ``read_parquet('results.parquet/*.parquet')``. The
 temporary names start with a dot, which pyarrow, pandas and Spark skip, and end in ``.tmp``, which the glob skips.
@@ -23,8 +23,8 @@ adding a duplicate.
 **Resume** reads the ``path`` column of the complete parts (:func:`done_paths`) and skips those paths. A part
 that cannot be read is set aside as ``.<name>.corrupt`` with a warning, and its rows are scanned again.
 
-Round trip: columns the JSON may leave out come back left out when they are null: ``note`` and ``timeline``
-(``--explain`` on a video) of a row; ``landmarks``, ``quad`` (``--framing box``), ``note``, ``t``, ``frame``
+Round trip: columns the JSON may leave out come back left out when they are null: ``note``, ``provenance``
+(not read), ``reason`` (no declaration in the metadata) and ``timeline`` (``--explain`` on a video) of a row; ``landmarks``, ``quad`` (``--framing box``), ``note``, ``t``, ``frame``
 (photos) and ``heatmap`` (no ``--explain``) of a face; ``uncertain_band`` of the model (no band); and the video
 columns, all present exactly when ``kind`` is set. Every other null is a JSON ``null``. Floats are float64,
 so ``p_fake`` and ``logit`` come back exactly; boxes are int32.
@@ -60,6 +60,7 @@ from typing import Any
 
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.extras import import_extra
+from deepfake_detect.provenance.containers import PNG_TEXT_KEYS
 
 __all__ = [
     "PARQUET_SUFFIX",
@@ -88,7 +89,7 @@ CORRUPT_SUFFIX = ".corrupt"
 SCHEMA_VERSION = "1"
 
 # Keys the JSON rows leave out rather than set to null (see the module docstring).
-ROW_OPTIONAL = frozenset({"note", "timeline"})
+ROW_OPTIONAL = frozenset({"note", "timeline", "reason", "provenance"})
 VIDEO_KEYS = frozenset({"kind", "fps", "duration", "rule", "frames"})
 FACE_OPTIONAL = frozenset({"landmarks", "quad", "note", "t", "frame", "heatmap"})
 MODEL_OPTIONAL = frozenset({"uncertain_band"})
@@ -154,6 +155,38 @@ def _model_type(pa):
     )
 
 
+def _provenance_type(pa):
+    """The ``provenance`` object: :class:`~deepfake_detect.provenance.Provenance`'s fields and the panel."""
+    text = pa.string()
+    action = pa.struct(
+        [
+            pa.field("action", text),
+            pa.field("digital_source_type", text),
+            pa.field("software_agent", text),
+            pa.field("ingredient", pa.bool_()),
+        ]
+    )
+    c2pa = pa.struct(
+        [pa.field("present", pa.bool_()), pa.field("state", text), pa.field("codes", pa.list_(text))]
+        + [pa.field(name, text) for name in ("claim_generator", "signer", "signer_org")]
+        + [pa.field("actions", pa.list_(action)), pa.field("remote_url", text), pa.field("error", text)]
+    )
+    return pa.struct(
+        [
+            pa.field("format", text),
+            pa.field("c2pa", c2pa),
+            pa.field("xmp", pa.struct([pa.field(n, text) for n in ("digital_source_type", "creator_tool")])),
+            pa.field("exif", pa.struct([pa.field(n, text) for n in ("software", "make", "model")])),
+            pa.field("png_text", pa.struct([pa.field(n, text) for n in PNG_TEXT_KEYS])),
+            pa.field("jpeg_comments", pa.list_(text)),
+            pa.field("declares_ai", pa.bool_()),
+            pa.field(
+                "findings", pa.list_(pa.struct([pa.field(n, text) for n in ("signal", "found", "worth")]))
+            ),
+        ]
+    )
+
+
 def _frame_type(pa, face):
     return pa.struct(
         [
@@ -199,6 +232,8 @@ def result_schema():
         pa.field("rule", pa.string()),
         pa.field("frames", pa.list_(_frame_type(pa, face))),
         pa.field("timeline", pa.string()),
+        pa.field("provenance", _provenance_type(pa)),
+        pa.field("reason", pa.string()),
     ]
     return pa.schema(fields, metadata={"deepfake_detect.result_schema": SCHEMA_VERSION})
 
@@ -207,12 +242,14 @@ def _check_keys(result: dict[str, Any], schema) -> None:
     """A result field without a column would be dropped silently: refuse it instead."""
     face_fields = {f.name for f in schema.field("faces").type.value_type}
     model_fields = {f.name for f in schema.field("model").type}
+    provenance_fields = {f.name for f in schema.field("provenance").type}
     faces = list(result.get("faces") or [])
     faces += [f for frame in result.get("frames") or [] for f in frame.get("faces") or []]
     unknown = (
         set(result) - set(schema.names)
         | {f"faces.{k}" for face in faces for k in face if k not in face_fields}
         | {f"model.{k}" for k in result.get("model") or {} if k not in model_fields}
+        | {f"provenance.{k}" for k in result.get("provenance") or {} if k not in provenance_fields}
     )
     if unknown:
         raise ScanError(f"scan result field(s) without a Parquet column: {', '.join(sorted(unknown))}")

@@ -5,7 +5,7 @@
 >>> det.scan(["holiday.jpg", "photos/"])              # doctest: +SKIP
 [{'path': 'holiday.jpg', 'error': None, 'verdict': 'real', 'p_fake': 0.08, 'faces': [...], ...}, ...]
 
-The models judge whole GAN-generated faces (StyleGAN-like), not face swaps or edits of a real photo.
+The models judge whole generated faces (GANs, diffusion), not face swaps or edits of a real photo.
 
 Result schema (one dict a input, in input order; ``scan --json`` prints them as JSON Lines)::
 
@@ -42,7 +42,12 @@ Result schema (one dict a input, in input order; ``scan --json`` prints them as 
 * ``detect=False`` treats each image as an already framed face (what the 140k crops are): one face whose box
   covers the whole image, scored exactly as ``evaluate`` scores it.
 * A file that cannot be read: ``"error": "<message>"``, ``"faces": []``, verdict and p_fake null.
-* With ``explain_dir``, each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
+* ``provenance``: what the file's metadata says (C2PA, XMP, EXIF, PNG text, JPEG comments, with a panel of
+  ``findings``), read from the bytes the pixels are decoded from; absent with ``provenance=False``, for videos
+  and for in-memory pixels. When it declares generative AI the ``verdict`` is ``"fake"`` whether or not a face
+  was found, ``"reason"`` names the evidence, and ``p_fake`` and the faces stay the pixels' own; metadata never
+  makes a file "real" (:func:`~deepfake_detect.provenance.apply_provenance`).
+* With ``explain`` (a folder), each face also has ``"heatmap"``: the path of its Grad-CAM overlay PNG; with
   ``explain_inline``, the same PNG as a ``data:image/png;base64,...`` URL (nothing written to disk).
 
 Videos (``.mp4 .webm .mov .mkv .avi .m4v``) are sampled at ``fps`` frames a second with PyAV and add::
@@ -72,12 +77,15 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detect.core.deprecation import renamed_keyword
 from deepfake_detect.core.exceptions import ScanError
 from deepfake_detect.core.runtime import available_cores
 from deepfake_detect.data.transforms import normalize
 from deepfake_detect.faces.framing import check_framing
 from deepfake_detect.faces.landmarks import quad_side
 from deepfake_detect.inference.network import BACKENDS
+from deepfake_detect.metrics.calibration import band_verdicts, two_way_verdicts
+from deepfake_detect.provenance import apply_provenance
 from deepfake_detect.scan.decode import FRAMINGS, Decoded, DecodeOptions, Face, decode_image
 from deepfake_detect.scan.explain import Explainer
 from deepfake_detect.scan.inputs import is_video_path, iter_inputs
@@ -207,16 +215,16 @@ class _Scorer:
         """The faces' verdicts: the detector's (band-aware) ones, or two-way at the scan's own threshold."""
         if self.threshold is None:
             return self.det.verdicts(logits)
-        return ["fake" if p >= self.threshold else "real" for p in p_fake]
+        return two_way_verdicts(p_fake, self.threshold)
 
     def score_verdict(self, p: float) -> str:
         """The verdict of a score that is not a single face's (a video's), in p_fake units at the prior."""
         if self.threshold is not None:
-            return "fake" if p >= self.threshold else "real"
+            return two_way_verdicts([p], self.threshold)[0]
         if self.det.band is None:
-            return "fake" if p >= self._to_p(self.det.threshold_logit) else "real"
+            return two_way_verdicts([p], self._to_p(self.det.threshold_logit))[0]
         lower, upper = self.det.band
-        return "fake" if p >= self._to_p(upper) else "real" if p < self._to_p(lower) else "uncertain"
+        return band_verdicts([p], self._to_p(lower), self._to_p(upper))[0]
 
     def _to_p(self, logit: float) -> float:
         if np.isinf(logit):  # a band end that decides nothing stays out of reach (sigmoid(inf) is 1.0)
@@ -247,7 +255,7 @@ class _Scorer:
             out["note"] = faces[0]["note"]
         if self.explainer is not None and faces:
             self.explainer.explain(item, faces, out)
-        return out
+        return apply_provenance(out, item.provenance)  # the one point where metadata may decide the verdict
 
 
 def _check_options(
@@ -276,12 +284,14 @@ def iter_scan(
     fps: float = 1.0,
     batch_size: int = 32,
     workers: int | None = None,
-    explain_dir: str | Path | None = None,
+    explain: str | Path | None = None,
     explain_inline: bool = False,
     backend: str | None = None,
     onnx_cache: str | Path | None = None,
     framing: str = "ffhq",
     expand: bool = True,
+    provenance: bool = True,
+    explain_dir: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``det.iter_scan(inputs, ...)``: judge the faces of photos, folders and videos, streamed in input order.
 
@@ -293,16 +303,17 @@ def iter_scan(
     file named ``a[1].jpg`` that vanished since it was listed is its own error row, one result an input.
     """
     det = apply_deprecated_backend(det, backend, onnx_cache, stacklevel=2)
+    explain = renamed_keyword("explain_dir", explain_dir, "explain", explain)
     _check_options(fps, threshold, prior, batch_size, framing)
     if detect:
         check_framing(framing)  # a missing face model stops the scan now, not as one error row a file
-    if explain_inline and explain_dir is not None:
-        raise ScanError("choose one of explain_dir and explain_inline")
+    if explain_inline and explain is not None:
+        raise ScanError("choose one of explain and explain_inline")
     explainer = None
-    if explain_dir is not None or explain_inline:
-        explainer = Explainer(det, explain_dir)  # None: data URLs in the results
+    if explain is not None or explain_inline:
+        explainer = Explainer(det, explain)  # None: data URLs in the results
     scorer = _Scorer(det, batch_size, threshold, prior, explainer)
-    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing)
+    options = DecodeOptions(det.preprocess, detect, fallback_whole_image, fps, framing, provenance)
     # Options, backend and explainer are checked above, before the first result is asked for.
     items = iter_inputs(inputs) if expand else inputs
     return _results(scorer, decoded_stream(items, options, workers=workers), batch_size)

@@ -5,7 +5,9 @@ Endpoints (OpenAPI docs at ``/docs``):
 * ``POST /v1/scan`` -- multipart upload of images in the field ``files``; answers
   ``{"model": {...}, "results": [...]}`` with one ``scan --json`` row a file, in upload order (``path`` is
   the upload's file name). Query: ``detect`` (default true, the whole image is scored when no face is found),
-  ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold`` (a two-way cut: no "uncertain"), ``prior``.
+  ``explain`` (Grad-CAM overlays as PNG data URLs), ``threshold`` (a two-way cut: no "uncertain"), ``prior``,
+  ``provenance`` (default true: each file's metadata, read offline, is reported, and a declaration of
+  generative AI makes its verdict "fake").
   Each ``verdict`` is "real", "fake", or "uncertain" inside the model's abstention band (unless the service was
   started with ``--no-abstain``).
 * ``GET /v1/model`` -- name, hash, threshold, the "uncertain" band, calibration, training data fingerprint and
@@ -165,11 +167,18 @@ async def scan(
         float | None,
         Query(gt=0, lt=1, description="Expected share of fakes, for p_fake; default: validation's."),
     ] = None,
+    provenance: Annotated[
+        bool,
+        Query(
+            description="Read each file's metadata (C2PA, offline; XMP, EXIF, PNG text) into `provenance`: a "
+            'declaration of generative AI makes the verdict "fake". false: pixels only, `provenance` null.'
+        ),
+    ] = True,
 ):
     if explain and det.model is None:
         raise api_error(422, "explain=true needs the model's torch weights; this model is an ONNX file")
     uploads = await read_uploads(request, config.max_files)
-    options = ScanOptions(detect, explain, threshold, prior)
+    options = ScanOptions(detect, explain, threshold, prior, provenance)
     async with gate:  # queue here, not in threads: only `concurrency` scans use the cores at once
         results, status = await run_in_threadpool(scan_uploads, det, uploads, config, options)
     if status != 200:

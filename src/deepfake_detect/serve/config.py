@@ -1,4 +1,5 @@
-"""What the service is started with: :class:`ServeConfig`, one field a ``deepfake-detect serve`` flag."""
+"""What the service is started with: :class:`ServeConfig`, one field a ``deepfake-detect serve`` flag (but
+``onnx_cache``, which only Python callers set)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything ``serve`` needs; each field is a ``deepfake-detect serve`` flag of the same name.
+    """Everything ``serve`` needs; each field but ``onnx_cache`` is a ``deepfake-detect serve`` flag of the same
+    name.
 
     Parameters
     ----------
@@ -42,7 +44,9 @@ class ServeConfig:
     keep_uploads : str, optional
         Folder to save every uploaded file in (named by content hash); default: nothing is written.
     onnx_cache : str, optional
-        Folder of exported ONNX graphs; default ``~/.cache/deepfake-detect/onnx``.
+        Folder of exported float ONNX graphs (``backend="onnx"`` or ``"auto"`` without an int8 default; the int8
+        graph is read from beside the weights); default ``~/.cache/deepfake-detect/onnx``. No flag: the command
+        line always uses the default.
     backend : {"auto", "onnx-int8", "onnx", "torch"}
         As for ``scan``: ``auto`` is the model's default backend (the int8 graph where its metadata makes it
         so, else float), whose scores ``evaluate`` gives; ``onnx-int8`` is about twice as fast as float.

@@ -25,6 +25,7 @@ class ScanOptions:
     explain: bool = False
     threshold: float | None = None
     prior: float | None = None
+    provenance: bool = True
 
 
 def _error_row(det: Detector, filename: str, message: str) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def scan_uploads(
         workers=0,  # decode here: starting processes costs more than one request's images
         explain_inline=options.explain,
         framing=config.framing,
+        provenance=options.provenance,
     )
     by_index = dict(zip(good, rows, strict=True))
     results = []

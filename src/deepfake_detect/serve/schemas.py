@@ -18,6 +18,7 @@ VERDICT_TEXT = (
 
 __all__ = [
     "FaceResult",
+    "ProvenanceResult",
     "ModelInfo",
     "ScanResult",
     "ScanResponse",
@@ -88,17 +89,100 @@ class ModelInfo(BaseModel):
     )
 
 
+class C2paActionResult(BaseModel):
+    action: str = Field(description="The C2PA action, e.g. c2pa.created, c2pa.edited.")
+    digital_source_type: str | None = Field(
+        description="The action's IPTC digital source type as written (a URI), e.g. "
+        "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia for generative AI."
+    )
+    software_agent: str | None = Field(description="The program the action names, as written.")
+    ingredient: bool = Field(
+        description="True for an action of an ingredient's manifest (an earlier version), not the active one."
+    )
+
+
+class C2paResult(BaseModel):
+    present: bool = Field(description="Whether the file embeds a C2PA manifest store (Content Credentials).")
+    state: Literal["valid", "untrusted", "invalid"] | None = Field(
+        description="Validated offline, without a trust list: valid (a trusted signer, unchanged), untrusted "
+        "(intact, but nobody vouches for the signer: anyone can sign), invalid (changed after signing, or "
+        "unreadable); null when nothing was validated."
+    )
+    codes: list[str] = Field(description="C2PA validation failure codes, e.g. assertion.dataHash.mismatch.")
+    claim_generator: str | None = Field(description="The program that made the manifest, as it says.")
+    signer: str | None = Field(description="The signing certificate's subject common name.")
+    signer_org: str | None = Field(description="The signing certificate's subject organisation.")
+    actions: list[C2paActionResult] = Field(
+        description="The manifests' actions, the active manifest's first."
+    )
+    remote_url: str | None = Field(
+        description="Where the file says its manifest is kept; reported, never fetched."
+    )
+    error: str | None = Field(description="Why a manifest that is there could not be read.")
+
+
+class XmpResult(BaseModel):
+    digital_source_type: str | None = Field(description="IPTC DigitalSourceType in the XMP, as written.")
+    creator_tool: str | None = Field(description="xmp:CreatorTool, the program that wrote the file.")
+
+
+class ExifResult(BaseModel):
+    software: str | None = Field(description="EXIF Software.")
+    make: str | None = Field(description="EXIF Make (the camera maker, as the file claims: not trusted).")
+    model: str | None = Field(description="EXIF Model (the camera, as the file claims: not trusted).")
+
+
+class PngTextResult(BaseModel):
+    parameters: str | None = Field(description="Stable Diffusion WebUI's prompt and settings (PNG text).")
+    prompt: str | None = Field(description="ComfyUI's prompt graph (PNG text, JSON).")
+    workflow: str | None = Field(description="ComfyUI's workflow (PNG text, JSON).")
+    software: str | None = Field(description="The PNG Software text chunk.")
+
+
+class FindingResult(BaseModel):
+    signal: str = Field(description="Which signal: C2PA, XMP DigitalSourceType, EXIF camera, PNG text ...")
+    found: str = Field(description="What the file says.")
+    worth: str = Field(description="What that is worth for the verdict.")
+
+
+class ProvenanceResult(BaseModel):
+    format: str | None = Field(description="The container, from the file's first bytes (JPEG, PNG, WEBP...).")
+    c2pa: C2paResult = Field(description="Content Credentials (C2PA), validated offline.")
+    xmp: XmpResult = Field(description="From the XMP packet.")
+    exif: ExifResult = Field(description="From EXIF's first directory.")
+    png_text: PngTextResult = Field(description="PNG text chunks that generators write.")
+    jpeg_comments: list[str] = Field(description="JPEG comment segments.")
+    declares_ai: bool = Field(
+        description='Whether the metadata declares generative AI (then the verdict is "fake", see `reason`).'
+    )
+    findings: list[FindingResult] = Field(
+        description="The provenance panel: each signal found, what it says and what it is worth. Absence "
+        "proves nothing: sites and messengers strip metadata."
+    )
+
+
 class ScanResult(BaseModel):
     path: str = Field(description="The uploaded file's name.")
     error: str | None = Field(description="Why the file could not be judged; null when it was.")
     verdict: Verdict | None = Field(
         description="The verdict of the face with the highest p_fake (" + VERDICT_TEXT + "); null without a "
-        "face or on error."
+        'face or on error. "fake" whatever the faces when the metadata declares generative AI (see `reason`).'
     )
     p_fake: float | None = Field(description="p_fake of the face with the highest p_fake; null likewise.")
     faces: list[FaceResult] = Field(description="Every face found (the whole image when none is).")
     model: ModelInfo = Field(description="The model that judged the file.")
     note: str | None = Field(None, description="Why a result needs care: no face found, tiny image.")
+    provenance: ProvenanceResult | None = Field(
+        None,
+        description="What the file's metadata says about its origin, read offline; absent with "
+        "provenance=false and for a file refused unread.",
+    )
+    reason: str | None = Field(
+        None,
+        description='Why the verdict is "fake" when the metadata declares generative AI, e.g. "declared by '
+        "C2PA (trainedAlgorithmicMedia, signed by ..., untrusted)\"; p_fake and the faces stay the pixels' "
+        "own. Absent otherwise: metadata never makes a file real.",
+    )
 
 
 class ScanResponse(BaseModel):

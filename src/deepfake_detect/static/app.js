@@ -157,12 +157,28 @@ function resultCard(result, url) {
   if (result.error) card.append(el("p", "error", `Could not judge this file: ${result.error}`));
   if (result.verdict === "uncertain") card.append(el("p", "uncertain-note", UNCERTAIN_TEXT));
   if (result.note) card.append(el("p", "note", `Note: ${result.note}`));
+  if (result.provenance) card.append(provenancePanel(result));
   if (!result.faces.length) return card;
   if (url) card.append(photoWithFaces(url, result.faces));
   const list = el("ol", "faces");
   result.faces.forEach((face, k) => list.append(faceRow(face, k)));
   card.append(list);
   return card;
+}
+
+// What the file's metadata says and what each signal is worth (the server words both: one owner).
+function provenancePanel(result) {
+  const panel = el("section", "provenance");
+  panel.append(el("h3", "", "Provenance"));
+  if (result.reason) panel.append(el("p", "reason", `Verdict fake: ${result.reason}. The pixel scores are below.`));
+  const list = el("ul");
+  result.provenance.findings.forEach((finding) => {
+    const item = el("li");
+    item.append(el("strong", "", `${finding.signal}: `), `${finding.found}. `, el("em", "", finding.worth));
+    list.append(item);
+  });
+  panel.append(list);
+  return panel;
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";

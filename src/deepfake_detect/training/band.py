@@ -1,21 +1,21 @@
 """The "uncertain" band of a trained model, fitted on its validation split: clean, and laundered once.
 
-A score near the threshold on a laundered or off-distribution face is a coin toss. The band
-(:func:`~deepfake_detect.metrics.abstention.abstention_band`) is chosen on the validation faces pooled with the
-same faces laundered once (seed :data:`LAUNDER_SEED`, the protocol of ``evaluate --launder``: per source, the
+This module scores the faces; the band's rule and its checkpoint keys are :mod:`deepfake_detect.metrics.calibration`'s
+(:func:`~deepfake_detect.metrics.calibration.band_metadata`). A score near the threshold on a laundered or
+off-distribution face is a coin toss. The band is chosen on the validation faces pooled with the
+same faces laundered once (seed :data:`~deepfake_detect.metrics.calibration.LAUNDER_SEED`, the protocol of ``evaluate --launder``: per source, the
 image at position ``i`` of its source's listing with ``launder_rng(seed, i)``), so that outside it each decided
 verdict reaches the target precision on photos that went through resizing and recompression too. The test split
 is never used.
 
 Training calls :func:`band_on_validation` at its end; ``deepfake-detect calibrate-abstention`` does the same for
-an existing model. Both store :func:`band_metadata`'s keys in the checkpoint, which
+an existing model. Both store ``band_metadata``'s keys in the checkpoint, which
 :class:`~deepfake_detect.inference.network.Network` reads.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,12 +26,9 @@ from deepfake_detect.core.runtime import predict_logits
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.data.samples import Sample
 from deepfake_detect.data.transforms import Preprocess
-from deepfake_detect.metrics.abstention import abstention_band
+from deepfake_detect.metrics.calibration import LAUNDER_SEED, band_metadata
 
-__all__ = ["LAUNDER_SEED", "band_on_validation", "band_metadata", "laundered_logits"]
-
-#: The laundering seed of the validation copy the band is chosen on (the issue's "laundered (seed 0)").
-LAUNDER_SEED = 0
+__all__ = ["band_on_validation", "laundered_logits"]
 
 
 def laundered_logits(
@@ -62,67 +59,6 @@ def laundered_logits(
         logits.append(z)
         labels.append(y)
     return np.concatenate(logits), np.concatenate(labels)
-
-
-def _json_number(value: float) -> float | None:
-    """A float for JSON metadata: None for infinity (an end that decides nothing) and for NaN (an empty side)."""
-    return None if math.isnan(value) or math.isinf(value) else float(value)
-
-
-def band_metadata(
-    labels: np.ndarray,
-    logits: np.ndarray,
-    threshold_logit: float,
-    *,
-    target_precision: float,
-    n_laundered: int,
-    launder_seed: int = LAUNDER_SEED,
-) -> dict[str, Any]:
-    """Choose the band on pooled validation scores and return the checkpoint metadata that stores it.
-
-    Parameters
-    ----------
-    labels, logits : array-like
-        The clean and the laundered validation faces, pooled (1 = fake).
-    threshold_logit : float
-        The stored two-way threshold; the band contains it.
-    target_precision : float
-        Precision each decided side must reach on these scores.
-    n_laundered : int
-        How many of the pooled faces are laundered (recorded).
-    launder_seed : int
-        The laundering seed (recorded).
-
-    Returns
-    -------
-    dict
-        ``abstain_lower_logit`` and ``abstain_upper_logit`` (null for an end that decides nothing),
-        ``abstain_target_precision``, ``abstain_coverage`` (the share of these faces decided) and
-        ``abstain_validation`` (counts, seed and the precision of each decided side).
-
-    Examples
-    --------
-    >>> y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
-    >>> z = np.array([-4., -3., -2., -1., -0.5, 0.5, 1., 2., 3., 4.])
-    >>> meta = band_metadata(y, z, 0.0, target_precision=0.99, n_laundered=0)
-    >>> meta["abstain_lower_logit"], meta["abstain_upper_logit"], meta["abstain_coverage"]
-    (-0.5, 1.0, 0.8)
-    """
-    band = abstention_band(labels, logits, threshold_logit, target_precision=target_precision)
-    return {
-        "abstain_lower_logit": _json_number(band["lower_logit"]),
-        "abstain_upper_logit": _json_number(band["upper_logit"]),
-        "abstain_target_precision": float(target_precision),
-        "abstain_coverage": _json_number(band["coverage"]),
-        "abstain_validation": {
-            "split": "valid",
-            "n": int(len(labels)),
-            "n_laundered": int(n_laundered),
-            "launder_seed": int(launder_seed),
-            "precision_fake": _json_number(band["precision_fake"]),
-            "precision_real": _json_number(band["precision_real"]),
-        },
-    }
 
 
 def band_on_validation(

@@ -117,7 +117,7 @@ def launch(cfg: TrainConfig, nproc: int, *, progress: bool = True, resume: str |
     cfg.data_sources()  # likewise a config without a data set
     if cfg.device.startswith("cuda") and nproc > torch.cuda.device_count():
         raise ConfigError(
-            f"--nproc {nproc} with --device cuda needs {nproc} GPUs; {torch.cuda.device_count()} visible"
+            f"--nproc {nproc} with device={cfg.device} needs {nproc} GPUs; {torch.cuda.device_count()} visible"
         )
     context = torch.multiprocessing.get_context("spawn")
     queue = context.SimpleQueue()

@@ -34,12 +34,12 @@ from deepfake_detect.core.exceptions import BadImageError
 from deepfake_detect.core.runs import RunDir, append_index, code_version, environment_info, write_json
 from deepfake_detect.core.runtime import deterministic, predict_logits
 from deepfake_detect.core.sources import Source, source_record
-from deepfake_detect.core.tracking import Tracker, open_tracker
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
 from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
 from deepfake_detect.data.transforms import Degradations, Preprocess
+from deepfake_detect.metrics.calibration import calibrate_on_validation
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
@@ -47,7 +47,6 @@ from deepfake_detect.training.parts import (
     EarlyStopping,
     WeightAverage,
     build_optimizer,
-    calibrate_on_validation,
     epoch_line,
     index_entry,
     plateau_schedule,
@@ -55,6 +54,7 @@ from deepfake_detect.training.parts import (
     write_history,
 )
 from deepfake_detect.training.state import Checkpointer, EpochProgress, TrainState
+from deepfake_detect.training.tracking import Tracker, open_tracker
 
 __all__ = ["train_process", "TrainResult", "preprocess_for", "train_one_epoch"]
 

@@ -1,8 +1,8 @@
 """The parts a training run is built from, apart from the loop itself (:mod:`deepfake_detect.training.loop`).
 
 The optimiser and learning-rate schedules a config asks for, the EMA of the weights, early stopping, the
-history file's columns, the epoch's log line, the temperature and threshold fitted on validation, and the run's
-line in ``runs/index.jsonl``.
+history file's columns, the epoch's log line and the run's line in ``runs/index.jsonl``. The temperature and
+threshold fitted on validation are :mod:`deepfake_detect.metrics.calibration`'s.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from deepfake_detect import metrics
 from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.metrics import calibration as calibrate
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -30,7 +27,6 @@ __all__ = [
     "write_history",
     "epoch_line",
     "index_entry",
-    "calibrate_on_validation",
 ]
 
 HISTORY_FIELDS = (
@@ -215,30 +211,4 @@ def index_entry(
         "val_f1": summary["val"]["f1"],
         "tensor_sha256": summary["tensor_sha256"],
         "interrupted": summary["interrupted"],
-    }
-
-
-def calibrate_on_validation(
-    logits: np.ndarray, labels: np.ndarray, sources=None, max_fpr: float | None = None
-) -> dict[str, Any]:
-    """Temperature, threshold and the validation metrics at that threshold.
-
-    The threshold is F1-optimal, or with ``max_fpr`` the lowest that keeps each source of reals (``sources``,
-    one name a sample) at or under that false-positive rate (:func:`metrics.threshold_at_source_fpr`).
-    """
-    temperature = calibrate.fit_temperature(labels, logits)
-    if max_fpr is None:
-        threshold, rule = metrics.f1_optimal_threshold(labels, logits), "f1"
-    else:
-        threshold, rule = metrics.threshold_at_source_fpr(labels, logits, sources, max_fpr), "source_fpr"
-    return {
-        "temperature": float(temperature),
-        "threshold_logit": float(threshold),
-        "threshold_rule": rule,
-        "threshold_p_fake": float(calibrate.calibrated_p_fake(np.array([threshold]), temperature)[0]),
-        # Clipped so a one-class validation set cannot store an infinite prior log-odds.
-        "base_rate": float(np.clip(labels.mean(), 1e-3, 1 - 1e-3)),
-        "val": metrics.binary_metrics(labels, logits, threshold),
-        # ECE and Brier before and after, at the validation split's own share of fakes (the prior terms cancel).
-        "val_calibration": calibrate.calibration_effect(labels, logits, temperature),
     }

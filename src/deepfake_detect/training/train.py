@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepfake_detect.core.config import TrainConfig
-from deepfake_detect.core.tracking import check_tracking
 from deepfake_detect.training.launch import launch
 from deepfake_detect.training.loop import TrainResult, train_process
+from deepfake_detect.training.tracking import check_tracking
 
 __all__ = ["train", "TrainResult"]
 

@@ -2,7 +2,7 @@
 
 The params are the resolved config: where the config leaves a value to the run (``None``), the value the run
 folder recorded (:func:`recorded_values`). The store's URI is recorded absolute (:func:`store_uri`) and without
-credentials (:func:`without_credentials`). :mod:`deepfake_detect.core.tracking` logs them; nothing here imports
+credentials (:func:`without_credentials`). :mod:`deepfake_detect.training.tracking` logs them; nothing here imports
 MLflow.
 
 Examples

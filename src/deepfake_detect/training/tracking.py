@@ -15,6 +15,8 @@ The run folder stays the source of truth; MLflow gets a copy. What one training 
 
 ``evaluate`` and ``report`` attach their outputs (``eval_*.json``, ``report.html``) to the same MLflow run, found
 through the run folder's ``mlflow_run.json`` (:attr:`RunDir.mlflow_run <deepfake_detect.core.runs.RunDir>`).
+The tracker lives in the training layer, which logs through it; evaluation and reporting sit above training and
+call :func:`attach_to_tracked_run` from here.
 
 A tracking server that is down or slow costs a training nothing but a warning: every MLflow call runs in one
 background thread fed by a bounded queue (a full queue drops the newest entry and counts it); each call gets
@@ -52,7 +54,7 @@ from deepfake_detect.core.config import ConfigError, TrainConfig
 from deepfake_detect.core.exceptions import MissingExtraError
 from deepfake_detect.core.extras import import_extra
 from deepfake_detect.core.runs import MLFLOW_ARTIFACTS, RunDir, read_json, write_json
-from deepfake_detect.core.tracking_params import (
+from deepfake_detect.training.tracking_params import (
     config_params_and_tags,
     local_store_uri,
     recorded_values,
@@ -449,7 +451,7 @@ def open_tracker(
     Examples
     --------
     >>> open_tracker(TrainConfig(), RunDir(Path("runs/r1")), {})  # doctest: +ELLIPSIS
-    <deepfake_detect.core.tracking.NullTracker object at ...>
+    <deepfake_detect.training.tracking.NullTracker object at ...>
     """
     if cfg.tracking != "mlflow" or not enabled:
         return NullTracker()
