@@ -159,3 +159,12 @@ def test_a_photo_over_4000_px_is_tiled_reduced_and_its_faces_come_back_in_its_pi
     assert looks.calls == 1 + 18 * 18 + 6 * 6 + 2 * 2  # the whole photo, then tiles of a 4,000 px copy
     assert 3 * 1500 < face.quad[:, 0].mean() < 3 * 1740 and 180 < quad_side(face.quad) < 330
     assert smallest_face(photo.shape) == 90  # 60 px at 4,000 px
+
+
+def test_a_small_face_found_by_the_second_look_is_too_small_to_judge(det, face_photo):
+    photo = _pasted(face_photo, 2000, 240, (1500, 300))  # her square is about 84 px
+    (row,) = det.with_backend("torch").scan([photo], workers=0)
+    (face,) = row["faces"]
+    side = quad_side(np.array(face["quad"]))
+    assert face["verdict"] is None and face["note"] == f"face too small to judge ({side:.0f} px)" and side < 96
+    assert row["verdict"] is None and row["note"] == face["note"]
