@@ -166,5 +166,7 @@ def test_a_small_face_found_by_the_second_look_is_too_small_to_judge(det, face_p
     (row,) = det.with_backend("torch").scan([photo], workers=0)
     (face,) = row["faces"]
     side = quad_side(np.array(face["quad"]))
-    assert face["verdict"] is None and face["note"] == f"face too small to judge ({side:.0f} px)" and side < 96
+    assert (
+        face["verdict"] is None and face["note"] == f"face too small to judge ({side:.0f} px)" and side < 96
+    )
     assert row["verdict"] is None and row["note"] == face["note"]
