@@ -120,11 +120,6 @@ def _commands(command, path=()):
 @pytest.mark.parametrize(
     "path", [p for p, _ in _commands(typer.main.get_command(app))], ids=lambda p: " ".join(p) or "top"
 )
-@pytest.mark.xfail(
-    reason="known after merging provenance: scan's --fallback-whole-image is cut at 80 columns now that scan "
-    "has more flags (next session)",
-    strict=False,
-)
 def test_help_at_80_columns_shows_every_flag_whole(path):
     command = dict(_commands(typer.main.get_command(app)))[path]
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})

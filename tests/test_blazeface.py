@@ -148,3 +148,25 @@ def test_real_faces_of_60_and_100_px_in_a_2000_px_photo_are_found(shared_data):
             photo, quad = bench.make_photo(face, side, np.random.default_rng([0, side, i]), 15.0)
             found += any(quad_iou(f.quad, quad) >= 0.5 for f in find_faces(photo))
         assert found >= 10, f"{found} of {len(faces)} faces of {side} px found"
+
+
+def test_a_photo_over_4000_px_is_tiled_reduced_and_its_faces_come_back_in_its_pixels(face_photo):
+    photo = np.repeat(
+        np.repeat(_pasted(face_photo, 2000, 240, (1500, 300)), 3, axis=0), 3, axis=1
+    )  # 6,000 px
+    looks = Looks()
+    face = find_faces(photo, looks=looks)[0]  # largest first (blown up 3x, her suit may hold a tiny "face")
+    assert looks.calls == 1 + 18 * 18 + 6 * 6 + 2 * 2  # the whole photo, then tiles of a 4,000 px copy
+    assert 3 * 1500 < face.quad[:, 0].mean() < 3 * 1740 and 180 < quad_side(face.quad) < 330
+    assert smallest_face(photo.shape) == 90  # 60 px at 4,000 px
+
+
+def test_a_small_face_found_by_the_second_look_is_too_small_to_judge(det, face_photo):
+    photo = _pasted(face_photo, 2000, 240, (1500, 300))  # her square is about 84 px
+    (row,) = det.with_backend("torch").scan([photo], workers=0)
+    (face,) = row["faces"]
+    side = quad_side(np.array(face["quad"]))
+    assert (
+        face["verdict"] is None and face["note"] == f"face too small to judge ({side:.0f} px)" and side < 96
+    )
+    assert row["verdict"] is None and row["note"] == face["note"]

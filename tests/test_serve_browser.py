@@ -445,13 +445,11 @@ def test_the_polygon_follows_a_tilted_face_found_by_the_service(page, tmp_path, 
 # ------------------------------------------------------------------------------------------------ provenance
 
 
-@pytest.mark.xfail(
-    reason="known after merging ux and provenance: a no-face declared file now shows no face bar; the test's "
-    "face-bar expectation needs updating (next session)",
-    strict=False,
-)
 def test_the_provenance_panel_shows_a_signed_declaration(page, tmp_path):
-    """A C2PA-signed file (tests/provenance_files.py): the card says fake by declaration and what it is worth."""
+    """A C2PA-signed file (tests/provenance_files.py): the card says fake by declaration and what it is worth.
+
+    Its pixels hold no face, so no face is scored: the declaration alone gives the verdict, and the note says
+    that no face was found (the one rule for faces)."""
     import provenance_files as pf
 
     signed = tmp_path / "signed.jpg"
@@ -471,5 +469,6 @@ def test_the_provenance_panel_shows_a_signed_declaration(page, tmp_path):
     finding = panel.locator("li").first
     sync_api.expect(finding).to_contain_text("C2PA: manifest by provenance-tests 1.0")
     sync_api.expect(finding.locator("em")).to_contain_text("anyone can sign")
-    assert card.locator(".face .bar").count() >= 1  # the pixel score is still shown beside it
+    sync_api.expect(card.locator(".note")).to_contain_text("no face found")
+    assert card.locator(".face .bar").count() == 0  # no face, so no pixel score beside the declaration
     assert not page.problems, page.problems

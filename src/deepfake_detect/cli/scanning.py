@@ -11,6 +11,10 @@ import typer
 
 from deepfake_detect.cli._app import RunsDir, _example, _out, app
 
+# The face-finding flags get a panel of their own: in the one Options table, the longest flag
+# (--fallback-whole-image) was cut at 80 columns.
+FACES_PANEL = "Finding faces"
+
 
 @app.command(
     epilog=_example(
@@ -31,21 +35,24 @@ def scan(
         bool,
         typer.Option(
             "--detect/--no-detect",
+            rich_help_panel=FACES_PANEL,
             help="Find faces (see --framing). --no-detect: each image is already a face crop, like the 140k data.",
         ),
     ] = True,
     framing: Annotated[
         str,
         typer.Option(
+            rich_help_panel=FACES_PANEL,
             help="ffhq: BlazeFace and the face mesh, then FFHQ's oriented square (the training framing); dlib: "
             "the same square from dlib's 68 landmarks (slower); box: the Haar cascade's upright box, for "
-            "comparison. None falls back to another."
+            "comparison. None falls back to another.",
         ),
     ] = "ffhq",
     fallback_whole_image: Annotated[
         bool,
         typer.Option(
             "--fallback-whole-image",
+            rich_help_panel=FACES_PANEL,
             help="Score the whole image when no face is found (default: no verdict).",
         ),
     ] = False,

@@ -25,7 +25,8 @@ def train(
         list[str] | None,
         typer.Option(
             help="Data set folder (train/valid/test, real/fake). Repeat for a data mix, each PATH[:WEIGHT]: "
-            "a source may hold one class; classes are drawn half and half, by weight within a class."
+            "a source may hold one class; classes are drawn half and half, by weight within a class. "
+            "photos:PATH is a folder of whole photos: each one's face is found and framed as scan frames it."
         ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name; see `deepfake-detect models`.")] = None,

@@ -85,6 +85,9 @@ FACE_SHARE = 0.14
 # is not a face. Chosen on faces140k valid faces pasted into 2,000 px photos (bench_small_faces.py): at 60 px,
 # tiles of 14% found 78%, of 20% 91%, and 94% with the lower score; no face was found in the backgrounds.
 SMALLEST_FACE = 60
+# A photo longer than this is tiled on a copy reduced to it: the issue's largest photos, and a bound on what a
+# faceless photo costs (a 90 MP one would take some 1,700 calls); its smallest face grows in proportion.
+TILED_MAX_SIDE = 4000
 TILE_FACE_SHARE = 0.2
 TILE_GROWTH = 3
 TILE_OVERLAP = 0.25
@@ -265,9 +268,12 @@ def smallest_face(shape: tuple[int, ...], second_look: bool = True) -> float:
     --------
     >>> smallest_face((2000, 1500)), smallest_face((2000, 1500), second_look=False), smallest_face((300, 200))
     (60.0, 280.0, 42.0)
+    >>> smallest_face((8000, 6000))
+    120.0
     """
     whole = round(FACE_SHARE * max(shape[:2]), 1)
-    return float(min(whole, SMALLEST_FACE)) if second_look else float(whole)
+    tiled = SMALLEST_FACE * max(1.0, max(shape[:2]) / TILED_MAX_SIDE)
+    return float(min(whole, tiled)) if second_look else float(whole)
 
 
 def tile_sides(shape: tuple[int, ...]) -> list[int]:
@@ -327,8 +333,23 @@ def tile_look(rgb: np.ndarray, looks: Looks | None = None) -> list[Detection]:
     >>> looks = Looks()
     >>> tile_look(np.zeros((1000, 800, 3), np.uint8), looks), looks.calls, looks.tiles
     ([], 20, [300])
+
+    A photo longer than :data:`TILED_MAX_SIDE` is tiled on a copy reduced to it (the same calls as a 4,000 px
+    photo), and the detections are scaled back:
+
+    >>> looks = Looks()
+    >>> _ = tile_look(np.zeros((6000, 8000, 3), np.uint8), looks); looks.calls
+    268
     """
+    import cv2
+
     looks = looks if looks is not None else Looks()
+    scale = min(1.0, TILED_MAX_SIDE / max(rgb.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        small = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+        found = tile_look(small, looks)
+        return [Detection(d.box / scale, d.keypoints / scale, d.score) for d in found]
     return merge([d for side in tile_sides(rgb.shape) for d in tiles(rgb, side, looks)])
 
 

@@ -39,7 +39,7 @@ FRAMINGS = ("ffhq", "dlib", "box")
 # scan's framing unless told otherwise, and the framing of a photo source's crops.
 DEFAULT_FRAMING = "ffhq"
 # Raise when a framing's code or constants change what it crops: stored crops keyed by framing_key go stale.
-FRAMING_VERSION = 2
+FRAMING_VERSION = 3
 # The face finders of the framings that resample FFHQ's square.
 _FINDERS = {"ffhq": blazeface.find_faces, "dlib": landmarks.find_faces}
 
