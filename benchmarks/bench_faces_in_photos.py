@@ -51,8 +51,8 @@ from deepfake_detect.scan.pipeline import default_workers
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importable once its folder is on the path
+from results_md import RESULTS, replace_block  # noqa: E402
 
-RESULTS = HERE / "RESULTS.md"
 JSON_OUT = HERE / "faces_in_photos.json"
 BEGIN, END = "<!-- faces-in-photos:begin -->", "<!-- faces-in-photos:end -->"
 FOUND_IOU = 0.5
@@ -264,13 +264,7 @@ def section(report: dict) -> str:
 
 
 def write_results(report: dict, results_md: Path) -> None:
-    text = results_md.read_text() if results_md.exists() else "# Benchmarks\n"
-    block = section(report)
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results_md.write_text(text)
+    replace_block(section(report), BEGIN, END, results_md)
 
 
 # ------------------------------------------------------------------------------------------------ speed only

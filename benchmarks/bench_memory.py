@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from results_md import RESULTS
+
 LARGE = {"train": 49_000, "valid": 500, "test": 500}  # per class: 100,000 images in all
 SMALL = {"train": 400, "valid": 50, "test": 50}  # per class: 1,000 images in all
 

@@ -27,10 +27,10 @@ from deepfake_detect.inference.onnx import onnx_logits, onnx_session
 from deepfake_detect.models import count_macs, count_parameters
 from deepfake_detect.scan.detector import load_detector
 from deepfake_detect.training.train import train
+from results_md import RESULTS, replace_block
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "models.jsonl"
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- models:begin -->", "<!-- models:end -->"
 
 
@@ -149,12 +149,7 @@ def write_results(rows: list[dict]) -> None:
         + render_table(rows)
         + END
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    replace_block(section, BEGIN, END, RESULTS)
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importable once its folder is on the path
 from bench_faces_in_photos import FOUND_IOU, quad_iou  # noqa: E402
+from results_md import RESULTS, replace_block  # noqa: E402
 
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- profiles:begin -->", "<!-- profiles:end -->"
 BUCKETS = (
     (0.0, 0.15, "frontal (< 0.15)"),
@@ -115,12 +115,7 @@ def main() -> None:
     )
     print(block)
     if args.limit is None:
-        text = args.results.read_text()
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.results.write_text(text)
+        replace_block(block, BEGIN, END, args.results)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,12 @@ import deepfake_detect as dd
 from deepfake_detect.core.runs import code_version, environment_info
 from deepfake_detect.data.layout import list_split
 from deepfake_detect.reporting.error_analysis import wilson_interval
+from results_md import RESULTS, replace_block
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importable once its folder is on the path
 
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- real-photos:begin -->", "<!-- real-photos:end -->"
 
 
@@ -138,13 +138,7 @@ def main() -> None:
     }
     print(section(report))
     if args.limit is None:
-        text = args.results.read_text()
-        block = section(report)
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.results.write_text(text)
+        replace_block(section(report), BEGIN, END, args.results)
 
 
 if __name__ == "__main__":

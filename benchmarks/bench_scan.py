@@ -30,8 +30,7 @@ from deepfake_detect.core.runs import code_version, environment_info
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.models import create_model, get_model_cfg
 from deepfake_detect.scan.pipeline import default_workers
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from results_md import RESULTS
 
 
 def jpegs(folder: str, limit: int | None) -> list[str]:

@@ -32,8 +32,8 @@ import httpx
 import numpy as np
 
 from deepfake_detect.core.runs import code_version, environment_info
+from results_md import RESULTS
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_DATA", "../shared/data/faces140k")) / "test"
 
 

@@ -33,8 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importable once its folder is on the path
 from bench_faces_in_photos import FOUND_IOU, quad_iou  # noqa: E402
+from results_md import RESULTS, replace_block  # noqa: E402
 
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- small-faces:begin -->", "<!-- small-faces:end -->"
 PHOTO = (1500, 2000)  # height, width
 SIDES = (60, 100)
@@ -161,13 +161,7 @@ def main() -> None:
     }
     print(section(report))
     if args.limit is None:
-        text = args.results.read_text()
-        block = section(report)
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.results.write_text(text)
+        replace_block(section(report), BEGIN, END, args.results)
 
 
 if __name__ == "__main__":

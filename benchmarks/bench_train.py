@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -23,8 +22,7 @@ from deepfake_detect.data import list_split
 from deepfake_detect.data.dataset import FaceDataset, make_loader
 from deepfake_detect.models import create_model
 from deepfake_detect.training.loop import preprocess_for, train_one_epoch
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from results_md import RESULTS
 
 
 def measure(cfg: TrainConfig, steps: int, channels_last: bool) -> float:

@@ -25,10 +25,10 @@ from deepfake_detect.core.config import load_config
 from deepfake_detect.core.runs import code_version, environment_info
 from deepfake_detect.evaluation.evaluate import evaluate
 from deepfake_detect.training.train import train
+from results_md import RESULTS, replace_block
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "screening.jsonl"
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- screening:begin -->", "<!-- screening:end -->"
 TRANSFER_BEGIN, TRANSFER_END = "<!-- transfer:begin -->", "<!-- transfer:end -->"
 # The kind of screening row that bench_generalisation.py --screen appends: one diffusion model held out.
@@ -213,13 +213,7 @@ def ablation_table(rows: list[dict[str, Any]]) -> str:
 
 def write_section(body: str, begin: str, end: str, heading: str) -> None:
     """Put ``body`` between the ``begin``/``end`` markers of RESULTS.md, or append it under ``heading``."""
-    text = RESULTS.read_text()
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n## {heading}\n\n{block}\n"
-    RESULTS.write_text(text)
+    replace_block(f"{begin}\n{body}\n{end}", begin, end, RESULTS, heading)
 
 
 def with_interval(figures: dict[str, Any], key: str) -> str:

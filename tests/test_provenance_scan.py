@@ -93,24 +93,18 @@ def test_worker_processes_read_provenance_too(det, folder):
 # --------------------------------------------------------------------------------------------- the command
 
 
+def quiet_scan_of(folder: Path, weights: str) -> tuple[str, ...]:
+    """scan's words for the fixture folder: the torch backend, the Haar framing, no worker processes."""
+    return (str(folder), "--model", weights, "--backend", "torch", "--framing", "box", "--workers", "0", "-q")
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["scan", *args], catch_exceptions=False)
     return result.exit_code, result.stdout
 
 
 def test_the_command_gives_each_kind_its_verdict_in_json_and_csv(weights, folder, tmp_path):
-    common = (
-        str(folder),
-        "--model",
-        weights,
-        "--backend",
-        "torch",
-        "--framing",
-        "box",
-        "--workers",
-        "0",
-        "-q",
-    )
+    common = quiet_scan_of(folder, weights)
     code, out = run(*common, "--json")
     rows = by_name([json.loads(line) for line in out.splitlines()])
     code_off, out_off = run(*common, "--json", "--no-provenance")
@@ -132,19 +126,7 @@ def test_the_command_writes_provenance_to_parquet_and_round_trips(weights, folde
     pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow ('deepfake-detect[parquet]')")
     from deepfake_detect.scan.parquet import read_results
 
-    common = (
-        str(folder),
-        "--model",
-        weights,
-        "--backend",
-        "torch",
-        "--framing",
-        "box",
-        "--workers",
-        "0",
-        "-q",
-        "--no-detect",
-    )
+    common = (*quiet_scan_of(folder, weights), "--no-detect")
     code, out = run(*common, "--json")
     rows = by_name([json.loads(line) for line in out.splitlines()])
     assert run(*common, "--output", str(tmp_path / "scan.parquet"))[0] == 0
