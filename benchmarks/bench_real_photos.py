@@ -9,7 +9,8 @@ model's stored threshold and "uncertain" band). Per set and framing:
 * uncertain: photos whose verdict is "uncertain", over all photos;
 * both with 95% Wilson intervals.
 
-Sets: ``photos/studio-london`` valid and test (``../shared/data/photos``, whole 1,024 px studio portraits) and
+Sets: ``photos/studio-london`` valid and test (``../shared/data/photos``, whole 1,024 px studio portraits), and
+all its splits pooled when the model never trained on it (the leave-this-source-out FPR), and
 the real photos of the faces-in-photos benchmark (``make_faces_in_photos.py --seed 0``: faces140k test reals
 warped into faceless backgrounds, +-20 degrees). Full runs rewrite the section between the markers in
 benchmarks/RESULTS.md; ``--limit`` only prints.
@@ -41,14 +42,35 @@ import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importa
 BEGIN, END = "<!-- real-photos:begin -->", "<!-- real-photos:end -->"
 
 
-def photo_sets(args, tmp: Path) -> dict[str, list[Path]]:
-    """The real photos of each set, by set name."""
+def trained_on(det, source: str) -> bool:
+    """Whether the model's recorded training data names ``source`` (the run's ``--data`` specs)."""
+    data = (det.metadata.get("config") or {}).get("data") or []
+    return any(source in str(spec) for spec in ([data] if isinstance(data, str) else data))
+
+
+def real_photos(folder: Path, splits: tuple[str, ...], limit: int | None) -> list[Path]:
+    photos = []
+    for split in splits:
+        if (folder / split).is_dir():
+            photos += [s.path for s in list_split(folder, split, classes_present="any") if s.label == 0]
+    return photos[:limit]
+
+
+def photo_sets(args, tmp: Path, det) -> dict[str, list[Path]]:
+    """The real photos of each set, by set name.
+
+    studio-london's valid and test always; when the model never trained on studio-london, also all three
+    splits pooled (204 photos): the leave-this-source-out FPR, with a narrower interval than one split's.
+    """
     sets = {}
     studio = args.photos / "studio-london"
     for split in ("valid", "test"):
         if (studio / split).is_dir():
-            listed = list_split(studio, split, classes_present="any")
-            sets[f"studio-london {split}"] = [s.path for s in listed if s.label == 0][: args.limit]
+            sets[f"studio-london {split}"] = real_photos(studio, (split,), args.limit)
+    if studio.is_dir() and not trained_on(det, "studio-london"):
+        sets["studio-london all splits (left out of training)"] = real_photos(
+            studio, ("train", "valid", "test"), args.limit
+        )
     if args.faces140k.is_dir():
         manifest = maker.build(
             args.faces140k, tmp / "fip20", seed=0, max_angle=20.0, limit=args.limit and 2 * args.limit
@@ -99,7 +121,8 @@ def section(report: dict) -> str:
         f"{BEGIN}\n## Real photos through the scan path (issue 22)\n\n"
         f"`benchmarks/bench_real_photos.py`, model {report['model']}, its stored threshold and uncertain band; "
         "every photo is real, scanned whole with face finding. FPR = photos called fake / all photos (a photo "
-        "without a face has no verdict); uncertain likewise. No training: today's default model. "
+        "without a face has no verdict); uncertain likewise. No training: the model as shipped. A set marked "
+        "'left out of training' is a source the model never saw (its training data as recorded in its metadata). "
         f"Machine: {env['cpu']}; commit {report['commit']}; {report['date']}.\n\n"
         + table(report["rows"])
         + f"\n{END}"
@@ -125,7 +148,7 @@ def main() -> None:
     det = dd.load_detector(args.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, files in photo_sets(args, Path(tmp)).items():
+        for name, files in photo_sets(args, Path(tmp), det).items():
             for framing in args.framings.split(","):
                 rows.append({"set": name} | measure(det, files, framing, args.batch_size))
                 print(rows[-1], flush=True)

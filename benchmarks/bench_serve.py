@@ -6,10 +6,10 @@ Starts ``deepfake-detect serve`` in a subprocess on a free loopback port and mea
 * 1 client sending sequential requests (the HTTP baseline);
 * ``--clients`` concurrent clients (default 16) for ``--duration`` seconds (default 60).
 
-Each request uploads one image to ``POST /v1/scan`` with the API's defaults (face detection on, whole image
-when no face is found). The load loop stops at the deadline or after ``--max-requests``, whichever comes
-first. The server's resident memory (VmRSS) is sampled every 0.25 s: at the start of the load, its peak and
-at the end. A section with the machine, commit and date is appended to benchmarks/RESULTS.md; each figure
+Each request uploads one image to ``POST /v1/scan`` with the API's defaults (face detection on, the model's
+default backend; a photo without a face gets no verdict). The load loop stops at the deadline or after
+``--max-requests``, whichever comes first. The server's resident memory (VmRSS) is sampled every 0.25 s: at
+the start of the load, its peak and at the end. A section with the machine, commit and date is appended to benchmarks/RESULTS.md; each figure
 stands beside its ratio to a baseline of the same run.
 
     python benchmarks/bench_serve.py --data ../shared/data/faces140k/test --duration 60
@@ -167,7 +167,9 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of face photos")
     parser.add_argument("--model", default="default")
-    parser.add_argument("--backend", default="onnx-int8", help="serve --backend (default: the int8 graph)")
+    parser.add_argument(
+        "--backend", default="auto", help="serve --backend (default: the model's own default)"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the concurrent load")
     parser.add_argument("--baseline-duration", type=float, default=15.0, help="seconds of each baseline")
