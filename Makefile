@@ -1,9 +1,11 @@
-# Two commands work on a fresh clone: `make demo` and `make test`. Both set up .venv from requirements.lock.
+# Two commands work on a fresh clone: `make demo` and `make test`. Both set up .venv from requirements.lock and
+# requirements-nodeps.lock (packages installed without their declared dependencies).
 # `make test` runs every test and every doctest (what CI runs); `make test-fast` leaves out the tests marked slow.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+LOCKS := requirements.lock requirements-nodeps.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 DEEPFAKE_DATA ?= ../shared/data/faces140k
 export DEEPFAKE_DATA
 export HF_HUB_OFFLINE := 1
@@ -13,9 +15,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): $(LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -44,7 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py --data $(DEEPFAKE_DATA)
 
 lock: $(STAMP)
-	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
+	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' | grep -vixF -f requirements-nodeps.lock > requirements.lock.new
 	@echo "review requirements.lock.new, then move it over requirements.lock (keep the header lines)"
 
 clean:

