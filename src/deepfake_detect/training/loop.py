@@ -340,10 +340,8 @@ def _train_epochs(
     Returns True when interrupted (Ctrl-C, or another rank stopped): the best weights so far are then kept.
     """
     net, judged = ctx.wrap(state.model), _judged(state)
-    if state.adversary is not None:
-        state.adversary.net = ctx.wrap(
-            state.adversary.head
-        )  # its gradients averaged over ranks like the model's
+    if state.adversary is not None:  # the head's gradients are averaged over the ranks as the model's are
+        state.adversary.net = ctx.wrap(state.adversary.head)
     save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, feed.steps_per_epoch, start)
     try:
         for epoch in range(state.epoch, cfg.epochs):
