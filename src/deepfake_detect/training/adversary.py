@@ -34,6 +34,7 @@ __all__ = [
     "class_sources",
     "source_loss",
     "SourceBatch",
+    "majority_accuracy",
     "SourceAdversary",
 ]
 
@@ -157,14 +158,15 @@ class SourceBatch:
         Counted samples whose source the head named.
     counted : int
         Samples of a class with two sources or more (the others say nothing).
-    chance : float
-        Summed accuracy of guessing: one over the number of sources of each counted sample's class.
+    counts : Tensor of shape (2, K)
+        Counted samples by class and source: always naming each class's most frequent source is the accuracy
+        the head must beat to know anything (:func:`majority_accuracy`).
     """
 
     loss: torch.Tensor
     hits: int
     counted: int
-    chance: float
+    counts: torch.Tensor
 
 
 def source_loss(
@@ -197,18 +199,41 @@ def source_loss(
     >>> allowed = torch.tensor([[True, False, True], [False, True, False]])
     >>> logits = torch.tensor([[2.0, 9.0, 0.0], [0.0, 5.0, 0.0]])
     >>> batch = source_loss(logits, torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), allowed)
-    >>> round(batch.loss.item(), 4), batch.hits, batch.counted, batch.chance
-    (0.1269, 1, 1, 0.5)
+    >>> round(batch.loss.item(), 4), batch.hits, batch.counted, batch.counts.tolist()
+    (0.1269, 1, 1, [[1, 0, 0], [0, 0, 0]])
     """
     within = allowed.to(logits.device)[labels.long()]  # (B, K): the sources of each sample's class
-    per_class = within.sum(dim=1)  # (B,)
-    counted = per_class >= 2
+    counted = within.sum(dim=1) >= 2  # (B,)
     masked = logits.masked_fill(~within, float("-inf"))[counted]  # (n, K)
     targets = sources.to(logits.device)[counted]
     loss = F.cross_entropy(masked.float(), targets, reduction="sum")
     hits = int((masked.argmax(dim=1) == targets).sum()) if len(targets) else 0
-    chance = float((1.0 / per_class[counted].double()).sum())
-    return SourceBatch(loss, hits, int(counted.sum()), chance)
+    counts = torch.zeros(allowed.shape, dtype=torch.long)
+    counts.index_put_(
+        (labels[counted].long().cpu(), targets.cpu()),
+        torch.ones(len(targets), dtype=torch.long),
+        accumulate=True,
+    )
+    return SourceBatch(loss, hits, len(targets), counts)
+
+
+def majority_accuracy(counts: torch.Tensor) -> float:
+    """The accuracy of always naming each class's most frequent source: what the head must beat.
+
+    Parameters
+    ----------
+    counts : Tensor of shape (2, K)
+        Samples by class and source (:attr:`SourceBatch.counts`, summed over batches).
+
+    Examples
+    --------
+    Reals 6 from source 0 and 2 from source 2; fakes 3 and 5 from sources 0 and 1:
+
+    >>> majority_accuracy(torch.tensor([[6, 0, 2], [3, 5, 0]]))
+    0.6875
+    """
+    total = int(counts.sum())
+    return float(counts.max(dim=1).values.sum()) / total if total else float("nan")
 
 
 class SourceAdversary:

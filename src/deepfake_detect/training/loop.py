@@ -41,7 +41,7 @@ from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights, s
 from deepfake_detect.data.transforms import Degradations, Preprocess
 from deepfake_detect.metrics.calibration import calibrate_on_validation
 from deepfake_detect.models import create_model, get_model_cfg
-from deepfake_detect.training.adversary import SourceAdversary
+from deepfake_detect.training.adversary import SourceAdversary, majority_accuracy
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
 from deepfake_detect.training.parts import (
@@ -509,7 +509,8 @@ def _adversarial_step(model, x, y, idx, optimizer, adversary: SourceAdversary, a
     acc.source_loss += sources.loss.item()
     acc.source_hits += sources.hits
     acc.source_counted += sources.counted
-    acc.source_chance += sources.chance
+    counts = sources.counts + torch.tensor(acc.source_counts) if acc.source_counts else sources.counts
+    acc.source_counts = counts.tolist()
     acc.source_weight = weight
     return detection, logits
 
@@ -524,10 +525,12 @@ def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
         "train_img_per_s": acc.seen / acc.seconds,
         "bad_images": acc.n_bad,
     }
-    if acc.source_counted:  # the source adversary's columns: its accuracy falling toward chance is it working
+    if (
+        acc.source_counted
+    ):  # the source adversary's columns: its accuracy falling to the majority's is it working
         row["train_source_loss"] = acc.source_loss / acc.source_counted
         row["train_source_accuracy"] = acc.source_hits / acc.source_counted
-        row["train_source_chance"] = acc.source_chance / acc.source_counted
+        row["train_source_majority"] = majority_accuracy(torch.tensor(acc.source_counts))
         row["train_source_weight"] = acc.source_weight
     return row
 

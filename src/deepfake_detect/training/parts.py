@@ -47,8 +47,9 @@ HISTORY_FIELDS = (
     "bad_images",
 )
 # The source adversary's columns (training/adversary.py), written only by the runs that have one: the head's
-# cross-entropy and accuracy within each sample's class, the accuracy of guessing, the reversal weight.
-SOURCE_FIELDS = ("train_source_loss", "train_source_accuracy", "train_source_chance", "train_source_weight")
+# cross-entropy and accuracy within each sample's class, the accuracy of always naming the class's most drawn
+# source (what the head must beat to know anything), the reversal weight of the epoch's last step.
+SOURCE_FIELDS = ("train_source_loss", "train_source_accuracy", "train_source_majority", "train_source_weight")
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -189,7 +190,7 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
         f"{row['train_img_per_s']:.1f} img/s  {row['epoch_seconds']:.0f}s"
         + (f"  skipped {row['bad_images']} unreadable" if row["bad_images"] else "")
         + (
-            f"  source_acc {row['train_source_accuracy']:.3f} (chance {row['train_source_chance']:.3f})"
+            f"  source_acc {row['train_source_accuracy']:.3f} (majority {row['train_source_majority']:.3f})"
             if "train_source_accuracy" in row
             else ""
         )

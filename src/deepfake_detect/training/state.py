@@ -89,10 +89,12 @@ class EpochProgress:
         ``loss * batch size`` of each step.
     logits, labels : list of Tensor
         Training logits and labels of each step, for the epoch's accuracy and AUC.
-    source_loss, source_hits, source_counted, source_chance, source_weight : float, int, int, float, float
+    source_loss, source_hits, source_counted, source_weight : float, int, int, float
         The source adversary's running totals (see :class:`~deepfake_detect.training.adversary.SourceBatch`):
-        summed cross-entropy, right guesses, samples counted, summed chance accuracy, and the reversal weight
-        of the last step; zero without one.
+        summed cross-entropy, right guesses, samples counted, and the reversal weight of the last step; zero
+        without one.
+    source_counts : list of list of int
+        The samples counted by class and source (``[]`` until the first step with the adversary).
     """
 
     lr: float
@@ -106,8 +108,8 @@ class EpochProgress:
     source_loss: float = 0.0
     source_hits: int = 0
     source_counted: int = 0
-    source_chance: float = 0.0
     source_weight: float = 0.0
+    source_counts: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -238,7 +240,7 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
 
 _PROGRESS_NUMBERS = ("lr", "batches", "seen", "n_bad", "seconds", "losses")
 # A checkpoint written before the source adversary lacks these; EpochProgress's zeros then stand in.
-_SOURCE_NUMBERS = ("source_loss", "source_hits", "source_counted", "source_chance", "source_weight")
+_SOURCE_NUMBERS = ("source_loss", "source_hits", "source_counted", "source_weight", "source_counts")
 
 
 def _progress_payload(progress: EpochProgress | None) -> tuple[dict[str, torch.Tensor], dict | None]:
