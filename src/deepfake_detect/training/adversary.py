@@ -261,6 +261,26 @@ class SourceAdversary:
     ------
     ConfigError
         When no class has two sources: there would be nothing to tell apart.
+
+    Examples
+    --------
+    Reals from ``faces`` and ``cam``, fakes from ``faces`` and ``gen``; ten steps, five an epoch:
+
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> adversary = SourceAdversary(
+    ...     net, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 2]), ["faces", "cam", "gen"],
+    ...     weight=0.3, ramp=True, total_steps=10, steps_per_epoch=5, seed=0,
+    ... )
+    >>> adversary.groups()
+    {'real': ['faces', 'cam'], 'fake': ['faces', 'gen']}
+    >>> adversary.set_epoch(1)
+    >>> round(adversary.weight_at(0), 3)  # step 5 of 10: DANN's ramp is at 0.987 of the weight
+    0.296
+    >>> with adversary.features_of(net) as seen:
+    ...     logits = net(torch.rand(2, 3, 2, 2))
+    >>> batch = adversary.batch(seen[0], torch.tensor([0.0, 1.0]), torch.tensor([1, 3]), 0.296)
+    >>> batch.counted, batch.counts.tolist()
+    (2, [[0, 1, 0], [0, 0, 1]])
     """
 
     def __init__(

@@ -41,7 +41,7 @@ from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights, s
 from deepfake_detect.data.transforms import Degradations, Preprocess
 from deepfake_detect.metrics.calibration import calibrate_on_validation
 from deepfake_detect.models import create_model, get_model_cfg
-from deepfake_detect.training.adversary import SourceAdversary, majority_accuracy
+from deepfake_detect.training.adversary import SourceAdversary, SourceBatch, majority_accuracy
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
 from deepfake_detect.training.parts import (
@@ -506,13 +506,18 @@ def _adversarial_step(model, x, y, idx, optimizer, adversary: SourceAdversary, a
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    acc.source_loss += sources.loss.item()
-    acc.source_hits += sources.hits
-    acc.source_counted += sources.counted
-    counts = sources.counts + torch.tensor(acc.source_counts) if acc.source_counts else sources.counts
-    acc.source_counts = counts.tolist()
-    acc.source_weight = weight
+    _add_source_figures(acc, sources, weight)
     return detection, logits
+
+
+def _add_source_figures(acc: EpochProgress, batch: SourceBatch, weight: float) -> None:
+    """Add a batch's source-head figures to the epoch's running totals."""
+    acc.source_loss += batch.loss.item()
+    acc.source_hits += batch.hits
+    acc.source_counted += batch.counted
+    counts = batch.counts + torch.tensor(acc.source_counts) if acc.source_counts else batch.counts
+    acc.source_counts = counts.tolist()  # (2, K) as lists: the checkpoint stores it as JSON
+    acc.source_weight = weight
 
 
 def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
@@ -525,9 +530,8 @@ def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
         "train_img_per_s": acc.seen / acc.seconds,
         "bad_images": acc.n_bad,
     }
-    if (
-        acc.source_counted
-    ):  # the source adversary's columns: its accuracy falling to the majority's is it working
+    # The source adversary's columns: its accuracy falling to the majority's is the adversary working.
+    if acc.source_counted:
         row["train_source_loss"] = acc.source_loss / acc.source_counted
         row["train_source_accuracy"] = acc.source_hits / acc.source_counted
         row["train_source_majority"] = majority_accuracy(torch.tensor(acc.source_counts))
