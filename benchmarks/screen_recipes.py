@@ -76,6 +76,9 @@ DEFAULT_MIX = {
     "mix_weights": {"faces140k": 2.0},
     "threshold_max_fpr": 0.02,
 }
+# Issue 21: every source's compression and resizing history blurred into one distribution (double JPEG on
+# aligned and shifted grids, resampling with random kernels), on both classes.
+FINGERPRINT_FREE = {"aug_djpeg_p": 0.5, "aug_resample_p": 0.5}
 RECIPES: dict[str, dict[str, Any]] = {
     "faces140k-only": {"mix": ("faces140k",)},
     "base": {},
@@ -91,12 +94,24 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "default-mix": DEFAULT_MIX,
     # Issue 21, transfer between diffusion models. Each is the default's recipe with one lever:
-    # every source's compression and resizing history blurred into one distribution (double JPEG on aligned
-    # and shifted grids, resampling with random kernels), on both classes;
-    "fingerprint-free": {**DEFAULT_MIX, "aug_djpeg_p": 0.5, "aug_resample_p": 0.5},
+    # the sources' fingerprints removed (FINGERPRINT_FREE);
+    "fingerprint-free": {**DEFAULT_MIX, **FINGERPRINT_FREE},
     # native-resolution 128 px crops of the 256 px face instead of resizing it to 128: traces that resizing
     # erases survive, and the crop hides most of the framing and background.
     "native-crop": {**DEFAULT_MIX, "resize_mode": "crop"},
+    # a source head behind a gradient reversal (training/adversary.py): the features are pushed to stop telling
+    # the sources of a class apart (FFHQ from UTKFace and the web portraits; StyleGAN from the other
+    # generators), so what separates real from fake must be what the sources share. DANN raises the reversal
+    # weight from 0 toward 1 with 2/(1+exp(-10p))-1 (the ramp, on by default); its ceiling here is 0.3, not
+    # 1, because the two losses differ in size: the head starts at ln 3 = 1.1 nats (three sources a class in
+    # the leave-one-diffusion-out mix) while default-mix's training loss goes from 0.63 to 0.32 over its
+    # 5-epoch screen, so at 1 the reversed gradient would outweigh the detector's own. 0.3 rather than 0.1:
+    # with the ramp, a 5-epoch screen spends its first epoch below 0.76 of the ceiling, and a screen should
+    # show the lever if it has one.
+    "source-adversarial": {**DEFAULT_MIX, "source_adversary": 0.3},
+    # both levers that remove what identifies a source: the adversary on the features, and FINGERPRINT_FREE on
+    # the pixels (the compression and resizing histories the adversary would otherwise have to fight alone).
+    "source-adversarial+fingerprint-free": {**DEFAULT_MIX, **FINGERPRINT_FREE, "source_adversary": 0.3},
     "cnndet+safe": {**CNNDET, **SAFE},
     "cnndet+zoom": {**CNNDET, "aug_zoom_p": 0.5, "aug_zoom_scale": (0.5, 1.0)},
     "cnndet-sd2": {**CNNDET, "mix_weights": {"sd21-sdfd": 2.0}},

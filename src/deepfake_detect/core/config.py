@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import numbers
 import os
 import tomllib
@@ -118,6 +119,17 @@ class TrainConfig:
     aug_djpeg_p, aug_djpeg_quality, aug_resample_p, aug_resample_scale : float or tuple
         Double JPEG on aligned and shifted grids, and resampling with random kernels, against a source's
         compression and resizing fingerprints (see ``Augmentation``).
+    source_adversary : float
+        The weight of the source adversary (issue 21; :mod:`deepfake_detect.training.adversary`): when above
+        0, a head on the model's pooled features learns which source of the data mix each training image came
+        from, among the sources of its own class, behind a gradient reversal that pushes the backbone the
+        other way with this weight, so that the features stop telling the sources of a class apart. The data
+        mix needs two sources or more within a class. The head is part of the training state, never of the
+        saved model; ``history.csv`` gains its loss and accuracy each epoch. 0 (the default) creates nothing
+        and changes nothing.
+    source_adversary_ramp : bool
+        Raise that weight from 0 over training with DANN's ``2 / (1 + exp(-10 p)) - 1`` (``p`` the share of
+        the training steps done), so the head learns the sources before the backbone is pushed from them.
     ema_decay : float
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and validate and
         save the average; 0 turns it off.
@@ -217,6 +229,8 @@ class TrainConfig:
     aug_djpeg_quality: tuple[int, int] = Augmentation.djpeg_quality
     aug_resample_p: float = Augmentation.resample_p
     aug_resample_scale: tuple[float, float] = Augmentation.resample_scale
+    source_adversary: float = 0.0
+    source_adversary_ramp: bool = True
     ema_decay: float = 0.0
     tta_flip: bool = False
     abstain_precision: float = 0.99
@@ -262,6 +276,11 @@ class TrainConfig:
         if self.checkpoint_every_steps < 0:
             raise ConfigError(
                 f"checkpoint_every_steps must be 0 (off) or more, got {self.checkpoint_every_steps}"
+            )
+        if not 0.0 <= self.source_adversary < math.inf:
+            raise ConfigError(
+                "source_adversary is the weight of the reversed source gradient: 0 (off) or a positive "
+                f"number such as 0.3; got {self.source_adversary}"
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

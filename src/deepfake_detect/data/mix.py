@@ -31,6 +31,7 @@ __all__ = [
     "balanced_epoch_order",
     "is_plain",
     "sample_weights",
+    "source_indices",
 ]
 
 
@@ -142,5 +143,25 @@ def sample_weights(sources: Sequence[Source], samples: Sequence[Sample]) -> torc
     by_name = {s.name: s.weight for s in sources}
     try:
         return torch.tensor([by_name[s.source] for s in samples], dtype=torch.float64)
+    except KeyError as err:
+        raise DataError(f"a sample of source {err.args[0]!r} is not in the mix {list(by_name)}") from None
+
+
+def source_indices(sources: Sequence[Source], samples: Sequence[Sample]) -> torch.Tensor:
+    """Each sample's source as its index in the mix (samples tagged by :func:`list_mix_split`).
+
+    The training loop looks a batch's sources up by the dataset indices its loader yields, so the data
+    pipeline draws and carries nothing more (the source adversary, :mod:`deepfake_detect.training.adversary`).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> mix = parse_sources(["a/faces140k", "b/sd21-sdfd:3"])
+    >>> source_indices(mix, [Sample(Path("x.jpg"), 1, "sd21-sdfd"), Sample(Path("y.jpg"), 0, "faces140k")])
+    tensor([1, 0])
+    """
+    by_name = {s.name: i for i, s in enumerate(sources)}
+    try:
+        return torch.tensor([by_name[s.source] for s in samples], dtype=torch.long)
     except KeyError as err:
         raise DataError(f"a sample of source {err.args[0]!r} is not in the mix {list(by_name)}") from None

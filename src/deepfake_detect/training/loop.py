@@ -37,10 +37,11 @@ from deepfake_detect.core.sources import Source, source_record
 from deepfake_detect.data import resolve_data_root
 from deepfake_detect.data.dataset import DecodedCache, EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
-from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights
+from deepfake_detect.data.mix import is_plain, list_mix_split, sample_weights, source_indices
 from deepfake_detect.data.transforms import Degradations, Preprocess
 from deepfake_detect.metrics.calibration import calibrate_on_validation
 from deepfake_detect.models import create_model, get_model_cfg
+from deepfake_detect.training.adversary import SourceAdversary, SourceBatch, majority_accuracy
 from deepfake_detect.training.band import band_on_validation
 from deepfake_detect.training.distributed import DistContext, session
 from deepfake_detect.training.parts import (
@@ -140,14 +141,14 @@ def _train(
     data_ids = _data_ids(cfg, sources, ctx, progress)
     feed = _feed(cfg, preprocess, sources, data_ids["data_fingerprint"], ctx, progress)
     generators = {"train": feed.train_loader.generator, "valid": feed.val_loader.generator}
-    state = _initial_state(cfg, ctx.device, feed.steps_per_epoch, generators, load_weights=resume is None)
+    state = _initial_state(cfg, ctx.device, feed, sources, generators, load_weights=resume is None)
     run = _open_run(cfg, sources, preprocess, threads, ctx, resume)
     meta = {"config": cfg.to_dict(), **data_ids, "world_size": ctx.world_size}
     checkpoints = Checkpointer(run.checkpoints, meta, enabled=ctx.is_main)
     if resume is not None:
         checkpoints.restore(state)  # weights, optimiser, schedules, history, position, then every RNG
     if ctx.is_main:
-        _log_start(run, feed, preprocess, sources)
+        _log_start(run, feed, preprocess, sources, state.adversary, cfg.class_names)
 
     start = time.perf_counter() - state.elapsed
     with open_tracker(cfg, run, data_ids, enabled=ctx.is_main) as tracker:  # MLflow mirrors rank 0's run
@@ -259,15 +260,30 @@ def _loaders(cfg: TrainConfig, sources, train_ds, val_ds, local_batch: int, ctx:
     return train_loader, sampler, val_loader
 
 
-def _initial_state(cfg, device, steps_per_epoch: int, generators, *, load_weights: bool) -> TrainState:
-    """Fresh model, optimiser, schedules, early stopping and EMA (a resumed run overwrites them all)."""
+def _initial_state(cfg, device, feed: _Feed, sources, generators, *, load_weights: bool) -> TrainState:
+    """Fresh model, optimiser, schedules, early stopping, EMA and source adversary (a resumed run overwrites
+    them all)."""
     model = _initial_model(cfg, device, load_weights=load_weights)
+    adversary = _source_adversary(cfg, model, sources, feed) if cfg.source_adversary > 0 else None
     optimizer = build_optimizer(cfg, model)
-    schedule = step_schedule(cfg, optimizer, steps_per_epoch)
+    if adversary is not None:  # the head trains with the model's settings and schedule: add it before those
+        optimizer.add_param_group({"params": list(adversary.head.parameters())})
+    schedule = step_schedule(cfg, optimizer, feed.steps_per_epoch)
     plateau = plateau_schedule(cfg, optimizer) if schedule is None else None
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     stopper = EarlyStopping(cfg.monitor, cfg.patience)
-    return TrainState(model, optimizer, schedule, plateau, stopper, ema, generators)
+    return TrainState(model, optimizer, schedule, plateau, stopper, ema, generators, adversary=adversary)
+
+
+def _source_adversary(cfg: TrainConfig, model, sources: list[Source], feed: _Feed) -> SourceAdversary:
+    """The source head over the training split's sources (see :mod:`deepfake_detect.training.adversary`)."""
+    samples = feed.train_ds.samples
+    labels = torch.tensor([s.label for s in samples])
+    return SourceAdversary(
+        model, labels, source_indices(sources, samples), [s.name for s in sources],
+        weight=cfg.source_adversary, ramp=cfg.source_adversary_ramp, seed=cfg.seed,
+        total_steps=cfg.epochs * feed.steps_per_epoch, steps_per_epoch=feed.steps_per_epoch,
+    )  # fmt: skip
 
 
 def _initial_model(cfg: TrainConfig, device: torch.device, *, load_weights: bool = True) -> torch.nn.Module:
@@ -302,12 +318,17 @@ def _open_run(cfg, sources, preprocess: Preprocess, threads: int, ctx: DistConte
     return RunDir(Path(ctx.broadcast_str(str(run.path))))
 
 
-def _log_start(run: RunDir, feed: _Feed, preprocess: Preprocess, sources: list[Source]) -> None:
+def _log_start(
+    run: RunDir, feed: _Feed, preprocess: Preprocess, sources: list[Source], adversary, names
+) -> None:
     log.info(
         "run %s: %d train / %d valid images, %s", run.name, len(feed.train_ds), len(feed.val_ds), preprocess
     )
     if not is_plain(sources):
         log.info("data mix: %s", ", ".join(f"{s.name} (weight {s.weight:g})" for s in sources))
+    if adversary is not None:
+        told = "; ".join(f"{c} {', '.join(g)}" for c, g in adversary.groups(names).items())
+        log.info("source adversary, weight %g: tells apart %s", adversary.weight, told)
 
 
 def _train_epochs(
@@ -319,6 +340,8 @@ def _train_epochs(
     Returns True when interrupted (Ctrl-C, or another rank stopped): the best weights so far are then kept.
     """
     net, judged = ctx.wrap(state.model), _judged(state)
+    if state.adversary is not None:  # the head's gradients are averaged over the ranks as the model's are
+        state.adversary.net = ctx.wrap(state.adversary.head)
     save_mid_epoch = _mid_epoch_saver(cfg, checkpoints, state, feed.steps_per_epoch, start)
     try:
         for epoch in range(state.epoch, cfg.epochs):
@@ -331,7 +354,7 @@ def _train_epochs(
             row = train_one_epoch(
                 net, feed.train_loader, state.optimizer, state.schedule, ctx.device,
                 channels_last=cfg.channels_last, progress=progress, ema=state.ema, state=state.progress,
-                max_batches=feed.steps_per_epoch, after_batch=save_mid_epoch,
+                max_batches=feed.steps_per_epoch, after_batch=save_mid_epoch, adversary=state.adversary,
             )  # fmt: skip
             _end_epoch(cfg, ctx, state, row, judged, feed.val_loader, run, tracker, _views(cfg))
             state.elapsed = time.perf_counter() - start
@@ -380,6 +403,8 @@ def _begin_epoch(state: TrainState, epoch: int, generator: torch.Generator) -> N
     state.epoch_rng = generator.get_state()  # the loader draws its worker seed from it when iteration starts
     if state.progress is None:
         state.progress = EpochProgress(lr=state.optimizer.param_groups[0]["lr"])
+    if state.adversary is not None:
+        state.adversary.set_epoch(epoch)
 
 
 def train_one_epoch(
@@ -395,6 +420,7 @@ def train_one_epoch(
     state: EpochProgress | None = None,
     max_batches: int | None = None,
     after_batch=None,
+    adversary: SourceAdversary | None = None,
 ):
     """One pass over the training loader; returns loss, accuracy, AUC, img/s and bad-image count.
 
@@ -416,6 +442,8 @@ def train_one_epoch(
         Stop once the epoch has consumed this many batches in all.
     after_batch : callable, optional
         Called with ``state`` after each batch (to save checkpoints).
+    adversary : SourceAdversary, optional
+        Train its source head beside the model, behind a gradient reversal; its figures go into the row.
     """
     model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -428,7 +456,11 @@ def train_one_epoch(
         acc.batches += 1
         acc.n_bad += bad
         if len(idx) > 0:
-            loss, logits = _train_step(model, x.to(device, memory_format=fmt), y.to(device), optimizer)
+            inputs, targets = x.to(device, memory_format=fmt), y.to(device)
+            if adversary is None:
+                loss, logits = _train_step(model, inputs, targets, optimizer)
+            else:
+                loss, logits = _adversarial_step(model, inputs, targets, idx, optimizer, adversary, acc)
             if schedule is not None:
                 schedule.step()
             if ema is not None:
@@ -459,16 +491,52 @@ def _train_step(model, x, y, optimizer):
     return loss, logits
 
 
+def _adversarial_step(model, x, y, idx, optimizer, adversary: SourceAdversary, acc: EpochProgress):
+    """:func:`_train_step` with the source head: the head minimises its cross-entropy within each sample's
+    class, and the reversal hands the backbone that gradient times ``-weight``. Returns the detection loss
+    (what ``train_loss`` reports) and the logits; the head's figures go into ``acc``."""
+    weight = adversary.weight_at(acc.batches - 1)  # this batch's place in training, counted from 0
+    with adversary.features_of(model.module if isinstance(model, DistributedDataParallel) else model) as seen:
+        logits = model(x)  # (B,)
+    detection = F.binary_cross_entropy_with_logits(logits, y)
+    sources = adversary.batch(seen[0], y, idx, weight)
+    # Summed over the batch's counted samples and divided by the batch size: averaged over ranks as the
+    # detection loss is, it is the single-process loss whatever each rank's share of counted samples.
+    loss = detection + sources.loss / len(idx)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    _add_source_figures(acc, sources, weight)
+    return detection, logits
+
+
+def _add_source_figures(acc: EpochProgress, batch: SourceBatch, weight: float) -> None:
+    """Add a batch's source-head figures to the epoch's running totals."""
+    acc.source_loss += batch.loss.item()
+    acc.source_hits += batch.hits
+    acc.source_counted += batch.counted
+    counts = batch.counts + torch.tensor(acc.source_counts) if acc.source_counts else batch.counts
+    acc.source_counts = counts.tolist()  # (2, K) as lists: the checkpoint stores it as JSON
+    acc.source_weight = weight
+
+
 def _epoch_summary(acc: EpochProgress) -> dict[str, Any]:
     logits_np, labels_np = torch.cat(acc.logits).numpy(), torch.cat(acc.labels).numpy()
     stats = metrics.binary_metrics(labels_np, logits_np, 0.0)
-    return {
+    row = {
         "train_loss": sum(acc.losses) / max(acc.seen, 1),
         "train_accuracy": stats["accuracy"],
         "train_roc_auc": stats["roc_auc"],
         "train_img_per_s": acc.seen / acc.seconds,
         "bad_images": acc.n_bad,
     }
+    # The source adversary's columns: its accuracy falling to the majority's is the adversary working.
+    if acc.source_counted:
+        row["train_source_loss"] = acc.source_loss / acc.source_counted
+        row["train_source_accuracy"] = acc.source_hits / acc.source_counted
+        row["train_source_majority"] = majority_accuracy(torch.tensor(acc.source_counts))
+        row["train_source_weight"] = acc.source_weight
+    return row
 
 
 def _end_epoch(

@@ -19,6 +19,7 @@ from deepfake_detect.core.config import TrainConfig
 
 __all__ = [
     "HISTORY_FIELDS",
+    "SOURCE_FIELDS",
     "WeightAverage",
     "EarlyStopping",
     "build_optimizer",
@@ -45,6 +46,10 @@ HISTORY_FIELDS = (
     "epoch_seconds",
     "bad_images",
 )
+# The source adversary's columns (training/adversary.py), written only by the runs that have one: the head's
+# cross-entropy and accuracy within each sample's class, the accuracy of always naming the class's most drawn
+# source (what the head must beat to know anything), the reversal weight of the epoch's last step.
+SOURCE_FIELDS = ("train_source_loss", "train_source_accuracy", "train_source_majority", "train_source_weight")
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -166,9 +171,11 @@ class EarlyStopping:
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write the epochs' rows as CSV with the :data:`HISTORY_FIELDS` columns (other keys are left out)."""
+    """Write the epochs' rows as CSV with the :data:`HISTORY_FIELDS` columns, then the :data:`SOURCE_FIELDS`
+    when the rows have them (other keys are left out)."""
+    extra = tuple(name for name in SOURCE_FIELDS if any(name in row for row in rows))
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS + extra, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -182,6 +189,11 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
         f"val_f1 {row['val_f1']:.4f}  val_auc {row['val_roc_auc']:.4f}  lr {row['lr']:.2e}  "
         f"{row['train_img_per_s']:.1f} img/s  {row['epoch_seconds']:.0f}s"
         + (f"  skipped {row['bad_images']} unreadable" if row["bad_images"] else "")
+        + (
+            f"  source_acc {row['train_source_accuracy']:.3f} (majority {row['train_source_majority']:.3f})"
+            if "train_source_accuracy" in row
+            else ""
+        )
     )
 
 

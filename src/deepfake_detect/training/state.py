@@ -16,7 +16,7 @@ The folder is deleted when the run finishes without interruption (the run's weig
 an interrupted run keeps it for ``--resume``.
 
 Each file holds the tensors (named ``model/...``, ``optimizer/<param>/<key>``, ``ema/...``, ``best/...``,
-``progress/...``) and, in its header, the JSON state and a SHA-256 over the tensors and that JSON. A write goes
+``adversary/...`` (the source head, when the run has one), ``progress/...``) and, in its header, the JSON state and a SHA-256 over the tensors and that JSON. A write goes
 to a temporary file that is fsynced, then ``last`` becomes ``prev`` and the temporary file becomes ``last``
 (both atomic renames), so a kill at any instant leaves at least one complete, verifiable checkpoint.
 """
@@ -89,6 +89,12 @@ class EpochProgress:
         ``loss * batch size`` of each step.
     logits, labels : list of Tensor
         Training logits and labels of each step, for the epoch's accuracy and AUC.
+    source_loss, source_hits, source_counted, source_weight : float, int, int, float
+        The source adversary's running totals (see :class:`~deepfake_detect.training.adversary.SourceBatch`):
+        summed cross-entropy, right guesses, samples counted, and the reversal weight of the last step; zero
+        without one.
+    source_counts : list of list of int
+        The samples counted by class and source (``[]`` until the first step with the adversary).
     """
 
     lr: float
@@ -99,6 +105,11 @@ class EpochProgress:
     losses: list[float] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)
     labels: list[torch.Tensor] = field(default_factory=list)
+    source_loss: float = 0.0
+    source_hits: int = 0
+    source_counted: int = 0
+    source_weight: float = 0.0
+    source_counts: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +119,8 @@ class TrainState:
     ``stopper`` is an ``EarlyStopping`` and ``ema`` a ``WeightAverage`` (see :mod:`deepfake_detect.training.parts`);
     ``generators`` are the DataLoaders' generators by name, and ``epoch_rng`` is the train loader's generator
     state at the start of the current epoch (the loader draws from it once an epoch, when iteration starts).
+    ``adversary`` is the run's :class:`~deepfake_detect.training.adversary.SourceAdversary`, or None: its head
+    is saved with the state (never with the model).
     """
 
     model: torch.nn.Module
@@ -123,6 +136,7 @@ class TrainState:
     progress: EpochProgress | None = None
     elapsed: float = 0.0
     epoch_rng: torch.Tensor | None = None
+    adversary: Any = None
 
     @property
     def position(self) -> tuple[int, int]:
@@ -224,6 +238,11 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
                 moments[key] = torch.empty_like(param).copy_(value)
 
 
+_PROGRESS_NUMBERS = ("lr", "batches", "seen", "n_bad", "seconds", "losses")
+# A checkpoint written before the source adversary lacks these; EpochProgress's zeros then stand in.
+_SOURCE_NUMBERS = ("source_loss", "source_hits", "source_counted", "source_weight", "source_counts")
+
+
 def _progress_payload(progress: EpochProgress | None) -> tuple[dict[str, torch.Tensor], dict | None]:
     if progress is None:
         return {}, None
@@ -231,7 +250,7 @@ def _progress_payload(progress: EpochProgress | None) -> tuple[dict[str, torch.T
     if progress.logits:
         tensors["progress/logits"] = torch.cat(progress.logits)
         tensors["progress/labels"] = torch.cat(progress.labels)
-    doc = {k: getattr(progress, k) for k in ("lr", "batches", "seen", "n_bad", "seconds", "losses")}
+    doc = {k: getattr(progress, k) for k in (*_PROGRESS_NUMBERS, *_SOURCE_NUMBERS)}
     return tensors, doc
 
 
@@ -254,6 +273,8 @@ def _payload(state: TrainState, meta: dict[str, Any]) -> tuple[dict[str, torch.T
         tensors.update(_prefixed("ema", state.ema.module.state_dict()))
     if state.best_state is not None:
         tensors.update(_prefixed("best", state.best_state))
+    if state.adversary is not None:
+        tensors.update(_prefixed("adversary", state.adversary.head.state_dict()))
     stopper = state.stopper
     doc = {
         **meta,
@@ -282,6 +303,8 @@ def restore(state: TrainState, tensors: dict[str, torch.Tensor], doc: dict[str, 
         state.plateau.load_state_dict(doc["plateau"])
     if state.ema is not None:
         state.ema.module.load_state_dict(_unprefixed("ema", tensors))
+    if state.adversary is not None:
+        state.adversary.head.load_state_dict(_unprefixed("adversary", tensors))
     for key, value in doc["stopper"].items():
         setattr(state.stopper, key, value)
     state.best_state = _unprefixed("best", tensors) if doc["has_best"] else None
