@@ -212,8 +212,8 @@ def report(args, card, paths, inproc, single, many, rss, load_before, load_after
         f"`python benchmarks/bench_serve.py` on {machine()}; commit {code_version()}; "
         f"{time.strftime('%Y-%m-%d')}. Model {card['name']} ({card['version']}) on {card['backend']}, "
         f"1 server process, default threads and concurrency 1. Each request: one photo of `{args.data}` "
-        f"({len(paths)} cycled, 256 px JPEG) to `POST /v1/scan` with the defaults (face detection, whole image "
-        f"when none is found). Clients: one asyncio process with httpx, on the same cores as the server. "
+        f"({len(paths)} cycled, 256 px JPEG) to `POST /v1/scan` with the defaults (face detection; no verdict "
+        f"when no face is found). Clients: one asyncio process with httpx, on the same cores as the server. "
         f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after. {args.note}\n",
         "| measure | value | ratio to baseline |",
         "|---|---|---|",

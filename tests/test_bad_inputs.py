@@ -177,6 +177,7 @@ def _rss_mib() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="RSS is read from /proc (Linux)")
 def test_huge_folder_streams_in_bounded_memory(tmp_path, untrained_checkpoint):
     pixels = _save(Image.new("RGB", (16, 16), (10, 20, 30)), "PNG")

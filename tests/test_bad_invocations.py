@@ -97,6 +97,7 @@ def test_a_bad_invocation_is_one_line_naming_the_flag(places, monkeypatch, capsy
     assert "Traceback" not in said and "178956970" not in said  # never Pillow's own words
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_no_traceback_for_a_huge_png(huge_png):
     """The same through a real process: the table's error row quotes --max-pixels, not Pillow's limit."""
     command = [sys.executable, "-m", "deepfake_detect", "scan", str(huge_png), "--model", "default"]

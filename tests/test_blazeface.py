@@ -129,6 +129,7 @@ def test_real_faces_of_60_and_100_px_in_a_2000_px_photo_are_found(shared_data):
         assert found >= 10, f"{found} of {len(faces)} faces of {side} px found"
 
 
+@pytest.mark.slow
 def test_a_photo_over_4000_px_is_tiled_reduced_and_its_faces_come_back_in_its_pixels(face_photo):
     photo = np.repeat(
         np.repeat(_pasted(face_photo, 2000, 240, (1500, 300)), 3, axis=0), 3, axis=1

@@ -70,6 +70,7 @@ def test_onnx_session_threads(tmp_path):
     assert session.get_session_options().intra_op_num_threads == torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_dynamo_exporter(tmp_path):
     model = create_model("notebook-cnn").eval()
     with pytest.raises(ValueError, match="18"):

@@ -327,11 +327,16 @@ def require(framing: str) -> None:
         pytest.skip(f"the {framing} framing's face model is not installed: {err}")
 
 
+# The default framing's property tests run in `make test-fast`; the other framings' only in `make test`
+# (each adds seconds of decoding and keeps the fast suite under its two minutes).
+FRAMING_PARAMS = [f if f == "ffhq" else pytest.param(f, marks=pytest.mark.slow) for f in FRAMINGS]
+
+
 def decode_options(det, detect: bool, framing: str) -> DecodeOptions:
     return DecodeOptions(det.preprocess, detect=detect, framing=framing)
 
 
-@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("framing", FRAMING_PARAMS)
 @with_fixed_examples()
 @HOSTILE
 @given(hostile=hostile_files())
@@ -345,7 +350,7 @@ def test_decode_never_raises_or_hangs(det, framing, hostile):
 GOOD = encode(Image.fromarray(smooth(48, 40, 1)), "PNG")
 
 
-@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("framing", FRAMING_PARAMS)
 @with_fixed_examples(detect=True, fallback=True)  # as the service scans
 @HOSTILE_SCAN
 @given(hostile=hostile_files(), detect=st.booleans(), fallback=st.booleans())
@@ -393,7 +398,7 @@ def test_a_photo_at_the_real_pixel_limit_is_read_and_one_over_it_refused(det):
 # ------------------------------------------------------------------------------------------- the service
 
 
-@pytest.fixture(scope="module", params=FRAMINGS)
+@pytest.fixture(scope="module", params=FRAMING_PARAMS)
 def server(det, request):
     require(request.param)
     config = ServeConfig(

@@ -221,6 +221,7 @@ def test_a_stored_band_reports_coverage_pooled_and_per_source(mix_run, tmp_path)
     assert "Uncertain band" in (copy / "eval_test.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_errors_and_robustness_work_on_the_mix(mix_run, mix_eval, tmp_path):
     from deepfake_detect.evaluation.robustness import format_markdown, robustness
     from deepfake_detect.reporting.error_analysis import error_analysis
