@@ -42,10 +42,11 @@ import make_faces_in_photos as maker  # noqa: E402 - the sibling script, importa
 BEGIN, END = "<!-- real-photos:begin -->", "<!-- real-photos:end -->"
 
 
-def trained_on(det, source: str) -> bool:
-    """Whether the model's recorded training data names ``source`` (the run's ``--data`` specs)."""
-    data = (det.metadata.get("config") or {}).get("data") or []
-    return any(source in str(spec) for spec in ([data] if isinstance(data, str) else data))
+def training_sources(det) -> set[str] | None:
+    """The source names the model trained on, as training recorded them (``data_fingerprints``); None when
+    the model carries no such record (then no set can be called left out)."""
+    recorded = det.metadata.get("data_fingerprints")
+    return set(recorded) if isinstance(recorded, dict) else None
 
 
 def real_photos(folder: Path, splits: tuple[str, ...], limit: int | None) -> list[Path]:
@@ -67,7 +68,8 @@ def photo_sets(args, tmp: Path, det) -> dict[str, list[Path]]:
     for split in ("valid", "test"):
         if (studio / split).is_dir():
             sets[f"studio-london {split}"] = real_photos(studio, (split,), args.limit)
-    if studio.is_dir() and not trained_on(det, "studio-london"):
+    trained = training_sources(det)
+    if studio.is_dir() and trained is not None and "studio-london" not in trained:
         sets["studio-london all splits (left out of training)"] = real_photos(
             studio, ("train", "valid", "test"), args.limit
         )

