@@ -195,6 +195,12 @@ def test_one_step_hands_the_backbone_minus_weight_times_the_heads_gradient():
 # --------------------------------------------------------------------------- config
 
 
+def test_the_config_refuses_the_adversary_on_one_folder_before_any_data_is_read():
+    with pytest.raises(ConfigError, match="two --data sources or more"):
+        TrainConfig(data="no/such/folder", source_adversary=0.3)
+    assert TrainConfig(data=["a/faces140k", "a/sd21-sdfd"], source_adversary=0.3).source_adversary == 0.3
+
+
 def test_the_config_refuses_a_negative_or_undefined_weight():
     assert TrainConfig().source_adversary == 0.0 and TrainConfig().source_adversary_ramp is True
     for bad in (-0.1, float("nan"), float("inf")):

@@ -282,6 +282,12 @@ class TrainConfig:
                 "source_adversary is the weight of the reversed source gradient: 0 (off) or a positive "
                 f"number such as 0.3; got {self.source_adversary}"
             )
+        if self.source_adversary and isinstance(self.data, str):
+            # Said now, not after minutes of fingerprinting: one folder has one source a class.
+            raise ConfigError(
+                "source_adversary tells apart the sources of a data mix, so it needs two --data sources or "
+                "more; train with source_adversary=0 or add a source"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.5 <= self.abstain_precision <= 1.0:
