@@ -32,6 +32,7 @@ from deepfake_detect.training.adversary import (
 from deepfake_detect.training.parts import SOURCE_FIELDS
 from deepfake_detect.training.state import Checkpointer, read_state
 from deepfake_detect.training.train import train
+from killing import train_until
 
 TINY = dict(model="notebook-cnn", batch_size=8, image_size=32, base_size=40, threads=1, patience=10)
 # Largest |w_ddp - w_single| allowed, as in test_distributed.py: the runs differ only in float rounding.
@@ -254,28 +255,14 @@ def test_a_run_with_the_adversary_trains_the_head_and_saves_the_detector_alone(m
     assert json.loads((result.run_dir / "config.json").read_text())["source_adversary"] == 0.5
 
 
-class _Killed(BaseException):
-    """Stands in for SIGKILL in-process: nothing in train() catches it."""
-
-
 @pytest.mark.slow
-def test_a_run_with_the_adversary_killed_mid_epoch_resumes_bit_identically(mix, tmp_path, monkeypatch):
+def test_a_run_with_the_adversary_killed_mid_epoch_resumes_bit_identically(mix, tmp_path):
     cfg = TrainConfig(data=mix, epochs=2, source_adversary=0.3, checkpoint_every_steps=2, **TINY)
     reference = train(cfg.replace(runs_dir=str(tmp_path / "reference")), progress=False).run_dir
     killed = cfg.replace(runs_dir=str(tmp_path / "runs"), run_name="killed")
-    original, saves = Checkpointer.save, [0]
-
-    def save(self, state):
-        original(self, state)
-        saves[0] += 1
-        if saves[0] == 3:  # after batch 2 of epoch 2 (4 batches an epoch: saves at batch 2 and at the end)
-            raise _Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Checkpointer, "save", save)
-        with pytest.raises(_Killed):
-            train(killed, progress=False)
-    run = tmp_path / "runs" / "killed"
+    run = train_until(
+        killed, 3
+    )  # after batch 2 of epoch 2 (4 batches an epoch: saves at batch 2 and the end)
     tensors, doc = read_state(run / "checkpoints" / "last.safetensors")
     assert {"adversary/weight", "adversary/bias"} <= set(tensors)
     assert len(doc["optimizer"]["param_groups"]) == 2 and doc["position"] == {"epoch": 1, "batch": 2}

@@ -35,6 +35,7 @@ from deepfake_detect.data.mix import (
 from deepfake_detect.data.near_duplicates import NEAR_DISTANCE, difference_hash, hash_image_bytes, near_pairs
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.evaluation.evaluate import evaluate
+from killing import train_until
 
 SPLITS = ("train", "valid", "test")
 
@@ -421,14 +422,9 @@ def test_a_mix_run_can_store_the_threshold_that_keeps_each_real_source_under_an_
         TrainConfig(data=str(faces), threshold_max_fpr=1.0)
 
 
-class _Killed(BaseException):
-    """Stands in for SIGKILL in-process: nothing in train() catches it."""
-
-
 @pytest.mark.slow
-def test_a_mix_run_killed_mid_epoch_resumes_bit_identically_and_checks_each_source(tmp_path, monkeypatch):
+def test_a_mix_run_killed_mid_epoch_resumes_bit_identically_and_checks_each_source(tmp_path):
     from deepfake_detect.core.checkpoint import read_metadata
-    from deepfake_detect.training.state import Checkpointer
     from deepfake_detect.training.train import train
 
     faces = make_source(tmp_path / "faces", {"real": (12, 3, 1), "fake": (12, 3, 1)}, seed=0)
@@ -438,19 +434,9 @@ def test_a_mix_run_killed_mid_epoch_resumes_bit_identically_and_checks_each_sour
     reference = train(cfg.replace(runs_dir=str(tmp_path / "reference")), progress=False).run_dir
 
     killed = cfg.replace(runs_dir=str(tmp_path / "runs"), run_name="killed")
-    original, saves = Checkpointer.save, [0]
-
-    def save(self, state):
-        original(self, state)
-        saves[0] += 1
-        if saves[0] == 3:  # after batch 2 of epoch 2 (4 batches an epoch: saves at batch 2 and at the end)
-            raise _Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Checkpointer, "save", save)
-        with pytest.raises(_Killed):
-            train(killed, progress=False)
-    run = tmp_path / "runs" / "killed"
+    run = train_until(
+        killed, 3
+    )  # after batch 2 of epoch 2 (4 batches an epoch: saves at batch 2 and the end)
     (gen / "train" / "fake" / "fake000.jpg").write_bytes(jpeg(photo(77_777)))  # the data changed meanwhile
     with pytest.raises(ConfigError, match=r"changed sources: gen"):
         train(killed, progress=False, resume=run)

@@ -25,13 +25,13 @@ from deepfake_detect.core.runs import RunError
 from deepfake_detect.training.state import (
     LAST,
     PREV,
-    Checkpointer,
     find_run_to_resume,
     read_state,
     resume_config,
     write_state,
 )
 from deepfake_detect.training.train import train
+from killing import train_until
 
 TIMING_METRICS = {"train_seconds"}
 TIMING_COLUMNS = {"train_img_per_s", "epoch_seconds"}
@@ -160,30 +160,10 @@ def test_sigkill_at_any_moment_then_resume(data, reference, tmp_path):
     _assert_same_run(_resume_cli(last.parent.parent), reference)
 
 
-class _Killed(BaseException):
-    """Stands in for SIGKILL in-process: nothing in train() catches it."""
-
-
-def _train_until(cfg: TrainConfig, saves: int, monkeypatch) -> Path:
-    original, count = Checkpointer.save, [0]
-
-    def save(self, state):
-        original(self, state)
-        count[0] += 1
-        if count[0] == saves:
-            raise _Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Checkpointer, "save", save)
-        with pytest.raises(_Killed):
-            train(cfg, progress=False)
-    return Path(cfg.runs_dir) / cfg.run_name
-
-
 @pytest.mark.slow
-def test_corrupt_checkpoint_falls_back_to_the_previous_one(data, reference, tmp_path, monkeypatch, caplog):
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(data, reference, tmp_path, caplog):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
-    run = _train_until(cfg, 5, monkeypatch)
+    run = train_until(cfg, 5)
     last = run / "checkpoints" / LAST
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated, as by a full disk
     with caplog.at_level(logging.WARNING):
@@ -207,9 +187,9 @@ def test_flipped_byte_fails_the_checksum(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_usable_checkpoint_is_a_clear_error(data, tmp_path, monkeypatch):
+def test_no_usable_checkpoint_is_a_clear_error(data, tmp_path):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
-    run = _train_until(cfg, 2, monkeypatch)
+    run = train_until(cfg, 2)
     for name in (LAST, PREV):
         (run / "checkpoints" / name).write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="no usable training checkpoint.*last.*prev"):
@@ -217,9 +197,9 @@ def test_no_usable_checkpoint_is_a_clear_error(data, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_different_config(data, tmp_path, monkeypatch):
+def test_resume_refuses_a_different_config(data, tmp_path):
     cfg = TrainConfig(data=str(data), runs_dir=str(tmp_path), run_name="r", **BASE)
-    run = _train_until(cfg, 1, monkeypatch)
+    run = train_until(cfg, 1)
     with pytest.raises(ConfigError, match=r"these differ: lr: 0.001 -> 0.01"):
         resume_config(run, flags={"lr": 0.01})
     with pytest.raises(ConfigError, match="seed"):

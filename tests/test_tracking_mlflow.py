@@ -43,7 +43,7 @@ from deepfake_detect.core.config import (
 )
 from deepfake_detect.core.runs import RunDir, read_index, write_json
 from deepfake_detect.models import get_model_cfg
-from deepfake_detect.training.state import Checkpointer, config_differences, resume_config
+from deepfake_detect.training.state import config_differences, resume_config
 from deepfake_detect.training.tracking import (
     DEFAULT_TIMEOUT,
     DEFAULT_TRIES,
@@ -55,6 +55,7 @@ from deepfake_detect.training.tracking import (
     store_uri,
 )
 from deepfake_detect.training.train import train
+from killing import train_until
 
 needs_mlflow = pytest.mark.skipif(
     importlib.util.find_spec("mlflow") is None, reason="needs the [mlflow] extra"
@@ -165,24 +166,6 @@ def test_what_may_change_on_resume_goes_in_as_tags_the_rest_as_params():
 # ------------------------------------------------------------------ a local sqlite store (slow: trains)
 
 
-class _Killed(BaseException):
-    """Stands in for SIGKILL in-process: nothing in train() catches it."""
-
-
-def _train_until_killed(cfg: TrainConfig) -> None:
-    """Train ``cfg`` until its first checkpoint is saved, then die."""
-    original = Checkpointer.save
-
-    def save_then_die(self, state):
-        original(self, state)
-        raise _Killed
-
-    with pytest.MonkeyPatch.context() as dying:
-        dying.setattr(Checkpointer, "save", save_then_die)
-        with pytest.raises(_Killed):
-            train(cfg, progress=False)
-
-
 @pytest.fixture(scope="module")
 def tracked(tiny_dataset, tmp_path_factory) -> dict:
     """A 2-epoch run tracked in the default sqlite store: killed after epoch 1's checkpoint, resumed, evaluated
@@ -191,7 +174,7 @@ def tracked(tiny_dataset, tmp_path_factory) -> dict:
     cfg = TrainConfig(data=str(tiny_dataset), runs_dir=str(runs), run_name="r", epochs=2, **TINY)
     with pytest.MonkeyPatch.context() as patch:
         _http_settings(patch)
-        _train_until_killed(cfg)
+        train_until(cfg, 1)
         run = RunDir(runs / "r")
         killed = read_tracking_record(run)
         client = _client(killed["tracking_uri"])
@@ -387,8 +370,8 @@ def test_a_run_started_untracked_and_resumed_tracked_logs_to_the_uri_of_the_envi
     mlflow_server, tiny_dataset, tmp_path
 ):
     untracked = {**TINY, "tracking": "none"}
-    _train_until_killed(
-        TrainConfig(data=str(tiny_dataset), runs_dir=str(tmp_path), run_name="u", epochs=2, **untracked)
+    train_until(
+        TrainConfig(data=str(tiny_dataset), runs_dir=str(tmp_path), run_name="u", epochs=2, **untracked), 1
     )
     run = RunDir(tmp_path / "u")
     assert run.read_config()["tracking_uri"] is None and read_tracking_record(run) is None
