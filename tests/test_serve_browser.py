@@ -75,6 +75,18 @@ def enter_key(page) -> None:
     sync_api.expect(page.locator("#model-info")).to_contain_text("Model notebook-cnn")
 
 
+def scan_with_answer(page, photo, answer: dict, model: dict) -> None:
+    """Upload ``photo`` through the page while the route answers ``/v1/scan`` with ``answer`` (what the page
+    draws is then fixed by the test, not by the model)."""
+    body = json.dumps({"model": model, "results": [answer]})
+    page.route(
+        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+    )
+    enter_key(page)
+    page.set_input_files("#file-input", str(photo))
+    page.click("#scan-button")
+
+
 def test_upload_a_face_see_the_verdict_and_toggle_the_heatmap(
     page, server, tmp_path, capsys, record_property, face_photo
 ):
@@ -205,13 +217,7 @@ def test_a_face_too_small_to_judge_has_no_badge_and_says_why(page, tmp_path):
         "note": note,
     }
     model = {"name": "m", "sha256": "s", "threshold_logit": 0.0, "temperature": 1.0}
-    body = json.dumps({"model": model, "results": [answer]})
-    page.route(
-        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
-    )
-    enter_key(page)
-    page.set_input_files("#file-input", str(photo))
-    page.click("#scan-button")
+    scan_with_answer(page, photo, answer, model)
     card = page.locator(".card")
     sync_api.expect(card.locator(".face")).to_have_count(1, timeout=60_000)
     assert card.locator("h2 .verdict").count() == 0  # the file has no verdict
@@ -233,13 +239,7 @@ def test_labels_of_faces_side_by_side_do_not_overlap(page, tmp_path):
     faces = [face(100, "real"), face(160, "fake"), face(220, "real")]
     answer = {"path": "three.png", "error": None, "verdict": "fake", "p_fake": 0.5, "faces": faces}
     model = {"name": "m", "sha256": "s", "threshold_logit": 0.0, "temperature": 1.0}
-    body = json.dumps({"model": model, "results": [answer]})
-    page.route(
-        "**/v1/scan*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
-    )
-    enter_key(page)
-    page.set_input_files("#file-input", str(photo))
-    page.click("#scan-button")
+    scan_with_answer(page, photo, answer, model)
     labels = page.locator(".photo .face-label")
     sync_api.expect(labels).to_have_count(3, timeout=60_000)
     boxes = labels.evaluate_all(
@@ -384,17 +384,7 @@ def test_quads_and_boxes_are_drawn_from_the_rows(page, tmp_path):
         "faces": faces,
         "model": model,
     }
-    page.route(
-        "**/v1/scan*",
-        lambda route: route.fulfill(
-            status=200,
-            content_type="application/json",
-            body=json.dumps({"model": model, "results": [answer]}),
-        ),
-    )
-    enter_key(page)
-    page.set_input_files("#file-input", str(photo))
-    page.click("#scan-button")
+    scan_with_answer(page, photo, answer, model)
     card = page.locator(".card")
     sync_api.expect(card.locator(".photo .face-shape")).to_have_count(3, timeout=60_000)
     polygon, rect, small = drawn_shapes(card)
