@@ -243,6 +243,35 @@ def test_one_class_sources_list_and_a_mix_needs_both_classes(mix):
     assert not check_dataset(mix["gen"], progress=False).is_usable  # a lone folder needs both classes
 
 
+def test_one_class_of_a_folder_is_a_source_of_its_own(mix):
+    """real:PATH and fake:PATH split one folder into two sources, so one of its families can be held out."""
+    real, fake = f"real:{mix['faces']}", f"fake:{mix['faces']}"
+    samples = list_mix_split(parse_sources([real, str(mix["gen"])]), "valid")
+    assert [(s.source, s.label) for s in samples] == [("faces-real", 0)] * 3 + [("gen", 1)] * 2
+    both = list_mix_split(parse_sources([real, fake]), "train")
+    whole = list_mix_split(parse_sources(str(mix["faces"])), "train")
+    assert sorted((s.path, s.label) for s in both) == sorted((s.path, s.label) for s in whole)
+    assert Counter(s.source for s in both) == {"faces-real": 6, "faces-fake": 6}
+    with pytest.raises(DataError, match="has no real images in its valid split"):
+        list_mix_split(parse_sources([f"real:{mix['gen']}", str(mix["cam"])]), "valid")
+    with pytest.raises(ConfigError, match="holds real photos only"):
+        parse_source(f"fake:photos:{mix['cam']}")
+    assert parse_source(f"{real}:2").weight == 2.0
+
+
+def test_a_one_class_source_fingerprints_its_class_only(mix):
+    prints = fingerprint_sources(
+        parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]), progress=False
+    )
+    whole = fingerprint_dataset(mix["faces"], progress=False)
+    assert len({prints["faces-real"], prints["faces-fake"], whole}) == 3
+    (mix["faces"] / "train" / "fake" / "fake000.jpg").write_bytes(jpeg(photo(77_777)))
+    after = fingerprint_sources(
+        parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]), progress=False
+    )
+    assert after["faces-real"] == prints["faces-real"] and after["faces-fake"] != prints["faces-fake"]
+
+
 # --------------------------------------------------------------------------- fingerprints
 
 

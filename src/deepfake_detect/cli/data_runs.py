@@ -42,7 +42,8 @@ def data_check(
         typer.Argument(
             help="Data set folder with train/valid/test, or the Kaggle download. Several (each PATH[:WEIGHT], "
             "as train --data takes them) check a data mix, whose sources may hold one class each. "
-            "photos:PATH is a folder of whole photos: its faces are found and framed as scan frames them."
+            "photos:PATH is a folder of whole photos: its faces are found and framed as scan frames them. "
+            "A real:PATH or fake:PATH source is checked whole, both classes."
         ),
     ] = None,
     data: Annotated[
