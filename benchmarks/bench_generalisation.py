@@ -24,7 +24,8 @@ from typing import Any
 
 from deepfake_detect.core.config import load_config
 from deepfake_detect.core.runs import code_version
-from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.data.mix import list_mix_split
+from deepfake_detect.evaluation.evaluate import evaluate, resolved_sources
 from deepfake_detect.training.train import train
 from screen_recipes import (
     FACES140K_CLASSES,
@@ -103,6 +104,8 @@ def leave_one_out(recipe: str, held_out: str, args: argparse.Namespace) -> dict[
         "held_out": held_out,
         "kind": "fake family" if held_out in FAKE_FAMILIES else "real source",
         "train_sources": list(train_sources(held_out)),
+        # An epoch has as many draws as the mix's train images: fewer when a large source gives up a class.
+        "train_images": len(list_mix_split(resolved_sources(cfg.data), "train")),
         "epochs": args.epochs,
         "device": args.device,
         "train_minutes": minutes,

@@ -7,7 +7,8 @@ crops like the 140k set's, unless the spec starts with :data:`PHOTOS_PREFIX` (``
 photos, whose faces are found and framed as ``scan`` frames them (:mod:`deepfake_detect.data.photos`). A spec
 starting with ``real:`` or ``fake:`` (:data:`CLASS_PREFIXES`) takes that one class of its folder and leaves the
 other out, so one family of a folder that holds two (faces140k's StyleGAN fakes beside its FFHQ photos) can be
-held out of a training mix; its name says which (``faces140k-real``). Parsing reads no image; :mod:`deepfake_detect.data.mix` lists a mix's images and draws its epochs.
+held out of a training mix; its name says which (``faces140k-real``). Parsing reads no image;
+:mod:`deepfake_detect.data.mix` lists a mix's images and draws its epochs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class Source:
     kind: str = "faces"
     only: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.only not in (None, "real", "fake"):
+            raise ConfigError(f"a source takes the class 'real' or 'fake', not {self.only!r} ({self.root})")
+        if self.only is not None and self.kind == "photos":
+            raise ConfigError(
+                f"a photo source holds real photos only; it takes no class prefix ({self.root})"
+            )
+
     @property
     def only_label(self) -> int | None:
         """The label of the one class this source takes (0 real, 1 fake), or ``None`` for every class."""
@@ -78,7 +87,7 @@ def parse_source(spec: str | os.PathLike[str] | Source) -> Source:
     Raises
     ------
     ConfigError
-        For a weight that is not a positive finite number, or a class prefix on a photo source.
+        For a weight that is not a positive finite number, two class prefixes, or one on a photo source.
 
     Examples
     --------
@@ -90,25 +99,38 @@ def parse_source(spec: str | os.PathLike[str] | Source) -> Source:
     'photos'
     >>> parse_source("real:../shared/data/faces140k:2")
     Source(root='../shared/data/faces140k', weight=2.0, name='faces140k-real', kind='faces', only='real')
+    >>> parse_source("real:2").root  # a folder named real, at weight 2
+    'real'
     """
     if isinstance(spec, Source):
         return spec if spec.name else replace(spec, name=_name(spec.root, spec.only))
-    text, kind, only = os.fspath(spec), "faces", None
-    exists = Path(text).expanduser().exists()
-    for prefix in CLASS_PREFIXES:
-        if text.startswith(prefix) and not exists:
-            text, only = text[len(prefix) :], prefix[:-1]
-    if text.startswith(PHOTOS_PREFIX) and not exists:
+    text, kind, only = os.fspath(spec), "faces", _class_prefix(os.fspath(spec))
+    if only is not None:
+        text = text[len(only) + 1 :]
+    if text.startswith(PHOTOS_PREFIX) and not Path(text).expanduser().exists():
         if only is not None:
             raise ConfigError(f"a photo source holds real photos only; drop {only + ':'!r} from {spec!r}")
         text, kind = text[len(PHOTOS_PREFIX) :], "photos"
+        if _class_prefix(text):
+            raise ConfigError(f"a photo source holds real photos only; drop the class prefix from {spec!r}")
     root, weight = text, 1.0
     head, sep, tail = text.rpartition(":")
-    if sep and head and _is_number(tail) and not exists:
+    if sep and head and _is_number(tail) and not Path(text).expanduser().exists():
         root, weight = head, float(tail)
     if not (weight > 0 and math.isfinite(weight)):
         raise ConfigError(f"a source's weight must be a positive number, got {tail!r} in {text!r}")
     return Source(root, weight, _name(root, only), kind, only)
+
+
+def _class_prefix(text: str) -> str | None:
+    """The class a spec's ``real:``/``fake:`` prefix takes, or ``None``: not when the whole spec is an existing
+    path, nor when a number follows (``real:2`` is the folder ``real`` at weight 2); a second prefix is an error."""
+    prefix = next((p for p in CLASS_PREFIXES if text.startswith(p)), None)
+    if prefix is None or Path(text).expanduser().exists() or _is_number(text[len(prefix) :]):
+        return None
+    if any(text[len(prefix) :].startswith(p) for p in CLASS_PREFIXES):
+        raise ConfigError(f"a source takes one class at most: {text!r} names two")
+    return prefix[:-1]
 
 
 def _name(root: str, only: str | None) -> str:
@@ -124,7 +146,7 @@ def parse_sources(
     Raises
     ------
     ConfigError
-        For no spec, a bad weight, or one folder named twice.
+        For no spec, a bad weight, or one folder named twice (but as its two classes).
 
     Examples
     --------
@@ -132,6 +154,8 @@ def parse_sources(
     ['faces140k', 'sd21-sdfd']
     >>> [s.name for s in parse_sources(["x/real", "y/real"])]
     ['x/real', 'y/real']
+    >>> [s.name for s in parse_sources(["real:d/faces140k", "fake:d/faces140k"])]
+    ['faces140k-real', 'faces140k-fake']
     """
     items = [specs] if isinstance(specs, str | os.PathLike | Source) else list(specs)
     if not items:
@@ -145,7 +169,23 @@ def parse_sources(
     twice = sorted({s.name for s in unique if [u.name for u in unique].count(s.name) > 1})
     if twice:
         raise ConfigError(f"a data mix names each source folder once; {', '.join(twice)} is named twice")
+    _refuse_overlapping_classes(unique)
     return unique
+
+
+def _refuse_overlapping_classes(sources: Sequence[Source]) -> None:
+    """One folder may appear twice only as its two classes (``real:X`` and ``fake:X``): otherwise some of its
+    images would sit in two sources and be drawn twice as often as their weights say."""
+    for i, a in enumerate(sources):
+        for b in sources[i + 1 :]:
+            same = os.path.normpath(os.path.expanduser(a.root)) == os.path.normpath(
+                os.path.expanduser(b.root)
+            )
+            if same and (a.only is None or b.only is None or a.only == b.only):
+                raise ConfigError(
+                    f"{a.name} and {b.name} share images of one folder ({a.root}); "
+                    "give a folder once, or as its two classes real:PATH and fake:PATH"
+                )
 
 
 def source_record(source: Source) -> dict:

@@ -48,8 +48,8 @@ def list_mix_split(
     """The labelled images of one split of every source, each tagged with its source's name.
 
     A source may hold one class only, or take one class of its folder (``real:PATH``, ``fake:PATH``); the mix
-    as a whole must hold both. ``limit_per_class`` and
-    ``manifest`` apply to each source as :func:`~deepfake_detect.data.layout.list_split` applies them. A photo
+    as a whole must hold both. ``limit_per_class`` and ``manifest`` apply to each source as
+    :func:`~deepfake_detect.data.layout.list_split` applies them. A photo
     source gives the face crops of its photos, framed into (or read from) ``cache_dir``
     (:func:`~deepfake_detect.data.photos.list_photo_split`); its photos without a face are logged and left out.
 
