@@ -8,6 +8,8 @@ test rows are reported.
 
     python benchmarks/bench_generalisation.py --recipe cnndet --epochs 12
     python benchmarks/bench_generalisation.py --recipe cnndet --held-out sd21-sdfd --device cuda --workers 12
+    python benchmarks/bench_generalisation.py --recipe default-mix --held-out faces140k-fake --epochs 5
+                                                    # faces140k's StyleGAN fakes held out, its FFHQ photos kept
     python benchmarks/bench_generalisation.py --table      # rewrite the table in RESULTS.md from the rows
 """
 
@@ -22,9 +24,11 @@ from typing import Any
 
 from deepfake_detect.core.config import load_config
 from deepfake_detect.core.runs import code_version
-from deepfake_detect.evaluation.evaluate import evaluate
+from deepfake_detect.data.mix import list_mix_split
+from deepfake_detect.evaluation.evaluate import evaluate, resolved_sources
 from deepfake_detect.training.train import train
 from screen_recipes import (
+    FACES140K_CLASSES,
     RECIPES,
     SOURCES,
     TRANSFER,
@@ -39,14 +43,23 @@ HERE = Path(__file__).resolve().parent
 ROWS = HERE / "generalisation.jsonl"
 SCREEN_ROWS = HERE / "screening.jsonl"
 BEGIN, END = "<!-- generalisation:begin -->", "<!-- generalisation:end -->"
-FAKE_FAMILIES = ("sd21-sdfd", "gan-boredhumans", "sdxl-sfhq")
+# faces140k-fake: faces140k's StyleGAN fakes held out while its FFHQ photos stay in training (faces140k-real).
+FAKE_FAMILIES = ("sd21-sdfd", "gan-boredhumans", "sdxl-sfhq", "faces140k-fake")
+HELD_OUT_CHOICES = (*SOURCES, *FACES140K_CLASSES)
 # Leave-one-diffusion-model-out: the screen that judges a recipe's transfer between families (issue 21).
 DIFFUSION = ("sd21-sdfd", "sdxl-sfhq")
 
 
+def scored_sources(held_out: str) -> tuple[str, ...]:
+    """Every source a run is scored on: faces140k whole, or as its two classes when one of them is held out
+    (so the held-out class gets a row of its own, scored against the pooled others)."""
+    faces = tuple(FACES140K_CLASSES) if held_out in FACES140K_CLASSES else ("faces140k",)
+    return (*faces, *SOURCES)
+
+
 def train_sources(held_out: str) -> tuple[str, ...]:
     """The sources a run without ``held_out`` trains on, in the mix's order."""
-    return tuple(n for n in ("faces140k", *SOURCES) if n != held_out)
+    return tuple(n for n in scored_sources(held_out) if n != held_out)
 
 
 def held_out_config(recipe: str, held_out: str, args: argparse.Namespace):
@@ -66,9 +79,9 @@ def held_out_config(recipe: str, held_out: str, args: argparse.Namespace):
     return load_config(flags={k: list(v) if isinstance(v, tuple) else v for k, v in flags.items()})
 
 
-def source_rows(run: Path, split: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def source_rows(run: Path, split: str, held_out: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every source's full per-source row (figures and their 95% intervals) on ``split``, by source name."""
-    everything = mix_specs(args.data, ("faces140k", *SOURCES), {})
+    everything = mix_specs(args.data, scored_sources(held_out), {})
     ev = evaluate(run, everything, split=split, n_resamples=200, num_workers=args.workers, progress=False)
     return {
         row["source"]: {k: v for k, v in row.items() if k != "source"} for row in ev.get("per_source", [])
@@ -85,12 +98,14 @@ def leave_one_out(recipe: str, held_out: str, args: argparse.Namespace) -> dict[
         run = train(cfg, progress=False).run_dir
         minutes = round((time.perf_counter() - start) / 60, 2)
     splits = ("valid",) if args.screen else ("valid", "test")
-    scored = {split: source_rows(run, split, args) for split in splits}
+    scored = {split: source_rows(run, split, held_out, args) for split in splits}
     row = {
         "recipe": recipe,
         "held_out": held_out,
         "kind": "fake family" if held_out in FAKE_FAMILIES else "real source",
         "train_sources": list(train_sources(held_out)),
+        # An epoch has as many draws as the mix's train images: fewer when a large source gives up a class.
+        "train_images": len(list_mix_split(resolved_sources(cfg.data), "train")),
         "epochs": args.epochs,
         "device": args.device,
         "train_minutes": minutes,
@@ -111,9 +126,10 @@ ISSUE13_UNIVERSE = ("faces140k", "sd21-sdfd", "gan-boredhumans", "utkface", "web
 
 
 def universe(row: dict[str, Any]) -> tuple[str, ...]:
-    """Every source of the mix a row's run left one out of (its train_sources and its held-out source)."""
+    """Every source of the mix a row's run left one out of (its train_sources and its held-out source), with
+    faces140k's two classes counted as the one source they are."""
     trained = row.get("train_sources") or [n for n in ISSUE13_UNIVERSE if n != row["held_out"]]
-    return tuple(sorted({*trained, row["held_out"]}))
+    return tuple(sorted({"faces140k" if n in FACES140K_CLASSES else n for n in (*trained, row["held_out"])}))
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -164,7 +180,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--recipe", default="cnndet", choices=sorted(RECIPES))
-    parser.add_argument("--held-out", nargs="+", default=None, choices=SOURCES)
+    parser.add_argument("--held-out", nargs="+", default=None, choices=HELD_OUT_CHOICES)
     parser.add_argument(
         "--data", type=Path, default=Path("../shared/data"), help="holds faces140k/ and sources/"
     )
@@ -190,7 +206,7 @@ def main() -> None:
     args = parser.parse_args()
     args.rows = args.rows or (SCREEN_ROWS if args.screen else ROWS)
     if not args.table:
-        for held_out in args.held_out or (DIFFUSION if args.screen else SOURCES):
+        for held_out in args.held_out or (DIFFUSION if args.screen else (*SOURCES, "faces140k-fake")):
             row = leave_one_out(args.recipe, held_out, args)
             with open(args.rows, "a") as handle:
                 handle.write(json.dumps(row) + "\n")

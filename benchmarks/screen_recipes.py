@@ -132,13 +132,22 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+# One class of faces140k as a source of its own (``real:PATH``/``fake:PATH``), so its StyleGAN fakes can be held
+# out as a family while its FFHQ photos stay in training; each keeps faces140k's weight in the mix.
+FACES140K_CLASSES = {"faces140k-real": "real", "faces140k-fake": "fake"}
+
+
 def mix_specs(data: Path, names: tuple[str, ...], weights: dict[str, float]) -> list[str]:
-    """``PATH[:WEIGHT]`` specs of the named sources under ``data`` (faces140k, or sources/<name>)."""
+    """``[real:|fake:]PATH[:WEIGHT]`` specs of the named sources under ``data`` (faces140k, one class of it, or
+    sources/<name>)."""
     specs = []
     for name in names:
-        root = data / name if name == "faces140k" else data / "sources" / name
-        weight = weights.get(name, 1.0)
-        specs.append(f"{root}:{weight:g}" if weight != 1.0 else str(root))
+        only = FACES140K_CLASSES.get(name)
+        base = "faces140k" if only else name
+        root = data / base if base == "faces140k" else data / "sources" / base
+        weight = weights.get(base, 1.0)
+        spec = f"{root}:{weight:g}" if weight != 1.0 else str(root)
+        specs.append(f"{only}:{spec}" if only else spec)
     return specs
 
 

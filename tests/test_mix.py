@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from deepfake_detect.cli import app as cli_app
 from deepfake_detect.core.config import ConfigError, TrainConfig, config_from_dict, load_config
 from deepfake_detect.core.exceptions import DataError
-from deepfake_detect.core.sources import parse_source
+from deepfake_detect.core.sources import Source, parse_source, source_from_record, source_record
 from deepfake_detect.data import check_dataset, check_mix, fingerprint_dataset
 from deepfake_detect.data.dataset import EpochShuffle, FaceDataset, make_loader
 from deepfake_detect.data.fingerprint import combine_fingerprints, fingerprint_sources
@@ -243,6 +243,61 @@ def test_one_class_sources_list_and_a_mix_needs_both_classes(mix):
     assert not check_dataset(mix["gen"], progress=False).is_usable  # a lone folder needs both classes
 
 
+def test_one_class_of_a_folder_is_a_source_of_its_own(mix):
+    """real:PATH and fake:PATH split one folder into two sources, so one of its families can be held out."""
+    real, fake = f"real:{mix['faces']}", f"fake:{mix['faces']}"
+    samples = list_mix_split(parse_sources([real, str(mix["gen"])]), "valid")
+    assert [(s.source, s.label) for s in samples] == [("faces-real", 0)] * 3 + [("gen", 1)] * 2
+    both = list_mix_split(parse_sources([real, fake]), "train")
+    whole = list_mix_split(parse_sources(str(mix["faces"])), "train")
+    assert sorted((s.path, s.label) for s in both) == sorted((s.path, s.label) for s in whole)
+    assert Counter(s.source for s in both) == {"faces-real": 6, "faces-fake": 6}
+    with pytest.raises(DataError, match="has no real images in its valid split"):
+        list_mix_split(parse_sources([f"real:{mix['gen']}", str(mix["cam"])]), "valid")
+    with pytest.raises(ConfigError, match="holds real photos only"):
+        parse_source(f"fake:photos:{mix['cam']}")
+    assert parse_source(f"{real}:2").weight == 2.0
+
+
+def test_class_prefixes_parse_strictly_and_a_folder_comes_once_or_as_its_two_classes(mix):
+    assert parse_source("real:2") == parse_source("real:2.0") and parse_source("real:2").only is None
+    for spec in ("real:fake:d", "photos:real:d", "real:photos:d"):
+        with pytest.raises(ConfigError):
+            parse_source(spec)
+    with pytest.raises(ConfigError, match="not 'both'"):
+        Source("d", only="both")
+    with pytest.raises(ConfigError, match="share images of one folder"):
+        parse_sources([str(mix["faces"]), f"real:{mix['faces']}"])
+    with pytest.raises(ConfigError, match="share images of one folder"):
+        parse_sources([f"fake:{mix['faces']}", f"fake:{mix['gen']}/../faces"])
+    record = source_record(parse_source(f"fake:{mix['faces']}:2"))
+    assert source_from_record(json.loads(json.dumps(record))) == parse_source(f"fake:{mix['faces']}:2")
+
+
+def test_data_check_of_a_folders_two_classes_counts_each_once(mix):
+    report = check_mix([f"real:{mix['faces']}", f"fake:{mix['faces']}"], progress=False, workers=2)
+    assert not report.has_leakage and report.cross_source == []  # the two classes share no file
+    assert report.counts["train"] == {"real": 6, "fake": 6}
+    assert report.fingerprint == combine_fingerprints(
+        parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]),
+        fingerprint_sources(parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]), progress=False),
+    )
+    assert not check_mix([f"real:{mix['faces']}", str(mix["cam"])], progress=False, workers=2).is_usable
+
+
+def test_a_one_class_source_fingerprints_its_class_only(mix):
+    prints = fingerprint_sources(
+        parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]), progress=False
+    )
+    whole = fingerprint_dataset(mix["faces"], progress=False)
+    assert len({prints["faces-real"], prints["faces-fake"], whole}) == 3
+    (mix["faces"] / "train" / "fake" / "fake000.jpg").write_bytes(jpeg(photo(77_777)))
+    after = fingerprint_sources(
+        parse_sources([f"real:{mix['faces']}", f"fake:{mix['faces']}"]), progress=False
+    )
+    assert after["faces-real"] == prints["faces-real"] and after["faces-fake"] != prints["faces-fake"]
+
+
 # --------------------------------------------------------------------------- fingerprints
 
 
@@ -399,6 +454,35 @@ def test_training_on_a_two_source_mix_records_each_source(tmp_path):
     card = model_card(load_detector(str(run), backend="torch"), runs_dir=tmp_path / "runs")
     assert card["training_data_fingerprints"] == prints
     assert ModelCard(**card).training_data_fingerprint == meta["data_fingerprint"]
+
+
+def test_a_run_on_one_class_of_a_folder_trains_records_and_scores_that_class_only(tmp_path):
+    from deepfake_detect.core.checkpoint import read_metadata
+    from deepfake_detect.training.train import train
+
+    faces = make_source(tmp_path / "faces", {"real": (8, 4, 2), "fake": (8, 4, 2)}, seed=0)
+    gen = make_source(tmp_path / "gen", {"fake": (6, 3, 2)}, seed=500)
+    cfg = TrainConfig(
+        data=[f"real:{faces}", str(gen)],
+        runs_dir=str(tmp_path / "runs"),
+        model="notebook-cnn",
+        epochs=1,
+        batch_size=8,
+        image_size=32,
+        base_size=40,
+        threads=1,
+    )
+    run = train(cfg, progress=False).run_dir
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_sources"][0] == {
+        "name": "faces-real",
+        "root": str(faces),
+        "weight": 1.0,
+        "only": "real",
+    }
+    assert list(read_metadata(run / "model.safetensors")["data_fingerprints"]) == ["faces-real", "gen"]
+    scored = evaluate(run, split="valid", n_resamples=20, progress=False)  # the run's recorded sources
+    assert [(r["source"], r["n"]) for r in scored["per_source"]] == [("faces-real", 4), ("gen", 3)]
 
 
 def test_a_mix_run_can_store_the_threshold_that_keeps_each_real_source_under_an_fpr(tmp_path):

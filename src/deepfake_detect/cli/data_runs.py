@@ -42,7 +42,8 @@ def data_check(
         typer.Argument(
             help="Data set folder with train/valid/test, or the Kaggle download. Several (each PATH[:WEIGHT], "
             "as train --data takes them) check a data mix, whose sources may hold one class each. "
-            "photos:PATH is a folder of whole photos: its faces are found and framed as scan frames them."
+            "photos:PATH is a folder of whole photos: its faces are found and framed as scan frames them. "
+            "real:PATH or fake:PATH checks that one class of a folder."
         ),
     ] = None,
     data: Annotated[
@@ -82,7 +83,8 @@ def data_check(
 
         source = parse_source(specs[0])
         root = resolve_data_root(source.root)
-        report = check_dataset(root, class_names=names, workers=workers, near_distance=near)
+        only = None if source.only_label is None else names[source.only_label]
+        report = check_dataset(root, class_names=names, workers=workers, near_distance=near, only=only)
         if source.kind == "photos":
             from deepfake_detect.data.photos import check_photos
 

@@ -26,7 +26,8 @@ def train(
         typer.Option(
             help="Data set folder (train/valid/test, real/fake). Repeat for a data mix, each PATH[:WEIGHT]: "
             "a source may hold one class; classes are drawn half and half, by weight within a class. "
-            "photos:PATH is a folder of whole photos: each one's face is found and framed as scan frames it."
+            "photos:PATH is a folder of whole photos: each one's face is found and framed as scan frames it. "
+            "real:PATH or fake:PATH takes that one class of a folder (reported as NAME-real or NAME-fake)."
         ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name; see `deepfake-detect models`.")] = None,

@@ -215,6 +215,7 @@ def fingerprint_dataset(
     progress: bool = True,
     manifest: bool | None = None,
     classes_present: str = "both",
+    only_label: int | None = None,
 ) -> str:
     """Hash every image of the given splits and return :func:`data_fingerprint` of them.
 
@@ -234,6 +235,8 @@ def fingerprint_dataset(
         Where the splits are listed, as for :func:`~deepfake_detect.data.list_split`.
     classes_present : {"both", "any"}
         ``any`` accepts a source of a data mix that holds one class only (the same files where both exist).
+    only_label : int, optional
+        Hash the images of this label only (a one-class source, ``real:PATH`` or ``fake:PATH``).
 
     Returns
     -------
@@ -252,6 +255,7 @@ def fingerprint_dataset(
         for s in list_split(
             base, split, class_names=class_names, manifest=manifest, classes_present=classes_present
         )
+        if only_label in (None, s.label)
     ]
     return data_fingerprint(base, hash_files(paths, workers=workers, progress=progress))
 
@@ -267,7 +271,7 @@ def fingerprint_sources(
     """:func:`fingerprint_dataset` of each source of a data mix (one class may be absent), by source name.
 
     A photo source's fingerprint also covers how its faces are framed (the framing's key), since its samples
-    are the crops framed from the photos.
+    are the crops framed from the photos; a one-class source's covers the images of its class only.
 
     Returns
     -------
@@ -283,6 +287,7 @@ def fingerprint_sources(
             progress=progress,
             manifest=manifest,
             classes_present="any",
+            only_label=source.only_label,
         )
         if source.kind == "photos":
             photos = photo_fingerprint(photos)

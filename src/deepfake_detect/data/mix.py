@@ -4,7 +4,8 @@ A source named ``photos:PATH`` holds whole photos: its samples are the face crop
 :mod:`deepfake_detect.data.photos` frames from them as ``scan`` does.
 
 ``--data faces140k --data sources/sd21-sdfd:2 --data sources/utkface`` names three sources. A source may hold
-one class only (a generator's fakes, a camera's reals). Within each class an image is drawn with a probability
+one class only (a generator's fakes, a camera's reals), or take one class of a folder that holds two
+(``--data real:faces140k``). Within each class an image is drawn with a probability
 proportional to its source's weight (weight 1 everywhere: each image of a class equally often), and the two
 classes are drawn half and half in every epoch, whatever their sizes; an epoch has as many images as the mix's
 train splits together. A single source with weight 1 keeps the plain shuffled epoch of a one-folder run.
@@ -46,8 +47,9 @@ def list_mix_split(
 ) -> list[Sample]:
     """The labelled images of one split of every source, each tagged with its source's name.
 
-    A source may hold one class only; the mix as a whole must hold both. ``limit_per_class`` and
-    ``manifest`` apply to each source as :func:`~deepfake_detect.data.layout.list_split` applies them. A photo
+    A source may hold one class only, or take one class of its folder (``real:PATH``, ``fake:PATH``); the mix
+    as a whole must hold both. ``limit_per_class`` and ``manifest`` apply to each source as
+    :func:`~deepfake_detect.data.layout.list_split` applies them. A photo
     source gives the face crops of its photos, framed into (or read from) ``cache_dir``
     (:func:`~deepfake_detect.data.photos.list_photo_split`); its photos without a face are logged and left out.
 
@@ -74,7 +76,10 @@ def list_mix_split(
             manifest=manifest,
             classes_present="any",
         )
-        samples.extend(Sample(s.path, s.label, source.name) for s in listed)
+        taken = [s for s in listed if source.only_label in (None, s.label)]
+        if source.only is not None and not taken:
+            raise DataError(f"{source.name}: {source.root} has no {source.only} images in its {split} split")
+        samples.extend(Sample(s.path, s.label, source.name) for s in taken)
     missing = [name for label, name in enumerate(class_names) if not any(s.label == label for s in samples)]
     if missing:
         raise DataError(f"the data mix has no {' or '.join(missing)} images in its {split} split")

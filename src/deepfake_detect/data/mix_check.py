@@ -95,7 +95,14 @@ class MixReport:
         """The report as plain JSON-serialisable types."""
         return {
             "sources": [
-                {"name": s.name, "root": s.root, "weight": s.weight, "kind": s.kind, "report": r.to_dict()}
+                {
+                    "name": s.name,
+                    "root": s.root,
+                    "weight": s.weight,
+                    "kind": s.kind,
+                    "only": s.only,
+                    "report": r.to_dict(),
+                }
                 for s, r in zip(self.sources, self.reports, strict=True)
             ],
             "counts": self.counts,
@@ -189,6 +196,7 @@ def check_mix(
             progress=progress,
             near_distance=near_distance,
             classes_present="any",
+            only=None if s.only_label is None else class_names[s.only_label],
         )
         for s in sources
     ]

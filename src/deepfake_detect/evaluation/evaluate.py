@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ def resolved_sources(data: DataSpec) -> list[Source]:
     ...
     deepfake_detect.core.exceptions.DataError: no such folder: /no/such/folder
     """
-    return [Source(str(resolve_data_root(s.root)), s.weight, s.name, s.kind) for s in parse_sources(data)]
+    return [replace(s, root=str(resolve_data_root(s.root))) for s in parse_sources(data)]
 
 
 def scoring_detector(weights: str | Path, *, runs_dir: str | Path = "runs") -> Network:

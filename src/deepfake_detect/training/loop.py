@@ -16,7 +16,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ def _train(
 
     Runs inside :func:`~deepfake_detect.core.runtime.deterministic`: seeded, with ``threads`` torch threads.
     """
-    sources = [Source(str(resolve_data_root(s.root)), s.weight, s.name, s.kind) for s in cfg.data_sources()]
+    sources = [replace(s, root=str(resolve_data_root(s.root))) for s in cfg.data_sources()]
     data_ids = _data_ids(cfg, sources, ctx, progress)
     feed = _feed(cfg, preprocess, sources, data_ids["data_fingerprint"], ctx, progress)
     generators = {"train": feed.train_loader.generator, "valid": feed.val_loader.generator}
