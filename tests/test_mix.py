@@ -456,6 +456,7 @@ def test_training_on_a_two_source_mix_records_each_source(tmp_path):
     assert ModelCard(**card).training_data_fingerprint == meta["data_fingerprint"]
 
 
+@pytest.mark.slow
 def test_a_run_on_one_class_of_a_folder_trains_records_and_scores_that_class_only(tmp_path):
     from deepfake_detect.core.checkpoint import read_metadata
     from deepfake_detect.training.train import train
