@@ -416,6 +416,20 @@ def test_data_check_command_checks_a_mix(mix):
 # --------------------------------------------------------------------------- a real training on a mix
 
 
+def tiny_mix_config(tmp_path: Path, data: list[str]) -> TrainConfig:
+    """One epoch of the small notebook CNN on 32 px images, runs under ``tmp_path/runs``: a mix run in seconds."""
+    return TrainConfig(
+        data=data,
+        runs_dir=str(tmp_path / "runs"),
+        model="notebook-cnn",
+        epochs=1,
+        batch_size=8,
+        image_size=32,
+        base_size=40,
+        threads=1,
+    )
+
+
 @pytest.mark.slow
 def test_training_on_a_two_source_mix_records_each_source(tmp_path):
     from deepfake_detect.core.checkpoint import read_metadata
@@ -426,16 +440,7 @@ def test_training_on_a_two_source_mix_records_each_source(tmp_path):
 
     faces = make_source(tmp_path / "faces", {"real": (8, 4, 2), "fake": (8, 4, 2)}, seed=0)
     gen = make_source(tmp_path / "gen", {"fake": (6, 3, 2)}, seed=500)
-    cfg = TrainConfig(
-        data=[str(faces), f"{gen}:2"],
-        runs_dir=str(tmp_path / "runs"),
-        model="notebook-cnn",
-        epochs=1,
-        batch_size=8,
-        image_size=32,
-        base_size=40,
-        threads=1,
-    )
+    cfg = tiny_mix_config(tmp_path, [str(faces), f"{gen}:2"])
     run = train(cfg, progress=False).run_dir
     meta = read_metadata(run / "model.safetensors")
     prints = fingerprint_sources(cfg.data_sources(), progress=False)
@@ -463,16 +468,7 @@ def test_a_run_on_one_class_of_a_folder_trains_records_and_scores_that_class_onl
 
     faces = make_source(tmp_path / "faces", {"real": (8, 4, 2), "fake": (8, 4, 2)}, seed=0)
     gen = make_source(tmp_path / "gen", {"fake": (6, 3, 2)}, seed=500)
-    cfg = TrainConfig(
-        data=[f"real:{faces}", str(gen)],
-        runs_dir=str(tmp_path / "runs"),
-        model="notebook-cnn",
-        epochs=1,
-        batch_size=8,
-        image_size=32,
-        base_size=40,
-        threads=1,
-    )
+    cfg = tiny_mix_config(tmp_path, [f"real:{faces}", str(gen)])
     run = train(cfg, progress=False).run_dir
     config = json.loads((run / "config.json").read_text())
     assert config["data_sources"][0] == {
