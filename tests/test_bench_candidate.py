@@ -6,25 +6,15 @@ lower FPR counted as a loss would decide a release wrongly. Figures are made up 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # its sibling modules (results_md, screen_recipes)
-    try:
-        spec = importlib.util.spec_from_file_location("bench_candidate", BENCHMARKS / "bench_candidate.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark_module("bench_candidate") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def figures(faces_auc: float, gen_recall: float, web_fpr: float) -> dict:

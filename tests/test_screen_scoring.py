@@ -8,29 +8,19 @@ scores, nothing is trained.
 from __future__ import annotations
 
 import doctest
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmark_modules import benchmark_module
 from deepfake_detect.data.transforms import Preprocess
 from deepfake_detect.metrics.calibration.fit import calibrate_on_validation
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # its sibling modules (screen_recipes, results_md)
-    try:
-        spec = importlib.util.spec_from_file_location("screen_scoring", BENCHMARKS / "screen_scoring.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark_module("screen_scoring") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def test_docstring_examples_hold(bench):
