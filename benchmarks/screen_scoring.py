@@ -30,10 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from deepfake_detect.core.runs import RunDir, code_version
 from deepfake_detect.data.mix import list_mix_split
-from deepfake_detect.data.transforms import normalize
+from deepfake_detect.data.samples import Sample
+from deepfake_detect.data.transforms import Preprocess, normalize
 from deepfake_detect.evaluation.evaluate import resolved_sources, scoring_detector
 from deepfake_detect.metrics.calibration.fit import calibrate_on_validation
 from deepfake_detect.metrics.per_source import per_source_rows
@@ -43,20 +45,23 @@ DIFFUSION = ("sd21-sdfd", "sdxl-sfhq")
 GRID = 3  # crops a side: 3 x 3 covers a 256 px face with 128 px crops, 64 px apart
 CENTRE = GRID * GRID // 2  # the grid's middle crop is the model's own centre crop
 MIRROR = GRID * GRID  # the mirrored centre crop comes after the grid
-VIEWS = {"centre": 1, "flip": 2, "grid-mean": GRID * GRID, "grid-max": GRID * GRID}
+VIEWS = {"centre": 1, "flip": 2, "grid-mean": GRID * GRID, "grid-max": GRID * GRID, "ensemble": 2}
+# What a corrupt or hostile file raises on decoding: it is reported and skipped, as evaluate does.
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
 
 
 def grid_origins(stored: int, size: int, per_side: int) -> list[tuple[int, int]]:
-    """Top-left corners of a ``per_side`` x ``per_side`` grid of ``size`` crops spanning a ``stored`` square.
+    """Top-left corners of a ``per_side`` x ``per_side`` grid of ``size`` crops spanning a ``stored`` square
+    (floored, so that an odd grid's middle crop is the centre crop ``Preprocess.finish`` takes).
 
     Examples
     --------
     >>> grid_origins(256, 128, 3)[:4]
     [(0, 0), (0, 64), (0, 128), (64, 0)]
-    >>> grid_origins(256, 128, 3)[4]   # the middle one is the centre crop
-    (64, 64)
+    >>> grid_origins(256, 128, 3)[4], grid_origins(259, 128, 3)[4]   # the middle one is the centre crop
+    ((64, 64), (65, 65))
     """
-    steps = [round(i * (stored - size) / (per_side - 1)) for i in range(per_side)]
+    steps = [i * (stored - size) // (per_side - 1) for i in range(per_side)]
     return [(top, left) for top in steps for left in steps]
 
 
@@ -101,40 +106,66 @@ def pool(view_logits: np.ndarray, lever: str) -> np.ndarray:
     return pooled[lever]()
 
 
+def load_views(samples: list[Sample], prep: Preprocess, *, centre_only: bool) -> tuple[list, list[Sample]]:
+    """The views of each readable face and the samples they belong to; an unreadable file is reported on
+    stderr and left out, so one bad image does not stop the screen."""
+    faces, kept = [], []
+    for sample in samples:
+        try:
+            faces.append(views(prep.load(sample.path), prep.size, centre_only=centre_only))
+            kept.append(sample)
+        except UNREADABLE as err:
+            print(f"skipped {sample.path}: {err}", file=sys.stderr)
+    return faces, kept
+
+
 def score_views(
     run: Path, held_out: str, data: Path, *, centre_only: bool = False, batch_size: int = 32
 ) -> dict[str, Any]:
     """Every view's logit (see :func:`views`) for each validation face of the run's mix and of its held-out
-    source, with the faces' labels and source names (an unreadable image is reported and left out)."""
+    source, with the faces' paths, labels and source names, and what the row needs from the run's config."""
     det = scoring_detector(RunDir(run).model)
     config = json.loads(RunDir(run).config.read_text())
+    prep = det.preprocess
+    if prep.resize_mode != "crop":
+        raise SystemExit(
+            f"{run.name} resizes the whole face (resize_mode {prep.resize_mode!r}): no crops to pool"
+        )
     names = tuple(source["name"] for source in config["data_sources"])
     sources = resolved_sources(mix_specs(data, (*names, held_out), {}))
     samples = list_mix_split(sources, "valid", class_names=tuple(det.metadata["class_names"]))
-    prep = det.preprocess
     logits, kept = [], []
     for start in range(0, len(samples), batch_size):
-        faces = []
-        for sample in samples[start : start + batch_size]:
-            try:
-                faces.append(views(prep.load(sample.path), prep.size, centre_only=centre_only))
-                kept.append(sample)
-            except OSError as err:  # a corrupt file: report it, score the rest
-                print(f"skipped {sample.path}: {err}", file=sys.stderr)
+        faces, readable = load_views(samples[start : start + batch_size], prep, centre_only=centre_only)
+        kept += readable
         if faces:
-            stacked = np.concatenate(faces)
-            z = det.logits(normalize(stacked, prep.mean, prep.std))
+            z = det.logits(normalize(np.concatenate(faces), prep.mean, prep.std))
             logits.append(z.reshape(len(faces), -1))
     return {
         "logits": np.concatenate(logits),
+        "paths": [str(s.path) for s in kept],
         "labels": np.array([s.label for s in kept]),
         "names": np.array([s.source for s in kept], dtype=object),
+        "n_unreadable": len(samples) - len(kept),
         "max_fpr": config["threshold_max_fpr"],
+        "stored_threshold": det.threshold_logit,
+        "train_sources": list(names),
+        "epochs": config["epochs"],
     }
 
 
 def lever_figures(z: np.ndarray, scored: dict[str, Any], held_out: str) -> tuple[float, list[dict[str, Any]]]:
-    """The threshold refitted on the training sources' faces alone, and every source's row at it."""
+    """The threshold refitted on the training sources' faces alone, by the rule training uses (each source's
+    reals at or under ``max_fpr``), and every source's row at it.
+
+    Examples
+    --------
+    >>> scored = {"labels": np.array([0, 0, 1, 0, 1]), "names": np.array(["a", "a", "a", "web", "new"]),
+    ...           "max_fpr": 0.0}
+    >>> threshold, rows = lever_figures(np.array([-2.0, -1.0, 2.0, 5.0, 0.0]), scored, "new")
+    >>> threshold > -1.0, [r["source"] for r in rows]    # web's real at 5.0 sets it; "new" never does
+    (True, ['a', 'web', 'new'])
+    """
     y, names = scored["labels"], scored["names"]
     trained = names != held_out
     fitted = calibrate_on_validation(z[trained], y[trained], names[trained], scored["max_fpr"])
@@ -148,19 +179,19 @@ def lever_row(
     """A transfer-screen row (bench_generalisation's layout) for one lever on one held-out source."""
     threshold, rows = lever_figures(z, scored, held_out)
     by_source = {row["source"]: {k: v for k, v in row.items() if k != "source"} for row in rows}
-    config = json.loads(RunDir(run).config.read_text())
-    views_a_face = 2 if lever.startswith("ensemble:") else VIEWS[lever]
+    views_a_face = VIEWS[lever.split(":", 1)[0]]
     return {
         "recipe": f"{recipe} + {lever} scoring",
         "held_out": held_out,
         "kind": "fake family",
-        "train_sources": [s["name"] for s in config["data_sources"]],
-        "epochs": config["epochs"],
+        "train_sources": scored["train_sources"],
+        "epochs": scored["epochs"],
         "device": "cpu",
         "train_minutes": 0.0,
         "valid": by_source[held_out],
         "valid_sources": per_source_figures({"per_source": rows}),
         "threshold_logit": threshold,
+        "n_unreadable": scored["n_unreadable"],
         "lever": lever,
         "note": f"no training; {views_a_face} forward passes a face",
         "run": run.name,
@@ -169,49 +200,60 @@ def lever_row(
     }
 
 
+def trained_row(rows: list[dict[str, Any]], run: Path, held_out: str) -> dict[str, Any] | None:
+    """The latest row the run's own training wrote for ``held_out`` (not a scoring lever's row), if any."""
+    own = [r for r in rows if r.get("run") == run.name and "lever" not in r and r.get("held_out") == held_out]
+    return own[-1] if own else None
+
+
 def check_centre(scored: dict[str, Any], held_out: str, run: Path, rows: list[dict[str, Any]]) -> None:
-    """The centre lever must give the trained row's held-out AUC: the views are the crops ``evaluate`` scores."""
-    _, figures = lever_figures(pool(scored["logits"], "centre"), scored, held_out)
-    auc = next(r["roc_auc"] for r in figures if r["source"] == held_out)
-    trained = [r for r in rows if r.get("run") == run.name and "lever" not in r and r["held_out"] == held_out]
-    if not trained:
-        print(f"{run.name}: centre AUC {auc:.4f}; no trained row to check it against", file=sys.stderr)
-    elif abs(trained[-1]["valid"]["roc_auc"] - auc) > 1e-6:
+    """The centre lever must reproduce the run: its refitted threshold is the one training stored, and its
+    held-out AUC is the one the run's row reports (the views are the crops ``evaluate`` scores)."""
+    threshold, figures = lever_figures(pool(scored["logits"], "centre"), scored, held_out)
+    if abs(threshold - scored["stored_threshold"]) > 1e-4:
         raise SystemExit(
-            f"{run.name}: centre AUC {auc:.6f}, but its row says {trained[-1]['valid']['roc_auc']:.6f}"
+            f"{run.name}: refitted threshold {threshold:.5f}, stored {scored['stored_threshold']:.5f}"
         )
+    auc = next(r["roc_auc"] for r in figures if r["source"] == held_out)
+    row = trained_row(rows, run, held_out)
+    if row is None:
+        print(f"{run.name}: centre AUC {auc:.4f}; no trained row to check it against", file=sys.stderr)
+    elif abs(row["valid"]["roc_auc"] - auc) > 1e-6:
+        raise SystemExit(f"{run.name}: centre AUC {auc:.6f}, but its row says {row['valid']['roc_auc']:.6f}")
     else:
-        print(f"{run.name}: centre AUC {auc:.4f}, as its row says")
+        print(f"{run.name}: threshold {threshold:.4f} and centre AUC {auc:.4f}, as the run and its row say")
 
 
-def screen(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for every lever and held-out diffusion model whose runs exist under ``args.runs_dir``."""
-    torch.set_num_threads(args.threads)
+def ensemble_logits(scored: dict[str, Any], partner: dict[str, Any]) -> np.ndarray:
+    """The two runs' centre logits averaged, face by face (the same faces in the same order, or an error)."""
+    if partner["paths"] != scored["paths"]:
+        raise SystemExit("the two runs of an ensemble read different faces; check their data sources")
+    return (pool(scored["logits"], "centre") + partner["logits"][:, 0]) / 2
+
+
+def screen_held_out(
+    args: argparse.Namespace, held_out: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every lever's row for one held-out diffusion model (an ensemble whose partner run is missing is skipped)."""
+    run = args.runs_dir / f"loo-{args.recipe}-without-{held_out}-e{args.epochs}"
+    scored = score_views(run, held_out, args.data)
+    check_centre(scored, held_out, run, rows)
     out = []
-    for held_out in args.held_out:
-        run = args.runs_dir / f"loo-{args.recipe}-without-{held_out}-e{args.epochs}"
-        scored = score_views(run, held_out, args.data)
-        check_centre(scored, held_out, run, rows)
-        for lever in args.levers:
-            if lever.startswith("ensemble:"):
-                other = args.runs_dir / f"loo-{lever.split(':', 1)[1]}-without-{held_out}-e{args.epochs}"
-                if not RunDir(other).model.exists():
-                    print(f"skipped {lever} for {held_out}: no finished run {other}", file=sys.stderr)
-                    continue
-                partner = score_views(other, held_out, args.data, centre_only=True)
-                if len(partner["names"]) != len(scored["names"]):
-                    raise SystemExit(
-                        f"{other.name} read {len(partner['names'])} faces, {run.name} read {len(scored['names'])}"
-                    )
-                z = (pool(scored["logits"], "centre") + partner["logits"][:, 0]) / 2
-            else:
-                z = pool(scored["logits"], lever)
-            out.append(lever_row(args.recipe, lever, held_out, run, z, scored))
-            print(
-                json.dumps(
-                    {k: out[-1][k] for k in ("recipe", "held_out")} | {"auc": out[-1]["valid"]["roc_auc"]}
-                )
+    for lever in args.levers:
+        if lever.startswith("ensemble:"):
+            other = args.runs_dir / f"loo-{lever.split(':', 1)[1]}-without-{held_out}-e{args.epochs}"
+            if not RunDir(other).model.exists():
+                print(f"skipped {lever} for {held_out}: no finished run {other}", file=sys.stderr)
+                continue
+            z = ensemble_logits(scored, score_views(other, held_out, args.data, centre_only=True))
+        else:
+            z = pool(scored["logits"], lever)
+        out.append(lever_row(args.recipe, lever, held_out, run, z, scored))
+        print(
+            json.dumps(
+                {"recipe": out[-1]["recipe"], "held_out": held_out, "auc": out[-1]["valid"]["roc_auc"]}
             )
+        )
     return out
 
 
@@ -233,10 +275,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
     if not args.table:
-        new = screen(args, rows)
-        with open(args.rows, "a") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in new)
-        rows += new
+        torch.set_num_threads(args.threads)
+        for held_out in args.held_out:  # each held-out source's rows are kept as soon as they are made
+            new = screen_held_out(args, held_out, rows)
+            with open(args.rows, "a") as handle:
+                handle.writelines(json.dumps(row) + "\n" for row in new)
+            rows += new
     write_table(rows)
 
 
